@@ -1,0 +1,46 @@
+/**
+ * Typed errors of the domain. Each carries a machine-readable `code` and the HTTP status an API answers with,
+ * so handlers map them without knowing the domain (smallstep's typed errors, Powertools' naming).
+ */
+export type ErrorDetails = Record<string, unknown>;
+
+export abstract class CertflowError extends Error {
+  abstract readonly status: number;
+  readonly code: string;
+  readonly details?: ErrorDetails;
+
+  constructor(code: string, message: string, options?: { cause?: unknown; details?: ErrorDetails }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.details = options?.details;
+  }
+
+  toJSON(): { code: string; message: string; details?: ErrorDetails } {
+    return { code: this.code, message: this.message, ...(this.details ? { details: this.details } : {}) };
+  }
+}
+
+/** The input is malformed or asks for something we refuse (400). */
+export class ValidationError extends CertflowError {
+  override readonly name = 'ValidationError';
+  readonly status = 400;
+}
+
+/** A certificate request or key that is well-formed but not acceptable (weak key, CA:true, bad signature) (400). */
+export class CsrRejectedError extends CertflowError {
+  override readonly name = 'CsrRejectedError';
+  readonly status = 400;
+}
+
+export class NotFoundError extends CertflowError {
+  override readonly name = 'NotFoundError';
+  readonly status = 404;
+}
+
+/** The request is valid but conflicts with the current state (revoked twice, CA revoked or expired) (409). */
+export class ConflictError extends CertflowError {
+  override readonly name = 'ConflictError';
+  readonly status = 409;
+}
+
+export const isCertflowError = (e: unknown): e is CertflowError => e instanceof CertflowError;

@@ -1,0 +1,10 @@
+import './setup';
+
+export * from './certificate';
+export * from './chain';
+export * from './crl';
+export * from './csr';
+export * from './keys';
+export * from './name';
+export * from './pem';
+export type { SubjectAltNames } from './extensions';
