@@ -21,9 +21,15 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['@aws-sdk/*', 'aws-lambda', '@aws-lambda-powertools/*', '@middy/*'], message: 'core stays free of AWS.' },
+            {
+              group: ['@aws-sdk/*', 'aws-lambda', '@aws-lambda-powertools/*', '@middy/*'],
+              message: 'core stays free of AWS.',
+            },
             { group: ['node:fs', 'fs', 'node:fs/*', 'fs/*', 'node:net', 'node:http'], message: 'core does no I/O.' },
-            { group: ['**/adapters/**', '**/handlers/**', '**/local/**', '**/lib/**'], message: 'core imports only core.' },
+            {
+              group: ['**/adapters/**', '**/handlers/**', '**/local/**', '**/lib/**'],
+              message: 'core imports only core.',
+            },
           ],
         },
       ],

@@ -8,4 +8,5 @@ module.exports = {
   },
   setupFiles: ['<rootDir>/test/helpers/setup.ts'],
   testTimeout: 60000,
+  reporters: ['default', '<rootDir>/test/helpers/summary-reporter.js'],
 };

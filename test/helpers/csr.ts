@@ -1,4 +1,6 @@
 import { webcrypto } from 'node:crypto';
+
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
 import { x509 } from '../../lambdas/core/pki/setup';
 
 type Alg = { name: 'ECDSA'; namedCurve: 'P-256' | 'P-384' } | { name: 'RSASSA-PKCS1-v1_5'; modulusLength: number };

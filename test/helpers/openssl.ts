@@ -21,7 +21,11 @@ export function openssl(args: string[], input?: string | Buffer): Promise<RunRes
 }
 
 /** A scratch directory for files handed to openssl; `write` returns the path. */
-export function scratch(): { dir: string; write: (name: string, content: string | Buffer) => string; cleanup: () => void } {
+export function scratch(): {
+  dir: string;
+  write: (name: string, content: string | Buffer) => string;
+  cleanup: () => void;
+} {
   const dir = mkdtempSync(join(tmpdir(), 'certflow-oracle-'));
   return {
     dir,

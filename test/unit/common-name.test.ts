@@ -44,7 +44,11 @@ describe('common-name generators (CDF bulkcerts compatible)', () => {
   });
 
   it('ok/CDF README example: `templateFoo::`Static${static} gives the same upper-cased name each time', () => {
-    expect(names('`templateFoo::`Static${static}', 3)).toEqual(['templateFoo::STATIC', 'templateFoo::STATIC', 'templateFoo::STATIC']);
+    expect(names('`templateFoo::`Static${static}', 3)).toEqual([
+      'templateFoo::STATIC',
+      'templateFoo::STATIC',
+      'templateFoo::STATIC',
+    ]);
   });
 
   it('ok/no ${…} is static, upper-cased as CDF does', () => {

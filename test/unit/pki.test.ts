@@ -41,7 +41,12 @@ async function expectError(fn: () => unknown, type: new (...a: never[]) => Certf
 }
 
 async function hierarchy() {
-  const root = await createRootCa({ subject: { commonName: 'Test Root', organization: 'Acme' }, validity: { days: 3650 }, now: NOW, pathLength: 1 });
+  const root = await createRootCa({
+    subject: { commonName: 'Test Root', organization: 'Acme' },
+    validity: { days: 3650 },
+    now: NOW,
+    pathLength: 1,
+  });
   const intermediate = await createIntermediateCa(root.issuer, {
     subject: { commonName: 'Test Intermediate', organization: 'Acme' },
     validity: { days: 1825 },
@@ -64,9 +69,21 @@ describe('keys', () => {
   });
 
   it('refuses RSA below 2048 bits and curves other than P-256/P-384', async () => {
-    await expectError(() => describePublicKey(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey), ValidationError, 'WEAK_KEY');
-    await expectError(() => describePublicKey(generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).publicKey), ValidationError, 'UNSUPPORTED_KEY');
-    await expectError(() => describePublicKey(generateKeyPairSync('ed25519').publicKey), ValidationError, 'UNSUPPORTED_KEY');
+    await expectError(
+      () => describePublicKey(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey),
+      ValidationError,
+      'WEAK_KEY',
+    );
+    await expectError(
+      () => describePublicKey(generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).publicKey),
+      ValidationError,
+      'UNSUPPORTED_KEY',
+    );
+    await expectError(
+      () => describePublicKey(generateKeyPairSync('ed25519').publicKey),
+      ValidationError,
+      'UNSUPPORTED_KEY',
+    );
   });
 });
 
@@ -122,7 +139,12 @@ describe('CA hierarchy', () => {
   it('refuses a CA below an intermediate with pathLen 0', async () => {
     const { intermediate } = await hierarchy();
     await expectError(
-      () => createIntermediateCa(intermediate.issuer, { subject: { commonName: 'too deep' }, validity: { days: 10 }, now: NOW }),
+      () =>
+        createIntermediateCa(intermediate.issuer, {
+          subject: { commonName: 'too deep' },
+          validity: { days: 10 },
+          now: NOW,
+        }),
       ValidationError,
       'PATH_LENGTH_EXCEEDED',
     );
@@ -131,13 +153,25 @@ describe('CA hierarchy', () => {
   it('refuses a certificate that would outlive its issuer, and issuing from an expired CA', async () => {
     const { intermediate } = await hierarchy();
     await expectError(
-      () => issueLeaf(intermediate.issuer, { profile: 'device', subject: { commonName: 'd' }, validity: { days: 5000 }, now: NOW }),
+      () =>
+        issueLeaf(intermediate.issuer, {
+          profile: 'device',
+          subject: { commonName: 'd' },
+          validity: { days: 5000 },
+          now: NOW,
+        }),
       ValidationError,
       'VALIDITY_EXCEEDS_ISSUER',
     );
     const later = new Date(NOW.getTime() + 2000 * DAY);
     await expectError(
-      () => issueLeaf(intermediate.issuer, { profile: 'device', subject: { commonName: 'd' }, validity: { days: 1 }, now: later }),
+      () =>
+        issueLeaf(intermediate.issuer, {
+          profile: 'device',
+          subject: { commonName: 'd' },
+          validity: { days: 1 },
+          now: later,
+        }),
       ConflictError,
       'ISSUER_EXPIRED',
     );
@@ -147,7 +181,12 @@ describe('CA hierarchy', () => {
 describe('issueLeaf', () => {
   it('sets validity from days with a 60 s backdate (fixed clock)', async () => {
     const { intermediate } = await hierarchy();
-    const { certificate } = await issueLeaf(intermediate.issuer, { profile: 'device', subject: { commonName: 'd1' }, validity: { days: 365 }, now: NOW });
+    const { certificate } = await issueLeaf(intermediate.issuer, {
+      profile: 'device',
+      subject: { commonName: 'd1' },
+      validity: { days: 365 },
+      now: NOW,
+    });
     expect(certificate.notBefore.toISOString()).toBe('2026-03-01T11:59:00.000Z');
     expect(certificate.notAfter.toISOString()).toBe('2027-03-01T12:00:00.000Z');
   });
@@ -156,7 +195,12 @@ describe('issueLeaf', () => {
     const { intermediate } = await hierarchy();
     const notBefore = new Date('2026-04-01T00:00:00Z');
     const notAfter = new Date('2026-05-01T00:00:00Z');
-    const { certificate } = await issueLeaf(intermediate.issuer, { profile: 'device', subject: { commonName: 'd1' }, validity: { notBefore, notAfter }, now: NOW });
+    const { certificate } = await issueLeaf(intermediate.issuer, {
+      profile: 'device',
+      subject: { commonName: 'd1' },
+      validity: { notBefore, notAfter },
+      now: NOW,
+    });
     expect(certificate.notBefore).toEqual(notBefore);
     expect(certificate.notAfter).toEqual(notAfter);
   });
@@ -168,7 +212,11 @@ describe('issueLeaf', () => {
     ['error/notAfter before notBefore', { notBefore: new Date('2026-05-01Z'), notAfter: new Date('2026-04-01Z') }],
   ])('%s → INVALID_VALIDITY', async (_n, validity) => {
     const { intermediate } = await hierarchy();
-    await expectError(() => issueLeaf(intermediate.issuer, { profile: 'device', subject: { commonName: 'd' }, validity, now: NOW }), ValidationError, 'INVALID_VALIDITY');
+    await expectError(
+      () => issueLeaf(intermediate.issuer, { profile: 'device', subject: { commonName: 'd' }, validity, now: NOW }),
+      ValidationError,
+      'INVALID_VALIDITY',
+    );
   });
 
   it('gives positive, 16-byte, unique serial numbers', async () => {
@@ -176,7 +224,16 @@ describe('issueLeaf', () => {
     const keys = generateKeyPair('ec-p256');
     const serials = new Set<string>();
     for (let i = 0; i < 200; i++) {
-      const c = await issueCertificate({ profile: 'device', subject: { commonName: `d${i}` }, publicKey: keys.publicKey, validity: { days: 1 }, now: NOW }, intermediate.issuer);
+      const c = await issueCertificate(
+        {
+          profile: 'device',
+          subject: { commonName: `d${i}` },
+          publicKey: keys.publicKey,
+          validity: { days: 1 },
+          now: NOW,
+        },
+        intermediate.issuer,
+      );
       expect(c.serialNumber).toMatch(/^[4-7][0-9a-f]{31}$/);
       serials.add(c.serialNumber);
     }
@@ -207,16 +264,32 @@ describe('issueLeaf', () => {
   it('refuses a server certificate with no DNS name or IP', async () => {
     const { intermediate } = await hierarchy();
     await expectError(
-      () => issueLeaf(intermediate.issuer, { profile: 'server', subject: { commonName: 'not a host name' }, validity: { days: 1 }, now: NOW }),
+      () =>
+        issueLeaf(intermediate.issuer, {
+          profile: 'server',
+          subject: { commonName: 'not a host name' },
+          validity: { days: 1 },
+          now: NOW,
+        }),
       ValidationError,
       'INVALID_SAN',
     );
   });
 
   it('is signed with the algorithm matching the CA key', async () => {
-    const root = await createRootCa({ subject: { commonName: 'P384 root' }, keyType: 'ec-p384', validity: { days: 30 }, now: NOW });
+    const root = await createRootCa({
+      subject: { commonName: 'P384 root' },
+      keyType: 'ec-p384',
+      validity: { days: 30 },
+      now: NOW,
+    });
     expect(root.certificate.signatureAlgorithmOid).toBe('1.2.840.10045.4.3.3');
-    const rsa = await createRootCa({ subject: { commonName: 'RSA root' }, keyType: 'rsa-2048', validity: { days: 30 }, now: NOW });
+    const rsa = await createRootCa({
+      subject: { commonName: 'RSA root' },
+      keyType: 'rsa-2048',
+      validity: { days: 30 },
+      now: NOW,
+    });
     expect(rsa.certificate.signatureAlgorithmOid).toBe('1.2.840.113549.1.1.11');
   });
 });
@@ -226,7 +299,11 @@ describe('parseCertificate and PEM', () => {
     ['error/truncated PEM', (pem: string) => pem.slice(0, pem.length / 2), 'INVALID_PEM'],
     ['error/wrong PEM label', (pem: string) => pem.replace(/CERTIFICATE/g, 'PUBLIC KEY'), 'WRONG_PEM_LABEL'],
     ['error/garbage body', (pem: string) => pem.replace(/\n[A-Za-z0-9+/]{10}/, '\n@@@@@@@@@@'), 'INVALID_PEM'],
-    ['error/not a certificate inside', () => '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n', 'INVALID_CERTIFICATE'],
+    [
+      'error/not a certificate inside',
+      () => '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n',
+      'INVALID_CERTIFICATE',
+    ],
   ])('%s', async (_n, mangle, code) => {
     const { root } = await hierarchy();
     await expectError(() => parseCertificate(mangle(root.certificate.pem)), ValidationError, code);
@@ -247,7 +324,11 @@ describe('parseCsr', () => {
     expect(parsed.commonName).toBe('thing-42');
     expect(parsed.subject).toBe('CN=thing-42, O=Acme');
     expect(parsed.publicKey.keyType).toBe('ec-p256');
-    const cert = await issueFromCsr(intermediate.issuer, parsed, { profile: 'device', validity: { days: 30 }, now: NOW });
+    const cert = await issueFromCsr(intermediate.issuer, parsed, {
+      profile: 'device',
+      validity: { days: 30 },
+      now: NOW,
+    });
     expect(cert.subjectDer).toEqual(parsed.subjectDer);
     expect(cert.spki).toEqual(parsed.spki);
   });
@@ -286,7 +367,12 @@ describe('parseCsr', () => {
 describe('chains', () => {
   it('builds leaf → intermediate → root and verifies it', async () => {
     const { root, intermediate } = await hierarchy();
-    const { certificate } = await issueLeaf(intermediate.issuer, { profile: 'device', subject: { commonName: 'd' }, validity: { days: 10 }, now: NOW });
+    const { certificate } = await issueLeaf(intermediate.issuer, {
+      profile: 'device',
+      subject: { commonName: 'd' },
+      validity: { days: 10 },
+      now: NOW,
+    });
     const chain = buildChain(certificate, [root.certificate, intermediate.certificate]);
     expect(chain.map((c) => c.commonName)).toEqual(['d', 'Test Intermediate', 'Test Root']);
     expect(() => verifyChain(chain, [root.certificate], NOW)).not.toThrow();
@@ -296,12 +382,30 @@ describe('chains', () => {
   it('rejects a chain to another root, and an expired leaf', async () => {
     const { root, intermediate } = await hierarchy();
     const other = await hierarchy();
-    const { certificate } = await issueLeaf(intermediate.issuer, { profile: 'device', subject: { commonName: 'd' }, validity: { days: 10 }, now: NOW });
+    const { certificate } = await issueLeaf(intermediate.issuer, {
+      profile: 'device',
+      subject: { commonName: 'd' },
+      validity: { days: 10 },
+      now: NOW,
+    });
     const chain = buildChain(certificate, [root.certificate, intermediate.certificate]);
     await expectError(() => verifyChain(chain, [other.root.certificate], NOW), ValidationError, 'CHAIN_INVALID');
-    await expectError(() => verifyChain(chain, [root.certificate], new Date(NOW.getTime() + 11 * DAY)), ValidationError, 'CHAIN_INVALID');
+    await expectError(
+      () => verifyChain(chain, [root.certificate], new Date(NOW.getTime() + 11 * DAY)),
+      ValidationError,
+      'CHAIN_INVALID',
+    );
     // a leaf paired with the wrong intermediate
-    await expectError(() => verifyChain([certificate, other.intermediate.certificate, other.root.certificate], [other.root.certificate], NOW), ValidationError, 'CHAIN_INVALID');
+    await expectError(
+      () =>
+        verifyChain(
+          [certificate, other.intermediate.certificate, other.root.certificate],
+          [other.root.certificate],
+          NOW,
+        ),
+      ValidationError,
+      'CHAIN_INVALID',
+    );
   });
 });
 
@@ -320,14 +424,28 @@ describe('buildCrl', () => {
     const parsed = new x509.X509Crl(crl.pem);
     expect(parsed.entries.map((e) => e.serialNumber.toLowerCase())).toEqual(['4a0b', 'ff01']);
     expect(parsed.entries[0]!.reason).toBe(x509.X509CrlReason.keyCompromise);
-    expect(await parsed.verify({ publicKey: await new x509.X509Certificate(intermediate.certificate.der).publicKey.export() })).toBe(true);
+    expect(
+      await parsed.verify({
+        publicKey: await new x509.X509Certificate(intermediate.certificate.der).publicKey.export(),
+      }),
+    ).toBe(true);
   });
 
   it('refuses nextUpdate not after thisUpdate and a non-hex serial', async () => {
     const { intermediate } = await hierarchy();
-    await expectError(() => buildCrl(intermediate.issuer, { entries: [], thisUpdate: NOW, nextUpdate: NOW, crlNumber: 1 }), ValidationError, 'INVALID_VALIDITY');
     await expectError(
-      () => buildCrl(intermediate.issuer, { entries: [{ serialNumber: 'xyz', revokedAt: NOW }], thisUpdate: NOW, nextUpdate: new Date(NOW.getTime() + 1), crlNumber: 1 }),
+      () => buildCrl(intermediate.issuer, { entries: [], thisUpdate: NOW, nextUpdate: NOW, crlNumber: 1 }),
+      ValidationError,
+      'INVALID_VALIDITY',
+    );
+    await expectError(
+      () =>
+        buildCrl(intermediate.issuer, {
+          entries: [{ serialNumber: 'xyz', revokedAt: NOW }],
+          thisUpdate: NOW,
+          nextUpdate: new Date(NOW.getTime() + 1),
+          crlNumber: 1,
+        }),
       ValidationError,
       'INVALID_SERIAL',
     );
@@ -337,5 +455,39 @@ describe('buildCrl', () => {
 describe('KeyObjectSigner', () => {
   it('refuses a public key', async () => {
     await expectError(() => new KeyObjectSigner(generateKeyPair().publicKey), ValidationError, 'INVALID_PRIVATE_KEY');
+  });
+});
+
+describe('subject alternative names', () => {
+  it.each([
+    ['ok/IPv4', '10.1.2.3', 'IP Address:10.1.2.3'],
+    ['ok/IPv6 compressed', 'fe80::1', 'IP Address:FE80:0:0:0:0:0:0:1'],
+    ['ok/IPv6 with embedded IPv4', '::ffff:1.2.3.4', 'IP Address:0:0:0:0:0:FFFF:102:304'],
+  ])('%s', async (_n, ip, expected) => {
+    const root = await createRootCa({ subject: { commonName: 'r' }, validity: { days: 2 }, now: NOW });
+    const { certificate } = await issueLeaf(root.issuer, {
+      profile: 'server',
+      subject: { commonName: 'h.example' },
+      sans: { ip: [ip] },
+      validity: { days: 1 },
+      now: NOW,
+    });
+    expect(new X509Certificate(certificate.der).subjectAltName).toContain(expected);
+  });
+
+  it.each(['999.1.1.1', 'fe80:::1', 'example.com'])('error/%s is not an IP address', async (ip) => {
+    const root = await createRootCa({ subject: { commonName: 'r' }, validity: { days: 2 }, now: NOW });
+    await expectError(
+      () =>
+        issueLeaf(root.issuer, {
+          profile: 'server',
+          subject: { commonName: 'h.example' },
+          sans: { ip: [ip] },
+          validity: { days: 1 },
+          now: NOW,
+        }),
+      ValidationError,
+      'INVALID_SAN',
+    );
   });
 });

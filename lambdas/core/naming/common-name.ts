@@ -26,7 +26,8 @@ const invalid = (message: string, field = 'certInfo.commonName'): ValidationErro
   new ValidationError('INVALID_COMMON_NAME', message, { details: { field } });
 
 export function parseCommonNameTemplate(template: string, commonNameList?: unknown): CommonNameSpec {
-  if (typeof template !== 'string' || template.length === 0) throw invalid('certInfo.commonName must be a non-empty string');
+  if (typeof template !== 'string' || template.length === 0)
+    throw invalid('certInfo.commonName must be a non-empty string');
   let rest = template;
   let prefix = '';
   const prefixMatch = [...rest.matchAll(PREFIX_RE)][0];
@@ -44,7 +45,9 @@ export function parseCommonNameTemplate(template: string, commonNameList?: unkno
   switch (name) {
     case 'increment': {
       if (!HEX_RE.test(value)) {
-        throw invalid(`the increment start "${value}" must be hexadecimal (e.g. \`prefix\`AB1CD79EF\${increment(100)})`);
+        throw invalid(
+          `the increment start "${value}" must be hexadecimal (e.g. \`prefix\`AB1CD79EF\${increment(100)})`,
+        );
       }
       const arg = call?.[2];
       if (arg === undefined) return { generator: 'increment', prefix, start: value.toUpperCase() };

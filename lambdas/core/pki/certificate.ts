@@ -2,7 +2,15 @@ import { createHash, KeyObject, randomBytes, X509Certificate } from 'node:crypto
 import { ConflictError, ValidationError } from '../errors';
 import * as der from './der';
 import * as ext from './extensions';
-import { describePublicKey, KeyType, keyIdentifier, CertificateSigner, spkiDer, generateKeyPairAsync, KeyObjectSigner } from './keys';
+import {
+  describePublicKey,
+  KeyType,
+  keyIdentifier,
+  CertificateSigner,
+  spkiDer,
+  generateKeyPairAsync,
+  KeyObjectSigner,
+} from './keys';
 import { encodeName, SubjectFields } from './name';
 import { OID } from './oids';
 import { toDer, toPem } from './pem';
@@ -136,10 +144,14 @@ export function resolveValidity(validity: Validity, now: Date): { notBefore: Dat
     const notBefore = validity.notBefore ?? start;
     const notAfter = validity.notAfter;
     if (!notAfter || Number.isNaN(notAfter.getTime()) || Number.isNaN(notBefore.getTime())) {
-      throw new ValidationError('INVALID_VALIDITY', 'notAfter must be a valid date', { details: { field: 'notAfter' } });
+      throw new ValidationError('INVALID_VALIDITY', 'notAfter must be a valid date', {
+        details: { field: 'notAfter' },
+      });
     }
     if (notAfter.getTime() <= notBefore.getTime()) {
-      throw new ValidationError('INVALID_VALIDITY', 'notAfter must be after notBefore', { details: { field: 'notAfter' } });
+      throw new ValidationError('INVALID_VALIDITY', 'notAfter must be after notBefore', {
+        details: { field: 'notAfter' },
+      });
     }
     return { notBefore, notAfter };
   }
@@ -173,7 +185,13 @@ function leafKeyUsage(keyType: KeyType): ext.KeyUsageName[] {
 }
 
 /** Checks that `issuer` may sign a certificate of this profile for that period. */
-export function checkIssuer(issuer: ParsedCertificate, profile: Profile, period: { notBefore: Date; notAfter: Date }, now: Date, pathLength?: number): void {
+export function checkIssuer(
+  issuer: ParsedCertificate,
+  profile: Profile,
+  period: { notBefore: Date; notAfter: Date },
+  now: Date,
+  pathLength?: number,
+): void {
   if (!issuer.isCa) throw new ValidationError('ISSUER_NOT_CA', 'the issuer certificate is not a CA');
   if (now.getTime() > issuer.notAfter.getTime()) {
     throw new ConflictError('ISSUER_EXPIRED', `the issuing CA expired on ${issuer.notAfter.toISOString()}`);
@@ -206,7 +224,10 @@ export async function issueCertificate(
   const keyType = describePublicKey(spki).keyType;
   const period = resolveValidity(opts.validity, opts.now);
   const isCa = opts.profile === 'root' || opts.profile === 'intermediate';
-  if (opts.pathLength !== undefined && (!Number.isInteger(opts.pathLength) || opts.pathLength < 0 || opts.pathLength > 16)) {
+  if (
+    opts.pathLength !== undefined &&
+    (!Number.isInteger(opts.pathLength) || opts.pathLength < 0 || opts.pathLength > 16)
+  ) {
     throw new ValidationError('INVALID_PATH_LENGTH', 'pathLength must be a whole number from 0 to 16', {
       details: { field: 'pathLength' },
     });
@@ -218,7 +239,8 @@ export async function issueCertificate(
   let authorityKeyId: Buffer;
   let signer: CertificateSigner;
   if ('selfSigner' in issuer) {
-    if (opts.profile !== 'root') throw new ValidationError('ISSUER_REQUIRED', `a ${opts.profile} certificate needs an issuer`);
+    if (opts.profile !== 'root')
+      throw new ValidationError('ISSUER_REQUIRED', `a ${opts.profile} certificate needs an issuer`);
     issuerDer = subjectDer;
     authorityKeyId = ownKeyId;
     signer = issuer.selfSigner;
@@ -245,7 +267,9 @@ export async function issueCertificate(
     if (cn && ext.isDnsName(cn) && !dns.some((d) => d.toLowerCase() === cn.toLowerCase())) dns.unshift(cn);
     const san = ext.subjectAltName({ ...opts.sans, dns });
     if (!san) {
-      throw new ValidationError('INVALID_SAN', 'a server certificate needs a DNS name or IP address', { details: { field: 'sans' } });
+      throw new ValidationError('INVALID_SAN', 'a server certificate needs a DNS name or IP address', {
+        details: { field: 'sans' },
+      });
     }
     extensions.push(san);
   } else if (opts.sans) {
@@ -286,7 +310,10 @@ export interface CaOptions {
 export async function createRootCa(opts: CaOptions): Promise<CreatedCa> {
   const keys = await generateKeyPairAsync(opts.keyType ?? 'ec-p256');
   const signer = new KeyObjectSigner(keys.privateKey);
-  const certificate = await issueCertificate({ ...opts, profile: 'root', publicKey: keys.publicKey }, { selfSigner: signer });
+  const certificate = await issueCertificate(
+    { ...opts, profile: 'root', publicKey: keys.publicKey },
+    { selfSigner: signer },
+  );
   return { certificate, privateKey: keys.privateKey, issuer: { certificate, signer } };
 }
 
@@ -294,7 +321,11 @@ export async function createRootCa(opts: CaOptions): Promise<CreatedCa> {
 export async function createIntermediateCa(parent: Issuer, opts: CaOptions): Promise<CreatedCa> {
   const keys = await generateKeyPairAsync(opts.keyType ?? 'ec-p256');
   const certificate = await issueCertificate({ ...opts, profile: 'intermediate', publicKey: keys.publicKey }, parent);
-  return { certificate, privateKey: keys.privateKey, issuer: { certificate, signer: new KeyObjectSigner(keys.privateKey) } };
+  return {
+    certificate,
+    privateKey: keys.privateKey,
+    issuer: { certificate, signer: new KeyObjectSigner(keys.privateKey) },
+  };
 }
 
 export interface LeafOptions {
@@ -308,7 +339,10 @@ export interface LeafOptions {
 }
 
 /** A device or server certificate with a fresh key pair; the caller keeps the private key. */
-export async function issueLeaf(issuer: Issuer, opts: LeafOptions): Promise<{ certificate: ParsedCertificate; privateKey: KeyObject; publicKey: KeyObject }> {
+export async function issueLeaf(
+  issuer: Issuer,
+  opts: LeafOptions,
+): Promise<{ certificate: ParsedCertificate; privateKey: KeyObject; publicKey: KeyObject }> {
   const keys = await generateKeyPairAsync(opts.keyType ?? 'ec-p256');
   const certificate = await issueCertificate({ ...opts, publicKey: keys.publicKey }, issuer);
   return { certificate, ...keys };
@@ -323,6 +357,10 @@ export interface CsrIssueOptions {
 }
 
 /** A certificate for an already verified CSR: its subject and public key, our extensions. */
-export function issueFromCsr(issuer: Issuer, csr: { subjectDer: Buffer; spki: Buffer }, opts: CsrIssueOptions): Promise<ParsedCertificate> {
+export function issueFromCsr(
+  issuer: Issuer,
+  csr: { subjectDer: Buffer; spki: Buffer },
+  opts: CsrIssueOptions,
+): Promise<ParsedCertificate> {
   return issueCertificate({ ...opts, subject: { der: csr.subjectDer }, publicKey: csr.spki }, issuer);
 }

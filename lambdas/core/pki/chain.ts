@@ -18,7 +18,7 @@ const isSelfSigned = (c: ParsedCertificate): boolean => c.issuerDer.equals(c.sub
 /** leaf → intermediates → root, from the certificates in `pool`; stops at a self-signed one or where none fits. */
 export function buildChain(leaf: ParsedCertificate, pool: ParsedCertificate[]): ParsedCertificate[] {
   const chain = [leaf];
-  for (let current = leaf; !isSelfSigned(current) && chain.length <= 10; ) {
+  for (let current = leaf; !isSelfSigned(current) && chain.length <= 10;) {
     const parent = pool.find((p) => !chain.some((c) => c.id === p.id) && isIssuedBy(current, p));
     if (!parent) break;
     chain.push(parent);

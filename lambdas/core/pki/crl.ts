@@ -53,7 +53,8 @@ export async function buildCrl(issuer: Issuer, opts: CrlOptions): Promise<BuiltC
       throw new ValidationError('INVALID_SERIAL', `${e.serialNumber} is not a hexadecimal serial number`);
     }
     const reason = e.reason ?? 'unspecified';
-    if (!isRevocationReason(reason)) throw new ValidationError('INVALID_REASON', `${String(reason)} is not an RFC 5280 reason`);
+    if (!isRevocationReason(reason))
+      throw new ValidationError('INVALID_REASON', `${String(reason)} is not an RFC 5280 reason`);
     const serialHex = e.serialNumber.length % 2 ? `0${e.serialNumber}` : e.serialNumber;
     const parts = [der.integerFromUnsigned(Buffer.from(serialHex, 'hex')), der.time(e.revokedAt)];
     // RFC 5280 §5.3.1: the reason code unspecified SHOULD be absent

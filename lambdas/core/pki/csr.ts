@@ -77,16 +77,26 @@ export function parseCsr(input: string | Buffer): ParsedCsr {
   const algOid = der.readOid(der.children(sigAlg)[0]);
   const hash = algOid ? SIGNATURE_HASH[algOid] : undefined;
   if (!hash) {
-    throw new CsrRejectedError('UNSUPPORTED_SIGNATURE_ALGORITHM', `the CSR is signed with an unsupported algorithm (${algOid ?? 'unknown'})`);
+    throw new CsrRejectedError(
+      'UNSUPPORTED_SIGNATURE_ALGORITHM',
+      `the CSR is signed with an unsupported algorithm (${algOid ?? 'unknown'})`,
+    );
   }
   let valid = false;
   try {
-    valid = cryptoVerify(hash, info.bytes, createPublicKey({ key: spki, format: 'der', type: 'spki' }), sig.content.subarray(1));
+    valid = cryptoVerify(
+      hash,
+      info.bytes,
+      createPublicKey({ key: spki, format: 'der', type: 'spki' }),
+      sig.content.subarray(1),
+    );
   } catch {
     valid = false;
   }
-  if (!valid) throw new CsrRejectedError('CSR_SIGNATURE_INVALID', 'the CSR signature does not verify with its public key');
-  if (asksForCa(attributes)) throw new CsrRejectedError('CSR_REQUESTS_CA', 'the CSR asks for a CA certificate (cA=TRUE)');
+  if (!valid)
+    throw new CsrRejectedError('CSR_SIGNATURE_INVALID', 'the CSR signature does not verify with its public key');
+  if (asksForCa(attributes))
+    throw new CsrRejectedError('CSR_REQUESTS_CA', 'the CSR asks for a CA certificate (cA=TRUE)');
 
   let subject = '';
   let commonName: string | undefined;

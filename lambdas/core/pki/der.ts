@@ -159,7 +159,7 @@ export function readElement(buf: Buffer, offset = 0): Element {
 /** The children of a constructed element. */
 export function children(el: Element): Element[] {
   const out: Element[] = [];
-  for (let off = 0; off < el.content.length; ) {
+  for (let off = 0; off < el.content.length;) {
     const child = readElement(el.content, off);
     out.push(child);
     off += child.bytes.length;

@@ -1,4 +1,3 @@
-import { isIP } from 'node:net';
 import { ValidationError } from '../errors';
 import * as der from './der';
 import { OID } from './oids';
@@ -47,19 +46,27 @@ const DNS_RE = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-
 
 export const isDnsName = (name: string): boolean => name.length <= 253 && DNS_RE.test(name);
 
+const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** The 4 or 16 bytes of an IP address; IPv6 is normalised by the WHATWG URL parser first. */
 function ipBytes(ip: string): Buffer {
-  const v = isIP(ip);
-  if (v === 4) return Buffer.from(ip.split('.').map(Number));
-  if (v === 6) {
-    const [head = '', tail = ''] = ip.includes('::') ? ip.split('::') : [ip, ''];
-    const h = head ? head.split(':') : [];
-    const t = tail ? tail.split(':') : [];
-    const groups = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
-    const out = Buffer.alloc(16);
-    groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
-    return out;
+  if (IPV4_RE.test(ip)) return Buffer.from(ip.split('.').map(Number));
+  let host: string | undefined;
+  try {
+    host = ip.includes(':') ? new URL(`http://[${ip}]/`).hostname.slice(1, -1) : undefined;
+  } catch {
+    host = undefined;
   }
-  throw new ValidationError('INVALID_SAN', `${ip} is not an IP address`, { details: { field: 'sans' } });
+  if (host === undefined) {
+    throw new ValidationError('INVALID_SAN', `${ip} is not an IP address`, { details: { field: 'sans' } });
+  }
+  const [head = '', tail = ''] = host.includes('::') ? host.split('::') : [host, ''];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  const out = Buffer.alloc(16);
+  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
+  return out;
 }
 
 export function subjectAltName(sans: SubjectAltNames): Buffer | undefined {

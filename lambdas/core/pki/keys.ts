@@ -107,8 +107,16 @@ export interface SignatureAlgorithm {
 }
 
 const SIGNATURE_ALGORITHMS: Record<SignatureAlgorithm['name'], SignatureAlgorithm> = {
-  'ecdsa-with-SHA256': { name: 'ecdsa-with-SHA256', hash: 'sha256', identifier: der.sequence(der.oid(OID.ecdsaWithSha256)) },
-  'ecdsa-with-SHA384': { name: 'ecdsa-with-SHA384', hash: 'sha384', identifier: der.sequence(der.oid(OID.ecdsaWithSha384)) },
+  'ecdsa-with-SHA256': {
+    name: 'ecdsa-with-SHA256',
+    hash: 'sha256',
+    identifier: der.sequence(der.oid(OID.ecdsaWithSha256)),
+  },
+  'ecdsa-with-SHA384': {
+    name: 'ecdsa-with-SHA384',
+    hash: 'sha384',
+    identifier: der.sequence(der.oid(OID.ecdsaWithSha384)),
+  },
   sha256WithRSAEncryption: {
     name: 'sha256WithRSAEncryption',
     hash: 'sha256',

@@ -29,14 +29,35 @@ const PRINTABLE = /^[A-Za-z0-9 '()+,\-./:=?]+$/;
 
 /** In the order the RDNs appear in the DN (the order openssl uses: C, ST, L, O, OU, CN, emailAddress). */
 const RULES: [Field, FieldRule][] = [
-  ['country', { oid: OID.country, max: 2, encode: der.printableString, pattern: /^[A-Z]{2}$/, hint: 'two upper-case letters (ISO 3166)' }],
+  [
+    'country',
+    {
+      oid: OID.country,
+      max: 2,
+      encode: der.printableString,
+      pattern: /^[A-Z]{2}$/,
+      hint: 'two upper-case letters (ISO 3166)',
+    },
+  ],
   ['stateName', { oid: OID.stateName, max: 128, encode: der.utf8String }],
   ['locality', { oid: OID.locality, max: 128, encode: der.utf8String }],
   ['organization', { oid: OID.organization, max: 64, encode: der.utf8String }],
   ['organizationalUnit', { oid: OID.organizationalUnit, max: 64, encode: der.utf8String }],
   ['commonName', { oid: OID.commonName, max: 64, encode: der.utf8String }],
-  ['distinguishedNameQualifier', { oid: OID.distinguishedNameQualifier, max: 64, encode: der.printableString, pattern: PRINTABLE, hint: 'PrintableString characters' }],
-  ['emailAddress', { oid: OID.emailAddress, max: 255, encode: der.ia5String, pattern: /^[^\s@]+@[^\s@]+$/, hint: 'an e-mail address' }],
+  [
+    'distinguishedNameQualifier',
+    {
+      oid: OID.distinguishedNameQualifier,
+      max: 64,
+      encode: der.printableString,
+      pattern: PRINTABLE,
+      hint: 'PrintableString characters',
+    },
+  ],
+  [
+    'emailAddress',
+    { oid: OID.emailAddress, max: 255, encode: der.ia5String, pattern: /^[^\s@]+@[^\s@]+$/, hint: 'an e-mail address' },
+  ],
 ];
 
 // eslint-disable-next-line no-control-regex
@@ -45,7 +66,8 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
 /** Checks one field's value; returns a typed error naming the field, or undefined when the value is fine. */
 export function checkSubjectField(field: Field, value: unknown, path: string = field): ValidationError | undefined {
   const rule = RULES.find(([f]) => f === field)?.[1];
-  if (!rule) return new ValidationError('UNKNOWN_FIELD', `${path} is not a subject field`, { details: { field: path } });
+  if (!rule)
+    return new ValidationError('UNKNOWN_FIELD', `${path} is not a subject field`, { details: { field: path } });
   if (typeof value !== 'string' || value.length === 0) {
     return new ValidationError('INVALID_SUBJECT', `${path} must be a non-empty string`, { details: { field: path } });
   }

@@ -35,7 +35,10 @@ export function decodePemBlocks(text: string): PemBlock[] {
 export function decodePem(text: string, ...labels: string[]): Buffer {
   const first = decodePemBlocks(text)[0]!;
   if (labels.length > 0 && !labels.includes(first.label)) {
-    throw new ValidationError('WRONG_PEM_LABEL', `expected a PEM block labelled ${labels.join(' or ')}, got ${first.label}`);
+    throw new ValidationError(
+      'WRONG_PEM_LABEL',
+      `expected a PEM block labelled ${labels.join(' or ')}, got ${first.label}`,
+    );
   }
   return first.der;
 }
