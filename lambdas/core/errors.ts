@@ -22,25 +22,31 @@ export abstract class CertflowError extends Error {
 
 /** The input is malformed or asks for something we refuse (400). */
 export class ValidationError extends CertflowError {
-  override readonly name = 'ValidationError';
-  readonly status = 400;
+  override readonly name: string = 'ValidationError';
+  readonly status: number = 400;
 }
 
 /** A certificate request or key that is well-formed but not acceptable (weak key, CA:true, bad signature) (400). */
 export class CsrRejectedError extends CertflowError {
-  override readonly name = 'CsrRejectedError';
-  readonly status = 400;
+  override readonly name: string = 'CsrRejectedError';
+  readonly status: number = 400;
 }
 
 export class NotFoundError extends CertflowError {
-  override readonly name = 'NotFoundError';
-  readonly status = 404;
+  override readonly name: string = 'NotFoundError';
+  readonly status: number = 404;
 }
 
 /** The request is valid but conflicts with the current state (revoked twice, CA revoked or expired) (409). */
 export class ConflictError extends CertflowError {
-  override readonly name = 'ConflictError';
-  readonly status = 409;
+  override readonly name: string = 'ConflictError';
+  readonly status: number = 409;
 }
 
 export const isCertflowError = (e: unknown): e is CertflowError => e instanceof CertflowError;
+
+/** The client accepts or sends a media type certflow does not speak (CDF answers 415 for both) (415). */
+export class UnsupportedMediaTypeError extends CertflowError {
+  override readonly name: string = 'UnsupportedMediaTypeError';
+  readonly status: number = 415;
+}

@@ -8,3 +8,4 @@ export * from './keys';
 export * from './name';
 export * from './pem';
 export type { SubjectAltNames } from './extensions';
+export * from './fast';

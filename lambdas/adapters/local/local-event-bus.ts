@@ -1,0 +1,102 @@
+import { EVENT_SOURCE } from '../../core/events';
+import type { DomainEvent, EventPublisher } from '../../core/ports';
+
+/** An event as EventBridge delivers it to a rule target. */
+export interface BusEvent {
+  version: '0';
+  id: string;
+  'detail-type': string;
+  source: string;
+  account: string;
+  time: string;
+  region: string;
+  resources: string[];
+  detail: Record<string, unknown>;
+}
+
+/** The subset of EventBridge patterns certflow's rules use: exact values and `prefix`, on top-level fields and detail. */
+export type EventPattern = Record<string, unknown>;
+
+export function matchesPattern(event: Record<string, unknown>, pattern: EventPattern): boolean {
+  return Object.entries(pattern).every(([field, expected]) => {
+    const actual = event[field];
+    if (Array.isArray(expected)) {
+      return expected.some((e) =>
+        typeof e === 'object' && e !== null && 'prefix' in e
+          ? typeof actual === 'string' && actual.startsWith(String((e as { prefix: string }).prefix))
+          : actual === e,
+      );
+    }
+    if (typeof expected === 'object' && expected !== null) {
+      return (
+        typeof actual === 'object' &&
+        actual !== null &&
+        matchesPattern(actual as Record<string, unknown>, expected as EventPattern)
+      );
+    }
+    return false;
+  });
+}
+
+let sequence = 0;
+
+/**
+ * The local runtime's event bus: rules (patterns) evaluated in process, targets called asynchronously as
+ * EventBridge does. Keeps the latest events for the console and tests. Refuses key material.
+ */
+export class LocalEventBus implements EventPublisher {
+  private readonly rules: { name: string; pattern: EventPattern; target: (event: BusEvent) => Promise<unknown> }[] = [];
+  readonly history: BusEvent[] = [];
+  private readonly pending = new Set<Promise<unknown>>();
+
+  constructor(private readonly historyLimit = 10_000) {}
+
+  addRule(name: string, pattern: EventPattern, target: (event: BusEvent) => Promise<unknown>): void {
+    this.rules.push({ name, pattern, target });
+  }
+
+  async publish(events: DomainEvent[]): Promise<void> {
+    await this.putEvents(events.map((e) => ({ Source: EVENT_SOURCE, DetailType: e.detailType, Detail: e.detail })));
+  }
+
+  /** The Step Functions `events:putEvents` integration's entry point (Detail as object or JSON string). */
+  async putEvents(
+    entries: { Source?: string; DetailType?: string; Detail?: unknown }[],
+  ): Promise<{ FailedEntryCount: number; Entries: { EventId: string }[] }> {
+    const out: { EventId: string }[] = [];
+    for (const entry of entries) {
+      const detail = (typeof entry.Detail === 'string' ? JSON.parse(entry.Detail) : (entry.Detail ?? {})) as Record<
+        string,
+        unknown
+      >;
+      if (JSON.stringify(detail).includes('PRIVATE KEY-----'))
+        throw new Error('refusing an event that carries a private key');
+      const event: BusEvent = {
+        version: '0',
+        id: `local-${Date.now()}-${++sequence}`,
+        'detail-type': entry.DetailType ?? '',
+        source: entry.Source ?? '',
+        account: '000000000000',
+        time: new Date().toISOString(),
+        region: 'local',
+        resources: [],
+        detail,
+      };
+      this.history.push(event);
+      if (this.history.length > this.historyLimit) this.history.splice(0, this.history.length - this.historyLimit);
+      for (const rule of this.rules) {
+        if (!matchesPattern(event as unknown as Record<string, unknown>, rule.pattern)) continue;
+        const delivery = rule.target(event).catch(() => undefined);
+        this.pending.add(delivery);
+        void delivery.finally(() => this.pending.delete(delivery));
+      }
+      out.push({ EventId: event.id });
+    }
+    return { FailedEntryCount: 0, Entries: out };
+  }
+
+  /** Waits for rule targets started so far (tests, shutdown). */
+  async drain(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
+  }
+}

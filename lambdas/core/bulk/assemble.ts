@@ -1,0 +1,136 @@
+import { ConflictError } from '../errors';
+import { assembleZip, ZipPart } from '../packaging/zip';
+import type { ObjectStore, TaskStore, Clock } from '../ports';
+import { batchZipKey, chunkManifestKey, chunkZipKey } from './keys';
+import { loadBatchRequest, MANIFEST_HEADER, parseManifest } from './chunk';
+import { getTask } from './service';
+
+export interface AssembleDeps {
+  objects: ObjectStore;
+  tasks: TaskStore;
+  clock: Clock;
+}
+
+export interface AssembleInput {
+  taskId: string;
+  /** the Map's per-chunk results: `{ index }`, or `{ index, failed: true, error }` from the processor's Catch */
+  chunkResults?: { index?: number; failed?: boolean; error?: { Error?: string; Cause?: string } }[];
+}
+
+export interface AssembleResult {
+  taskId: string;
+  supplierId: string;
+  quantity: number;
+  chunksTotal: number;
+  zipKey: string;
+  zipSize: number;
+  completedAt: string;
+}
+
+/** The batch cannot be assembled: a chunk failed or is not counted done. Not retried; the batch fails. */
+export class BatchIncompleteError extends ConflictError {
+  override readonly name = 'BatchIncompleteError';
+}
+
+async function* manifestStream(
+  objects: ObjectStore,
+  taskId: string,
+  chunks: number,
+  layout: 'certflow' | 'cdf',
+): AsyncGenerator<Uint8Array> {
+  if (layout === 'cdf') {
+    // CDF's certs/certificate_manifest.json: { commonName: certificateId }
+    yield Buffer.from('{');
+    let first = true;
+    for (let i = 0; i < chunks; i++) {
+      const rows = parseManifest((await objects.get(chunkManifestKey(taskId, i))).toString('utf8'));
+      const body = rows.map((r) => `${JSON.stringify(r.commonName)}:${JSON.stringify(r.certificateId)}`).join(',');
+      if (body) {
+        yield Buffer.from(first ? body : `,${body}`);
+        first = false;
+      }
+    }
+    yield Buffer.from('}\n');
+    return;
+  }
+  yield Buffer.from(MANIFEST_HEADER);
+  for (let i = 0; i < chunks; i++) yield* await objects.getStream(chunkManifestKey(taskId, i));
+}
+
+/**
+ * Checks that every chunk succeeded (the Map's results and the task's own count, so a lost result cannot
+ * slip through), then streams the chunk zips' entries and a manifest into one zip object. Memory stays bounded:
+ * one chunk's central directory at a time, and the upload's parts.
+ */
+export async function assembleBatch(deps: AssembleDeps, input: AssembleInput): Promise<AssembleResult> {
+  const task = await getTask(deps, input.taskId);
+  const failed = (input.chunkResults ?? []).find((r) => r.failed);
+  if (failed) {
+    const cause = failed.error?.Cause ?? failed.error?.Error ?? 'unknown error';
+    let message = cause;
+    try {
+      const parsed = JSON.parse(cause) as { errorMessage?: string };
+      message = parsed.errorMessage ?? cause;
+    } catch {
+      /* plain text */
+    }
+    throw new BatchIncompleteError('CHUNK_FAILED', `chunk ${failed.index ?? '?'} failed: ${message}`);
+  }
+  if (task.status === 'failed')
+    throw new BatchIncompleteError('BATCH_FAILED', task.error?.message ?? 'the batch failed');
+  if (task.chunksPending !== 0) {
+    throw new BatchIncompleteError(
+      'CHUNKS_PENDING',
+      `${task.chunksPending} of ${task.chunksTotal} chunks are not done`,
+    );
+  }
+  const request = await loadBatchRequest(deps.objects, task.taskId);
+
+  async function* parts(): AsyncGenerator<ZipPart> {
+    for (let i = 0; i < task.chunksTotal; i++) {
+      const key = chunkZipKey(task.taskId, i);
+      const head = await deps.objects.head(key);
+      if (!head) throw new BatchIncompleteError('CHUNK_MISSING', `chunk ${i} has no zip`);
+      const entriesLength = Number(head.metadata['entries-length']);
+      const cdLength = Number(head.metadata['central-directory-length']);
+      if (!Number.isSafeInteger(entriesLength) || !Number.isSafeInteger(cdLength)) {
+        throw new BatchIncompleteError('CHUNK_MISSING', `chunk ${i} has no zip layout metadata`);
+      }
+      yield {
+        entriesLength,
+        entries: () => streamRange(deps.objects, key, 0, entriesLength),
+        centralDirectory: () => deps.objects.getRange(key, entriesLength, entriesLength + cdLength),
+      };
+    }
+  }
+
+  const zipKey = batchZipKey(task.taskId);
+  const manifestName = request.layout === 'cdf' ? 'certs/certificate_manifest.json' : 'manifest.csv';
+  const { size } = await deps.objects.upload(
+    zipKey,
+    assembleZip(parts, {
+      mtime: new Date(request.notBefore),
+      trailingEntries: [
+        {
+          name: manifestName,
+          content: manifestStream(deps.objects, task.taskId, task.chunksTotal, request.layout),
+          level: 6,
+        },
+      ],
+    }),
+    { contentType: 'application/zip' },
+  );
+  return {
+    taskId: task.taskId,
+    supplierId: task.supplierId,
+    quantity: task.quantity,
+    chunksTotal: task.chunksTotal,
+    zipKey,
+    zipSize: size,
+    completedAt: deps.clock.now().toISOString(),
+  };
+}
+
+async function* streamRange(objects: ObjectStore, key: string, start: number, end: number): AsyncGenerator<Uint8Array> {
+  if (end > start) yield await objects.getRange(key, start, end);
+}

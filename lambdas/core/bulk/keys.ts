@@ -1,0 +1,8 @@
+/** Where a batch keeps its objects (one prefix per task, so a lifecycle rule can expire them together). */
+export const batchPrefix = (taskId: string): string => `batches/${taskId}/`;
+export const requestKey = (taskId: string): string => `${batchPrefix(taskId)}request.json`;
+const pad = (index: number): string => String(index).padStart(6, '0');
+export const chunkZipKey = (taskId: string, index: number): string => `${batchPrefix(taskId)}chunks/${pad(index)}.zip`;
+export const chunkManifestKey = (taskId: string, index: number): string =>
+  `${batchPrefix(taskId)}chunks/${pad(index)}.csv`;
+export const batchZipKey = (taskId: string): string => `${batchPrefix(taskId)}certificates.zip`;

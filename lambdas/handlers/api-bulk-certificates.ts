@@ -1,0 +1,82 @@
+/**
+ * REST API of bulk issuance (CDF bulkcerts compatible):
+ *   POST /supplier/{supplierId}/certificates   → 202 { taskId, status }
+ *   GET  /certificates/{taskId}/task           → task status
+ *   GET  /certificates/{taskId}                → 303 while running, the zip when done, presigned URLs on request
+ */
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { NotFoundError, ValidationError } from '../core/errors';
+import { BatchDeps, createBatch, getDownload, getTask, taskView } from '../core/bulk/service';
+import { awsBatchDeps, defaultClients } from '../adapters/aws/bulk-deps';
+import { lambdaBundle, logger } from './bundle';
+import { BulkApiEnv } from './env';
+import { basePath, errorResult, ErrorLogger, header, json, jsonBody, negotiate, Route } from './http';
+
+export const BULK_ROUTES: Route[] = [
+  { method: 'POST', resource: '/supplier/{supplierId}/certificates' },
+  { method: 'GET', resource: '/certificates/{taskId}/task' },
+  { method: 'GET', resource: '/certificates/{taskId}' },
+];
+
+const param = (event: APIGatewayProxyEvent, name: string): string => {
+  const value = event.pathParameters?.[name];
+  if (!value) throw new ValidationError('INVALID_REQUEST', `${name} is required`, { details: { field: name } });
+  return value;
+};
+
+export const createHandler =
+  (deps: BatchDeps, logger?: ErrorLogger) =>
+  async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
+    let type = 'application/json';
+    try {
+      const route = `${event.httpMethod} ${event.resource}`;
+      switch (route) {
+        case 'POST /supplier/{supplierId}/certificates': {
+          type = negotiate(event);
+          const supplierId = param(event, 'supplierId');
+          const { task } = await createBatch(deps, supplierId, jsonBody(event), header(event, 'idempotency-key'));
+          const location = `${basePath(event)}/certificates/${task.taskId}`;
+          return json(202, { taskId: task.taskId, status: task.status }, type, { location, 'x-taskid': task.taskId });
+        }
+        case 'GET /certificates/{taskId}/task': {
+          type = negotiate(event);
+          return json(200, taskView(await getTask(deps, param(event, 'taskId'))), type);
+        }
+        case 'GET /certificates/{taskId}': {
+          type = negotiate(event, ['application/zip', 'application/octet-stream']);
+          const taskId = param(event, 'taskId');
+          const query = event.queryStringParameters ?? {};
+          const downloadType = query.downloadtype ?? query.downloadType;
+          const result = await getDownload(deps, taskId, downloadType);
+          switch (result.kind) {
+            case 'in-progress': {
+              const location = `${basePath(event)}/certificates/${taskId}/task`;
+              const body = { ...taskView(result.task), message: 'the batch is not complete yet' };
+              return json(303, body, type === 'application/zip' ? 'application/json' : type, { location });
+            }
+            case 'urls':
+              return json(200, result.urls, type === 'application/zip' ? 'application/json' : type);
+            case 'redirect':
+              return { statusCode: 302, headers: { location: result.url }, body: '' };
+            case 'zip':
+              return {
+                statusCode: 200,
+                headers: {
+                  'content-type': 'application/zip',
+                  'content-disposition': `attachment; filename="${result.fileName}"`,
+                },
+                body: result.body.toString('base64'),
+                isBase64Encoded: true,
+              };
+          }
+        }
+        // falls through: the switch above returns on every kind
+        default:
+          throw new NotFoundError('ROUTE_NOT_FOUND', `no route ${event.httpMethod} ${event.path}`);
+      }
+    } catch (error) {
+      return errorResult(error, logger, type === 'application/zip' ? 'application/json' : type);
+    }
+  };
+
+export const handler = lambdaBundle(BulkApiEnv, (env) => createHandler(awsBatchDeps(env, defaultClients()), logger));

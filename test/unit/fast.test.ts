@@ -1,0 +1,91 @@
+import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
+import {
+  createIntermediateCa,
+  createRootCa,
+  DeviceCertificateTemplate,
+  generateDeviceKey,
+  issueCertificate,
+  KEY_TYPES,
+  parseCertificate,
+  privateKeyPem,
+  randomSerial,
+} from '../../lambdas/core/pki';
+
+const NOW = new Date('2026-03-01T12:00:00Z');
+const notBefore = new Date('2026-03-01T00:00:00Z');
+const notAfter = new Date('2027-03-01T00:00:00Z');
+const subject = { organization: 'Acme', country: 'DE', organizationalUnit: 'Line 3', emailAddress: 'x@example.com' };
+
+describe('generateDeviceKey', () => {
+  it.each(KEY_TYPES.filter((t) => !t.startsWith('rsa-3') && !t.startsWith('rsa-4')))(
+    '%s: PKCS#8 and SPKI that OpenSSL reads and that belong together',
+    (type) => {
+      for (let i = 0; i < (type.startsWith('ec') ? 200 : 1); i++) {
+        const key = generateDeviceKey(type);
+        const priv = createPrivateKey({ key: key.pkcs8, format: 'der', type: 'pkcs8' });
+        const pubFromPriv = createPublicKey(priv).export({ type: 'spki', format: 'der' });
+        expect(pubFromPriv.equals(key.spki)).toBe(true);
+        // the PEM re-exported by OpenSSL is the same bytes we wrote
+        expect(priv.export({ type: 'pkcs8', format: 'der' }).equals(key.pkcs8)).toBe(true);
+        expect(privateKeyPem(key)).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
+      }
+    },
+  );
+});
+
+describe('DeviceCertificateTemplate', () => {
+  it.each(['ec-p256', 'ec-p384', 'rsa-2048'] as const)(
+    'builds exactly the TBS the generic path builds (%s CA)',
+    async (caType) => {
+      const root = await createRootCa({
+        subject: { commonName: 'R' },
+        keyType: caType,
+        validity: { days: 800 },
+        now: NOW,
+      });
+      const int = await createIntermediateCa(root.issuer, {
+        subject: { commonName: 'I' },
+        keyType: caType,
+        validity: { days: 700 },
+        now: NOW,
+      });
+      const template = new DeviceCertificateTemplate(int.issuer, {
+        subject,
+        keyType: 'ec-p256',
+        notBefore,
+        notAfter,
+        now: NOW,
+      });
+      const key = generateDeviceKey('ec-p256');
+      const serial = randomSerial();
+      const generic = await issueCertificate(
+        {
+          profile: 'device',
+          subject: { ...subject, commonName: 'thing-1' },
+          publicKey: key.spki,
+          validity: { notBefore, notAfter },
+          now: NOW,
+          serial,
+        },
+        int.issuer,
+      );
+      expect(template.tbs('thing-1', key.spki, serial).equals(generic.tbs)).toBe(true);
+      const fast = await template.issue('thing-1', key.spki, serial);
+      const parsed = parseCertificate(fast.der);
+      expect(parsed.id).toBe(fast.id);
+      expect(parsed.serialNumber).toBe(fast.serialNumber);
+      expect(
+        new X509Certificate(fast.der).verify(
+          createPublicKey({ key: int.certificate.spki, format: 'der', type: 'spki' }),
+        ),
+      ).toBe(true);
+    },
+  );
+
+  it('refuses a validity that outlives the CA', async () => {
+    const root = await createRootCa({ subject: { commonName: 'R' }, validity: { days: 10 }, now: NOW });
+    expect(
+      () => new DeviceCertificateTemplate(root.issuer, { subject, keyType: 'ec-p256', notBefore, notAfter, now: NOW }),
+    ).toThrow(/outlive/);
+  });
+});
