@@ -1,0 +1,204 @@
+/**
+ * The local runtime: certflow on one machine, offline. The same ASL file and the same handlers as on AWS, with
+ * dynalite for tables, s3rver for objects (both on disk under the data directory, reached with the ordinary
+ * AWS SDK clients), an in-process event bus, worker threads for signing, and an HTTP server on 127.0.0.1.
+ */
+import './runtime/polyfills';
+import { UpdateItemCommand, type UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
+import { randomUUID } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { join, resolve } from 'node:path';
+import { DynamoTaskStore } from '../lambdas/adapters/aws/dynamo-task-store';
+import { EnvSupplierDirectory } from '../lambdas/adapters/aws/env-supplier-directory';
+import { S3ObjectStore } from '../lambdas/adapters/aws/s3-object-store';
+import { TASK_TABLE } from '../lambdas/adapters/aws/tables';
+import { FileCaKeyStore } from '../lambdas/adapters/local/file-ca-key-store';
+import { LocalCertificateRegistry, REGISTRY_TABLE } from '../lambdas/adapters/local/local-certificate-registry';
+import { LocalEventBus } from '../lambdas/adapters/local/local-event-bus';
+import { DEFAULT_BULK_CONFIG, type BulkConfig } from '../lambdas/core/bulk/request';
+import { BULK_WORKFLOW, type BatchDeps } from '../lambdas/core/bulk/service';
+import { type DomainEvent, systemClock, type Clock } from '../lambdas/core/ports';
+import { BULK_ROUTES, createHandler as createBulkApi } from '../lambdas/handlers/api-bulk-certificates';
+import { createHandler as createAssemble } from '../lambdas/handlers/sfn-assemble-zip';
+import { createHandler as createPlan } from '../lambdas/handlers/sfn-plan-chunks';
+import { createHandler as createRecordFailure } from '../lambdas/handlers/sfn-record-batch-failure';
+import { bootstrap, readSuppliers, type BootstrapResult } from './bootstrap';
+import type { ChunkWorkerData } from './chunk-worker';
+import { startHttpServer } from './http-server';
+import { createLocalDynamoDbClient, ensureTable, startDynamoDb } from './runtime/dynamodb-server';
+import { createLocalS3Client, ensureBucket, startS3 } from './runtime/s3-server';
+import { StateMachineRunner } from './runtime/state-machine-runner';
+import { WorkerPool } from './worker-pool';
+
+export const STATE_MACHINES_DIR = resolve(__dirname, '..', 'statemachines');
+export const LOCAL_BUCKET = 'certflow-local';
+const lambdaArn = (name: string): string => `arn:aws:lambda:us-east-1:000000000000:function:${name}`;
+
+export interface LocalOptions {
+  /** where tables, objects and CA keys live (default ./.certflow) */
+  dataDir?: string;
+  /** HTTP port on 127.0.0.1; 0 picks a free one (default 4010) */
+  port?: number;
+  /** signing threads (default: every core) */
+  workers?: number;
+  bulk?: Partial<BulkConfig>;
+  zipLevel?: number;
+  /** ms between retries instead of the ASL's backoff (tests) */
+  retryIntervalMs?: number;
+  clock?: Clock;
+  /** called before each chunk is signed; throwing fails that chunk (fault injection in tests) */
+  beforeChunk?: (input: { taskId: string; index: number }) => void | Promise<void>;
+}
+
+export interface LocalCertflow {
+  url: string;
+  dataDir: string;
+  bootstrap: BootstrapResult;
+  bus: LocalEventBus;
+  runner: StateMachineRunner;
+  batchDeps: BatchDeps;
+  caKeys: FileCaKeyStore;
+  /** executions restarted because their task was still running when the runtime last stopped */
+  resumed: string[];
+  close(): Promise<void>;
+}
+
+export async function startLocal(options: LocalOptions = {}): Promise<LocalCertflow> {
+  const dataDir = resolve(options.dataDir ?? process.env.CERTFLOW_DATA_DIR ?? '.certflow');
+  await mkdir(dataDir, { recursive: true });
+  const clock = options.clock ?? systemClock;
+  const dynamo = await startDynamoDb({ dataDir: join(dataDir, 'dynamodb') });
+  const s3 = await startS3({ dataDir: join(dataDir, 's3') });
+  const closers: (() => Promise<unknown>)[] = [() => s3.close(), () => dynamo.close()];
+  try {
+    const dynamoClient = createLocalDynamoDbClient(dynamo.endpoint);
+    const s3Client = createLocalS3Client(s3.endpoint);
+    await ensureTable(dynamoClient, TASK_TABLE);
+    await ensureTable(dynamoClient, REGISTRY_TABLE);
+    await ensureBucket(s3Client, LOCAL_BUCKET);
+
+    const caKeys = new FileCaKeyStore(dataDir);
+    const boot = await bootstrap(dataDir, caKeys, clock.now());
+    const bus = new LocalEventBus();
+    const registry = new LocalCertificateRegistry(dynamoClient);
+    const tasks = new DynamoTaskStore(dynamoClient, TASK_TABLE.tableName, clock);
+    const objects = new S3ObjectStore(s3Client, LOCAL_BUCKET);
+    const config: BulkConfig = {
+      ...DEFAULT_BULK_CONFIG,
+      maxConcurrency: Math.max(2, (options.workers ?? availableParallelism()) * 2),
+      ...options.bulk,
+    };
+
+    const workerData: ChunkWorkerData = {
+      dataDir,
+      s3Endpoint: s3.endpoint,
+      bucket: LOCAL_BUCKET,
+      dynamoEndpoint: dynamo.endpoint,
+      taskTable: TASK_TABLE.tableName,
+      zipLevel: options.zipLevel ?? 1,
+    };
+    const pool = new WorkerPool(
+      resolve(__dirname, 'chunk-worker.ts'),
+      workerData,
+      {
+        publish: (events: DomainEvent[]) => bus.publish(events),
+        register: (input: Parameters<LocalCertificateRegistry['register']>[0]) => registry.register(input),
+      },
+      options.workers,
+    );
+    closers.unshift(() => pool.close());
+
+    const suppliers = {
+      get: async (id: string) =>
+        new EnvSupplierDirectory({ SUPPLIERS: JSON.stringify((await readSuppliers(dataDir)) ?? {}) }).get(id),
+    };
+
+    let runner: StateMachineRunner | undefined;
+    const batchDeps: BatchDeps = {
+      tasks,
+      objects,
+      suppliers,
+      events: bus,
+      clock,
+      config,
+      newId: randomUUID,
+      workflows: {
+        start: async (workflow, name, input) => {
+          if (workflow !== BULK_WORKFLOW || !runner) throw new Error(`no local workflow ${workflow}`);
+          const started = runner.start(name, input);
+          started.result.catch(() => undefined);
+        },
+      },
+    };
+
+    runner = new StateMachineRunner({
+      definition: join(STATE_MACHINES_DIR, 'bulk-issuance.asl.json'),
+      stateMachineName: 'certflow-bulk-issuance',
+      substitutions: {
+        PlanChunksFunctionArn: lambdaArn('certflow-plan-chunks'),
+        IssueChunkFunctionArn: lambdaArn('certflow-issue-chunk'),
+        AssembleZipFunctionArn: lambdaArn('certflow-assemble-zip'),
+        RecordFailureFunctionArn: lambdaArn('certflow-record-batch-failure'),
+        TaskTableName: TASK_TABLE.tableName,
+        EventBusName: 'certflow-local',
+      },
+      resources: {
+        [lambdaArn('certflow-plan-chunks')]: createPlan(batchDeps) as (i: unknown) => Promise<unknown>,
+        [lambdaArn('certflow-issue-chunk')]: async (input) => {
+          await options.beforeChunk?.(input as { taskId: string; index: number });
+          return pool.run(input);
+        },
+        [lambdaArn('certflow-assemble-zip')]: createAssemble(batchDeps) as (i: unknown) => Promise<unknown>,
+        [lambdaArn('certflow-record-batch-failure')]: createRecordFailure(batchDeps) as (
+          i: unknown,
+        ) => Promise<unknown>,
+      },
+      sdkIntegrations: {
+        'dynamodb:updateItem': async (params) => {
+          try {
+            return await dynamoClient.send(new UpdateItemCommand(params as unknown as UpdateItemCommandInput));
+          } catch (e) {
+            const err = e as Error;
+            throw Object.assign(new Error(err.message), { name: `DynamoDB.${err.name}` });
+          }
+        },
+        'events:putEvents': (params) =>
+          bus.putEvents((params.Entries ?? []) as Parameters<LocalEventBus['putEvents']>[0]),
+      },
+      ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+    });
+
+    // a task still pending or in progress lost its execution when the runtime stopped: run it again (chunks
+    // already signed are skipped, so it resumes where it was)
+    const resumed: string[] = [];
+    for (const task of await tasks.listByStatus(['pending', 'in_progress'])) {
+      await batchDeps.workflows.start(BULK_WORKFLOW, task.taskId, { taskId: task.taskId });
+      resumed.push(task.taskId);
+    }
+
+    const api = createBulkApi(batchDeps, { error: (message, ...extra) => console.error(message, ...extra) });
+    const http = await startHttpServer({
+      port: options.port ?? Number(process.env.PORT ?? 4010),
+      mounts: [{ routes: BULK_ROUTES, handler: api }],
+    });
+    closers.unshift(() => http.close());
+
+    return {
+      url: http.url,
+      dataDir,
+      bootstrap: boot,
+      bus,
+      runner,
+      batchDeps,
+      caKeys,
+      resumed,
+      close: async () => {
+        for (const close of closers) await close().catch(() => undefined);
+      },
+    };
+  } catch (e) {
+    for (const close of closers) await close().catch(() => undefined);
+    throw e;
+  }
+}
