@@ -4,6 +4,9 @@
  * AWS SDK clients), an in-process event bus, worker threads for signing, and an HTTP server on 127.0.0.1.
  */
 import './runtime/polyfills';
+// The local runtime runs on the machine's Node (20 here); Lambda runs 22. The SDK's notice about Node 20 support
+// ending in 2027 is for deployments, not for this offline runtime.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 import { UpdateItemCommand, type UpdateItemCommandInput } from '@aws-sdk/client-dynamodb';
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';

@@ -1,0 +1,211 @@
+/**
+ * s3rver (the S3 wire protocol on the file system) started in-process on 127.0.0.1, with a small compatibility layer
+ * for what the AWS SDK v3 and lib-storage need and s3rver 3.7.1 gets wrong.
+ *
+ * Verified with @aws-sdk/client-s3 v3 (test/unit/local-runtime/s3-server.test.ts), and the workarounds:
+ * - Clients must use path-style URLs (`forcePathStyle: true`), the endpoint on 127.0.0.1 (the server listens on the
+ *   IPv4 loopback only, and `localhost` may resolve to ::1; s3rver also reads any host name other than an IP address,
+ *   `localhost` or the machine's name as a virtual-hosted bucket), and the access key id `S3RVER` (any other is
+ *   InvalidAccessKeyId). s3rver never checks SigV4 signatures (a tampered presigned URL still works; anonymous GETs
+ *   work) but does check presigned URL expiry.
+ * - The SDK's default flexible checksums (`requestChecksumCalculation: 'WHEN_SUPPORTED'`) send stream bodies with
+ *   `aws-chunked` encoding and a trailing CRC32; s3rver does not decode it and STORES THE CHUNK FRAMING as the object
+ *   (and a stream of unknown length fails in the SDK with `x-amz-decoded-content-length`). `createLocalS3Client`
+ *   sets `requestChecksumCalculation` and `responseChecksumValidation` to `WHEN_REQUIRED`, which fixes both.
+ * - AbortMultipartUpload (`DELETE /bucket/key?uploadId=…`) answers 405 MethodNotAllowed, so a lib-storage `Upload`
+ *   whose source stream fails rejects with MethodNotAllowed instead of the stream's error. The layer below
+ *   implements it (drops the stored parts, 204; NoSuchUpload 404 when unknown).
+ * - ListObjectsV2 answers 500 whenever the listing is truncated (more than MaxKeys, 1000 by default): its
+ *   continuation token is encrypted with DES, which OpenSSL 3 (Node ≥ 17) no longer provides. The layer below runs
+ *   list-type=2 requests as s3rver's (marker-based) version 1 listing and renders the version 2 fields, with an
+ *   opaque continuation token of its own.
+ * - Not emulated (harmless here): multipart ETags are the MD5 of the whole object rather than `<md5>-<parts>`, and
+ *   the 5 MiB minimum part size is not enforced.
+ * - Honoured: `x-amz-meta-*` metadata (lower-cased, as S3 does), Range requests, presigned GETs with
+ *   `ResponseContentDisposition` / `ResponseContentType` overrides, DeleteObjects, CopyObject.
+ */
+import { mkdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  BucketAlreadyExists,
+  BucketAlreadyOwnedByYou,
+  CreateBucketCommand,
+  HeadBucketCommand,
+  NotFound,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import S3rver from 's3rver';
+import { LOCAL_AWS_CREDENTIALS, LOCAL_AWS_REGION, type LocalServer } from './types';
+
+export interface S3ServerOptions {
+  /** s3rver's data directory (created when missing): one folder per bucket, objects as files; survives restarts */
+  dataDir: string;
+}
+
+export async function startS3(options: S3ServerOptions): Promise<LocalServer> {
+  await mkdir(options.dataDir, { recursive: true });
+  const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: options.dataDir });
+  installCompatibilityLayer(server as unknown as KoaLike, options.dataDir);
+  const { port } = await server.run();
+  let closing: Promise<void> | undefined;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    port,
+    close: () => (closing ??= server.close()),
+  };
+}
+
+/**
+ * An S3 client for a local endpoint: path-style, us-east-1, the `S3RVER` key, and checksums only where an operation
+ * requires them (see the file header: s3rver stores aws-chunked bodies verbatim).
+ */
+export function createLocalS3Client(endpoint: string): S3Client {
+  return new S3Client({
+    endpoint,
+    region: LOCAL_AWS_REGION,
+    credentials: LOCAL_AWS_CREDENTIALS,
+    forcePathStyle: true,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+}
+
+/** Creates the bucket unless it exists. */
+export async function ensureBucket(client: S3Client, name: string): Promise<void> {
+  try {
+    await client.send(new HeadBucketCommand({ Bucket: name }));
+    return;
+  } catch (error) {
+    if (!(
+      error instanceof NotFound ||
+      (error instanceof S3ServiceException && error.$metadata.httpStatusCode === 404)
+    )) {
+      throw error;
+    }
+  }
+  try {
+    await client.send(new CreateBucketCommand({ Bucket: name }));
+  } catch (error) {
+    // created concurrently (s3rver answers BucketAlreadyExists even to its only account)
+    if (error instanceof BucketAlreadyOwnedByYou) return;
+    if (error instanceof BucketAlreadyExists) {
+      await client.send(new HeadBucketCommand({ Bucket: name }));
+      return;
+    }
+    throw error;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Compatibility layer: one Koa middleware placed just before s3rver's router (after its XML encoder, so it sees and
+// sets `ctx.body` as the plain objects s3rver's controllers use).
+
+interface KoaContext {
+  method: string;
+  path: string;
+  query: Record<string, string | string[] | undefined>;
+  status: number;
+  body: unknown;
+}
+type KoaMiddleware = (ctx: KoaContext, next: () => Promise<void>) => Promise<void>;
+interface KoaLike {
+  middleware: KoaMiddleware[];
+}
+
+/** s3rver 3.7.1 registers: logger, XML encoder, Express mount interop, vhost, router. */
+const S3RVER_MIDDLEWARE_COUNT = 5;
+const TOKEN_PREFIX = 'certflow-local:';
+
+function installCompatibilityLayer(app: KoaLike, dataDir: string): void {
+  if (!Array.isArray(app.middleware) || app.middleware.length !== S3RVER_MIDDLEWARE_COUNT) {
+    throw new Error(
+      `s3rver's middleware stack is not the one of s3rver 3.7.1 (${app.middleware?.length} entries): ` +
+        'review local/runtime/s3-server.ts before upgrading s3rver',
+    );
+  }
+  const compat: KoaMiddleware = async (ctx, next) => {
+    const [bucket, ...keyParts] = ctx.path.replace(/^\//, '').split('/');
+    const key = keyParts.join('/');
+    if (ctx.method === 'DELETE' && bucket && key && typeof ctx.query.uploadId === 'string') {
+      await abortMultipartUpload(ctx, dataDir, bucket, ctx.query.uploadId);
+      return;
+    }
+    if (ctx.method === 'GET' && bucket && !key && ctx.query['list-type'] === '2') {
+      await listObjectsV2(ctx, next);
+      return;
+    }
+    await next();
+  };
+  app.middleware.splice(S3RVER_MIDDLEWARE_COUNT - 1, 0, compat);
+}
+
+function s3Error(ctx: KoaContext, status: number, code: string, message: string): void {
+  ctx.status = status;
+  ctx.body = { Error: { Code: code, Message: message } };
+}
+
+async function abortMultipartUpload(ctx: KoaContext, dataDir: string, bucket: string, uploadId: string) {
+  // s3rver keeps the parts of an upload under <dataDir>/<bucket>/._S3rver_uploads/<uploadId>/ (hex ids)
+  const uploadDir = join(dataDir, bucket, '._S3rver_uploads', uploadId);
+  const known =
+    /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) &&
+    /^[0-9a-f]+$/i.test(uploadId) &&
+    (await stat(uploadDir).then(
+      (s) => s.isDirectory(),
+      () => false,
+    ));
+  if (!known) {
+    s3Error(ctx, 404, 'NoSuchUpload', 'The specified upload does not exist.');
+    return;
+  }
+  await rm(uploadDir, { recursive: true, force: true });
+  ctx.status = 204;
+  ctx.body = null;
+}
+
+async function listObjectsV2(ctx: KoaContext, next: () => Promise<void>) {
+  const { 'continuation-token': token, 'start-after': startAfter, ...rest } = ctx.query;
+  let marker = typeof startAfter === 'string' ? startAfter : undefined;
+  if (typeof token === 'string') {
+    const decoded = Buffer.from(token, 'base64url').toString('utf8');
+    if (!decoded.startsWith(TOKEN_PREFIX)) {
+      s3Error(ctx, 400, 'InvalidArgument', 'The continuation token provided is incorrect');
+      return;
+    }
+    marker = decoded.slice(TOKEN_PREFIX.length);
+  }
+  // run it as a version 1 listing: same store query, no DES token (and, as s3rver's V1, no Owner even if asked)
+  const v1Query: Record<string, string | string[] | undefined> = { ...rest };
+  delete v1Query['list-type'];
+  delete v1Query['fetch-owner'];
+  if (marker !== undefined) v1Query.marker = marker;
+  ctx.query = v1Query;
+  await next();
+
+  const result = (ctx.body as { ListBucketResult?: Record<string, unknown> } | undefined)?.ListBucketResult;
+  if (!result) return;
+  const contents = (result.Contents ?? []) as { Key: string }[];
+  const prefixes = (result.CommonPrefixes ?? []) as { Prefix: string }[];
+  const last = [...contents.map((c) => c.Key), ...prefixes.map((p) => p.Prefix)].sort().pop();
+  const { IsTruncated } = result;
+  const others = { ...result };
+  delete others.Marker;
+  delete others.NextMarker;
+  delete others.IsTruncated;
+  ctx.body = {
+    ListBucketResult: {
+      ...others,
+      ...(typeof token === 'string'
+        ? { ContinuationToken: token }
+        : marker !== undefined
+          ? { StartAfter: marker }
+          : {}),
+      KeyCount: contents.length + prefixes.length,
+      IsTruncated,
+      ...(IsTruncated === true && last !== undefined
+        ? { NextContinuationToken: Buffer.from(TOKEN_PREFIX + last, 'utf8').toString('base64url') }
+        : {}),
+    },
+  };
+}
