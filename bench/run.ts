@@ -1,41 +1,117 @@
 /**
- * `npm run bench`: throughput of the PKI core, printed as ratios against baselines measured in the same run.
- * The end-to-end bulk benchmark arrives with the bulk-issuance issue.
+ * `npm run bench`: bulk issuance through the embedded local runtime, with baselines measured in the same run.
+ *
+ *   floor        Node's own cost of one EC P-256 key generation (generateKeyPairSync) + PKCS#8 export + one
+ *                ECDSA signature, times the cores used: what a straightforward Node implementation could reach
+ *   openssl loop the openssl CLI making the same certificates one by one (genpkey + req + x509 -req)
+ *   certflow     POST a batch, wait for `complete`, download the zip — everything a user waits for
+ *
+ * Environment: BENCH_EC (default 10000), BENCH_RSA (200), BENCH_LARGE (100000; 0 skips), BENCH_WORKERS (cores).
+ * Prints ratios; the figures go into docs/benchmarks.md.
  */
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { createRootCa, generateKeyPair, issueCertificate, privateKeyToPem } from '../lambdas/core/pki';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startLocal, type LocalCertflow } from '../local/certflow';
 
-function perSecond(n: number, fn: () => void): number {
+const EC = Number(process.env.BENCH_EC ?? 10_000);
+const RSA = Number(process.env.BENCH_RSA ?? 200);
+const LARGE = Number(process.env.BENCH_LARGE ?? 100_000);
+const WORKERS = Number(process.env.BENCH_WORKERS ?? availableParallelism());
+
+const rssMb = (): number => process.resourceUsage().maxRSS / 1024;
+
+function nodeFloorPerCore(n = 3000): number {
+  const caKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+  const tbs = Buffer.alloc(420, 7);
   const t0 = process.hrtime.bigint();
-  for (let i = 0; i < n; i++) fn();
+  for (let i = 0; i < n; i++) {
+    const k = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    k.privateKey.export({ type: 'pkcs8', format: 'pem' });
+    sign('sha256', tbs, caKey);
+  }
   return n / (Number(process.hrtime.bigint() - t0) / 1e9);
 }
 
-async function main(): Promise<void> {
-  const now = new Date();
-  const root = await createRootCa({ subject: { commonName: 'bench root' }, validity: { days: 30 }, now });
-  const caKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
-  const data = Buffer.alloc(400, 7);
-  const floor = perSecond(2000, () => {
-    const k = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    k.privateKey.export({ type: 'pkcs8', format: 'pem' });
-    sign('sha256', data, caKey);
-  });
-  const n = 2000;
-  const t0 = process.hrtime.bigint();
-  for (let i = 0; i < n; i++) {
-    const keys = generateKeyPair('ec-p256');
-    privateKeyToPem(keys.privateKey);
-    await issueCertificate(
-      { profile: 'device', subject: { commonName: `d${i}` }, publicKey: keys.publicKey, validity: { days: 1 }, now },
-      root.issuer,
-    );
+/** openssl CLI, one certificate at a time, as the scripts certflow replaces do it. */
+function opensslLoop(keyType: 'ec' | 'rsa', n: number): number {
+  const dir = mkdtempSync(join(tmpdir(), 'certflow-bench-openssl-'));
+  try {
+    const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+    run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-subj', '/CN=bench CA', '-days', '30']);
+    writeFileSync(join(dir, 'ext.cnf'), 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n');
+    const keyArgs = keyType === 'ec' ? ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'] : ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048'];
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) {
+      run(['genpkey', ...keyArgs, '-out', `d${i}.key`]);
+      run(['req', '-new', '-key', `d${i}.key`, '-subj', `/CN=device-${i}`, '-out', `d${i}.csr`]);
+      run(['x509', '-req', '-in', `d${i}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '365', '-extfile', 'ext.cnf', '-out', `d${i}.pem`]);
+    }
+    return n / (Number(process.hrtime.bigint() - t0) / 1e9);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
-  const core = n / (Number(process.hrtime.bigint() - t0) / 1e9);
-  console.log(`floor (keygen + PKCS#8 export + sign), 1 core: ${floor.toFixed(0)}/s`);
-  console.log(
-    `issueCertificate EC P-256 with key, 1 core:   ${core.toFixed(0)}/s  (${(core / floor).toFixed(2)} × floor)`,
-  );
 }
 
-void main();
+async function batch(cf: LocalCertflow, quantity: number, keyType: string): Promise<{ rate: number; seconds: number; bytes: number }> {
+  const t0 = process.hrtime.bigint();
+  const res = await fetch(`${cf.url}/supplier/demo/certificates`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ quantity, keyType, certInfo: { commonName: '`bench-`A0000000${increment}' } }),
+  });
+  const { taskId } = (await res.json()) as { taskId: string };
+  for (;;) {
+    const task = (await (await fetch(`${cf.url}/certificates/${taskId}/task`)).json()) as { status: string; error?: unknown };
+    if (task.status === 'failed') throw new Error(`batch failed: ${JSON.stringify(task.error)}`);
+    if (task.status === 'complete') break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const zip = await fetch(`${cf.url}/certificates/${taskId}`);
+  let bytes = 0;
+  for await (const chunk of zip.body as unknown as AsyncIterable<Uint8Array>) bytes += chunk.length;
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  return { rate: quantity / seconds, seconds, bytes };
+}
+
+async function main(): Promise<void> {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  console.log(`certflow bench — Node ${process.version}, ${availableParallelism()} cores (${cpu}), ${WORKERS} signing workers\n`);
+
+  const floorCore = nodeFloorPerCore();
+  const floor = floorCore * WORKERS;
+  const opensslEc = opensslLoop('ec', 40);
+  const opensslRsa = opensslLoop('rsa', 10);
+  console.log(`baseline  Node floor (keygen + PKCS#8 export + sign): ${floorCore.toFixed(0)}/s per core → ${floor.toFixed(0)}/s on ${WORKERS}`);
+  console.log(`baseline  openssl CLI loop: EC P-256 ${opensslEc.toFixed(1)}/s, RSA-2048 ${opensslRsa.toFixed(1)}/s\n`);
+
+  const dataDir = mkdtempSync(join(tmpdir(), 'certflow-bench-'));
+  const t0 = Date.now();
+  const cf = await startLocal({ dataDir, port: 0, workers: WORKERS });
+  try {
+    await batch(cf, 10, 'ec-p256'); // warm the worker threads
+    console.log(`runtime   started and warmed in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+
+    const ec = await batch(cf, EC, 'ec-p256');
+    console.log(`certflow  EC P-256 × ${EC}: ${ec.rate.toFixed(0)}/s end to end (${ec.seconds.toFixed(1)} s, zip ${(ec.bytes / 1e6).toFixed(1)} MB)`);
+    console.log(`          = ${(ec.rate / floor).toFixed(2)} × floor (target ≥ 0.5), ${(ec.rate / opensslEc).toFixed(0)} × openssl loop (target ≥ 50)`);
+    const rsa = await batch(cf, RSA, 'rsa-2048');
+    console.log(`certflow  RSA-2048 × ${RSA}: ${rsa.rate.toFixed(1)}/s end to end (${rsa.seconds.toFixed(1)} s) = ${(rsa.rate / opensslRsa).toFixed(1)} × openssl loop`);
+    console.log(`          peak RSS so far ${rssMb().toFixed(0)} MB (whole process: runtime, servers, workers)\n`);
+    if (LARGE > 0) {
+      const large = await batch(cf, LARGE, 'ec-p256');
+      console.log(`certflow  EC P-256 × ${LARGE}: ${large.rate.toFixed(0)}/s end to end (${large.seconds.toFixed(1)} s, zip ${(large.bytes / 1e6).toFixed(0)} MB)`);
+      console.log(`          peak RSS ${rssMb().toFixed(0)} MB (target ≤ 256)`);
+    }
+  } finally {
+    await cf.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

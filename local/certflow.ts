@@ -21,9 +21,11 @@ import { LocalCertificateRegistry, REGISTRY_TABLE } from '../lambdas/adapters/lo
 import { LocalEventBus } from '../lambdas/adapters/local/local-event-bus';
 import { DEFAULT_BULK_CONFIG, type BulkConfig } from '../lambdas/core/bulk/request';
 import { BULK_WORKFLOW, type BatchDeps } from '../lambdas/core/bulk/service';
-import { type DomainEvent, systemClock, type Clock } from '../lambdas/core/ports';
+import { systemClock, type Clock } from '../lambdas/core/ports';
 import { BULK_ROUTES, createHandler as createBulkApi } from '../lambdas/handlers/api-bulk-certificates';
 import { createHandler as createAssemble } from '../lambdas/handlers/sfn-assemble-zip';
+import { createHandler as createIssueChunk } from '../lambdas/handlers/sfn-issue-chunk';
+import type { BuiltChunk } from '../lambdas/core/bulk/chunk-builder';
 import { createHandler as createPlan } from '../lambdas/handlers/sfn-plan-chunks';
 import { createHandler as createRecordFailure } from '../lambdas/handlers/sfn-record-batch-failure';
 import { bootstrap, readSuppliers, type BootstrapResult } from './bootstrap';
@@ -93,24 +95,25 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       ...options.bulk,
     };
 
-    const workerData: ChunkWorkerData = {
-      dataDir,
-      s3Endpoint: s3.endpoint,
-      bucket: LOCAL_BUCKET,
-      dynamoEndpoint: dynamo.endpoint,
-      taskTable: TASK_TABLE.tableName,
-      zipLevel: options.zipLevel ?? 1,
-    };
-    const pool = new WorkerPool(
-      resolve(__dirname, 'chunk-worker.ts'),
-      workerData,
-      {
-        publish: (events: DomainEvent[]) => bus.publish(events),
-        register: (input: Parameters<LocalCertificateRegistry['register']>[0]) => registry.register(input),
-      },
-      options.workers,
-    );
+    const workerData: ChunkWorkerData = { dataDir };
+    const pool = new WorkerPool(resolve(__dirname, 'chunk-worker.ts'), workerData, {}, options.workers);
+    pool.warm();
     closers.unshift(() => pool.close());
+
+    // the IssueChunk handler runs here with the same ports as on Lambda; its CPU-bound part goes to the workers
+    const issueChunk = createIssueChunk({
+      objects,
+      tasks,
+      caKeys,
+      events: bus,
+      registry,
+      clock,
+      zipLevel: options.zipLevel ?? 0,
+      build: async (job) => {
+        const chunk = (await pool.run(job)) as BuiltChunk;
+        return { ...chunk, zip: Buffer.from(chunk.zip.buffer, chunk.zip.byteOffset, chunk.zip.byteLength) };
+      },
+    });
 
     const suppliers = {
       get: async (id: string) =>
@@ -126,6 +129,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       clock,
       config,
       newId: randomUUID,
+      externalCas: false,
       workflows: {
         start: async (workflow, name, input) => {
           if (workflow !== BULK_WORKFLOW || !runner) throw new Error(`no local workflow ${workflow}`);
@@ -150,7 +154,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
         [lambdaArn('certflow-plan-chunks')]: createPlan(batchDeps) as (i: unknown) => Promise<unknown>,
         [lambdaArn('certflow-issue-chunk')]: async (input) => {
           await options.beforeChunk?.(input as { taskId: string; index: number });
-          return pool.run(input);
+          return issueChunk(input);
         },
         [lambdaArn('certflow-assemble-zip')]: createAssemble(batchDeps) as (i: unknown) => Promise<unknown>,
         [lambdaArn('certflow-record-batch-failure')]: createRecordFailure(batchDeps) as (

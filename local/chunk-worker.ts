@@ -1,36 +1,24 @@
-/** A worker thread that signs chunks: the same handler as the IssueChunk Lambda, with local ports. */
+/**
+ * A worker thread that does the CPU-bound part of a chunk (keys, signatures, zip) for the IssueChunk handler,
+ * which runs on the main thread with the same ports as on Lambda. Loads only the PKI core and the CA key store.
+ */
 import { workerData } from 'node:worker_threads';
-import { DynamoTaskStore } from '../lambdas/adapters/aws/dynamo-task-store';
-import { S3ObjectStore } from '../lambdas/adapters/aws/s3-object-store';
 import { FileCaKeyStore } from '../lambdas/adapters/local/file-ca-key-store';
-import type { DomainEvent } from '../lambdas/core/ports';
-import { systemClock } from '../lambdas/core/ports';
-import { createHandler } from '../lambdas/handlers/sfn-issue-chunk';
-import { createLocalDynamoDbClient } from './runtime/dynamodb-server';
-import { createLocalS3Client } from './runtime/s3-server';
-import { callMain, serve } from './worker-side';
+import type { BuildJob } from '../lambdas/core/bulk/chunk';
+import { buildChunk } from '../lambdas/core/bulk/chunk-builder';
+import { serve } from './worker-side';
 
 export interface ChunkWorkerData {
   dataDir: string;
-  s3Endpoint: string;
-  bucket: string;
-  dynamoEndpoint: string;
-  taskTable: string;
-  zipLevel: number;
 }
 
-const data = workerData as ChunkWorkerData;
+const caKeys = new FileCaKeyStore((workerData as ChunkWorkerData).dataDir);
 
-const handle = createHandler({
-  objects: new S3ObjectStore(createLocalS3Client(data.s3Endpoint), data.bucket),
-  tasks: new DynamoTaskStore(createLocalDynamoDbClient(data.dynamoEndpoint), data.taskTable),
-  caKeys: new FileCaKeyStore(data.dataDir),
-  events: { publish: (events: DomainEvent[]) => callMain('publish', events).then(() => undefined) },
-  registry: {
-    register: (input) => callMain('register', input) as Promise<{ certificateId: string; certificateArn: string }>,
-  },
-  clock: systemClock,
-  zipLevel: data.zipLevel,
+serve(async (input) => {
+  const job = input as BuildJob;
+  const chunk = await buildChunk(job.request, job.range, await caKeys.load(job.caId), new Date(job.now), job.level);
+  const { zip } = chunk;
+  // hand the zip's memory over instead of copying it, when the Buffer owns its ArrayBuffer
+  const transfer = zip.byteOffset === 0 && zip.byteLength === zip.buffer.byteLength ? [zip.buffer as ArrayBuffer] : [];
+  return { value: chunk, transfer };
 });
-
-serve(handle);

@@ -123,6 +123,12 @@ export class WorkerPool {
     for (const s of this.slots) if (!s.busy) s.worker.unref();
   }
 
+  /** Starts every worker now, so the first batch does not pay for loading them. */
+  warm(): void {
+    while (this.slots.length < this.size) this.spawn();
+    for (const s of this.slots) if (!s.busy) s.worker.unref();
+  }
+
   run(input: unknown): Promise<unknown> {
     if (this.closed) return Promise.reject(new Error('the worker pool is closed'));
     return new Promise((resolve, reject) => {

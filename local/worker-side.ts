@@ -15,7 +15,8 @@ export function callMain(service: string, ...args: unknown[]): Promise<unknown> 
   });
 }
 
-export function serve(handle: (input: unknown) => Promise<unknown>): void {
+/** `handle` returns `{ value, transfer }`: the result and the ArrayBuffers to move (not copy) to the main thread. */
+export function serve(handle: (input: unknown) => Promise<{ value: unknown; transfer?: ArrayBuffer[] }>): void {
   if (!port) throw new Error('not in a worker thread');
   port.on('message', (msg: WorkerRequest | WorkerMessage) => {
     const pending = calls.get(msg.id);
@@ -27,7 +28,8 @@ export function serve(handle: (input: unknown) => Promise<unknown>): void {
     }
     const request = msg as WorkerRequest;
     handle(request.input).then(
-      (result) => port.postMessage({ id: request.id, ok: true, result } satisfies WorkerMessage),
+      ({ value, transfer }) =>
+        port.postMessage({ id: request.id, ok: true, result: value } satisfies WorkerMessage, transfer ?? []),
       (e: { name?: string; message?: string; code?: string }) =>
         port.postMessage({
           id: request.id,

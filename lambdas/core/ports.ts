@@ -140,3 +140,30 @@ export interface CertificateRegistry {
     status: 'ACTIVE' | 'INACTIVE';
   }): Promise<{ certificateId: string; certificateArn: string }>;
 }
+
+/** One device's certificate files as an issuer outside certflow returns them (private key when it made one). */
+export interface DeviceFiles {
+  commonName: string;
+  certificateId: string;
+  serialNumber: string;
+  certificatePem: string;
+  privateKeyPem?: string;
+  publicKeyPem?: string;
+  chainPem?: string;
+}
+
+export interface ExternalIssueInput {
+  commonName: string;
+  /** the batch's subject fields other than the common name */
+  subject: Record<string, string | undefined>;
+  keyType: import('./pki/keys').KeyType;
+  validityDays: number;
+  /** stable per batch and index, so a replayed chunk is not billed or issued twice */
+  idempotencyToken: string;
+  includeChain: boolean;
+}
+
+/** Signs device certificates with a CA outside certflow: ACM Private CA, or AWS IoT's own CA. */
+export interface DeviceCertificateIssuer {
+  issue(input: ExternalIssueInput): Promise<DeviceFiles>;
+}

@@ -29,7 +29,7 @@ export const BulkEnv = z.object({
     .string()
     .regex(/^[0-9]$/)
     .transform(Number)
-    .default('1' as never),
+    .default('0' as never),
 });
 export type BulkEnv = z.infer<typeof BulkEnv>;
 

@@ -267,3 +267,22 @@ describe('a certificate from another CA', () => {
     expect(res.code).not.toBe(0);
   });
 });
+
+describe('buildCsr', () => {
+  it.each(['ec-p256', 'ec-p384', 'rsa-2048'] as const)(
+    'makes a %s CSR that openssl req -verify accepts, with the subject asked for',
+    async (keyType) => {
+      const { buildCsr, encodeName, generateDeviceKey, toPem } = await import('../../lambdas/core/pki');
+      const key = generateDeviceKey(keyType);
+      const csr = toPem(
+        'CERTIFICATE REQUEST',
+        buildCsr(encodeName({ commonName: 'thing-9', organization: 'Acme' }), key),
+      );
+      const file = files.write(`built-${keyType}.csr`, csr);
+      const res = await openssl(['req', '-verify', '-noout', '-subject', '-in', file]);
+      expect(`${res.stdout}${res.stderr}`).toMatch(/verify OK/);
+      expect(res.stdout).toMatch(/subject=O = Acme, CN = thing-9/);
+      expect(parseCsr(csr).spki.equals(key.spki)).toBe(true);
+    },
+  );
+});

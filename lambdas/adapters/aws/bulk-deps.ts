@@ -1,4 +1,5 @@
 /** Builds the bulk-issuance ports from AWS services, once per Lambda container. */
+import { ACMPCAClient } from '@aws-sdk/client-acm-pca';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { IoTClient } from '@aws-sdk/client-iot';
@@ -15,6 +16,7 @@ import type { BulkApiEnv, BulkEnv } from '../../handlers/env';
 import { DynamoTaskStore } from './dynamo-task-store';
 import { EnvSupplierDirectory } from './env-supplier-directory';
 import { EventBridgePublisher } from './eventbridge-publisher';
+import { externalIssuers } from './external-issuers';
 import { IotCertificateRegistry } from './iot-certificate-registry';
 import { KmsCaKeyStore } from './kms-signer';
 import { S3ObjectStore } from './s3-object-store';
@@ -29,6 +31,7 @@ export interface AwsClients {
   ssm: SSMClient;
   iot: IoTClient;
   kms: KMSClient;
+  pca: ACMPCAClient;
 }
 
 export const defaultClients = (): AwsClients => ({
@@ -39,6 +42,7 @@ export const defaultClients = (): AwsClients => ({
   ssm: new SSMClient({}),
   iot: new IoTClient({}),
   kms: new KMSClient({}),
+  pca: new ACMPCAClient({}),
 });
 
 export function bulkConfig(env: BulkEnv): BulkConfig {
@@ -82,6 +86,7 @@ export function awsChunkDeps(env: BulkEnv, clients: AwsClients): ChunkDeps {
         : new SsmCaKeyStore(clients.ssm, clients.iot),
     events: new EventBridgePublisher(clients.eventBridge, env.EVENT_BUS_NAME),
     registry: new IotCertificateRegistry(clients.iot),
+    externalIssuer: externalIssuers(clients),
     clock: systemClock,
     zipLevel: env.ZIP_LEVEL,
   };

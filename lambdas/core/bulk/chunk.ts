@@ -1,21 +1,21 @@
+import { ValidationError } from '../errors';
 import { CERTIFICATES_PER_EVENT, domainEvent } from '../events';
 import { commonNameAt } from '../naming/common-name';
-import { safeEntryName, ZipChunkBuilder } from '../packaging/zip';
-import { DeviceCertificateTemplate, generateDeviceKey, privateKeyPem, publicKeyPem } from '../pki/fast';
-import { pemBundle } from '../pki/chain';
-import { toPem } from '../pki/pem';
 import type {
   CaKeyStore,
   CertificateRegistry,
   Clock,
+  DeviceCertificateIssuer,
   EventPublisher,
-  LoadedCa,
   ObjectStore,
   SupplierCa,
   TaskStore,
 } from '../ports';
+import { buildChunk, BuiltChunk, ChunkPackager, ManifestRow } from './chunk-builder';
 import { chunkManifestKey, chunkZipKey, requestKey } from './keys';
-import { BatchRequest, chunkRange } from './request';
+import { BatchRequest, ChunkRange, chunkRange } from './request';
+
+export { MANIFEST_HEADER } from './chunk-builder';
 
 export interface ChunkDeps {
   objects: ObjectStore;
@@ -24,8 +24,20 @@ export interface ChunkDeps {
   events: EventPublisher;
   registry?: CertificateRegistry;
   clock: Clock;
-  /** deflate level for zip entries (0 = store) */
+  /** deflate level for zip entries (0 = store, the default: PEM text gains ~25 % and costs twice the CPU) */
   zipLevel?: number;
+  /** runs the CPU-bound part for a certflow CA; default in-process (the local runtime uses worker threads) */
+  build?: (job: BuildJob) => Promise<BuiltChunk>;
+  /** issuers for suppliers whose CA is outside certflow (ACM Private CA, AWS IoT) */
+  externalIssuer?: (ca: Exclude<SupplierCa, { type: 'certflow' }>) => DeviceCertificateIssuer;
+}
+
+export interface BuildJob {
+  request: BatchRequest;
+  range: ChunkRange;
+  caId: string;
+  now: string;
+  level: number;
 }
 
 export interface ChunkInput {
@@ -41,49 +53,23 @@ export interface ChunkResult {
   replayed: boolean;
 }
 
-/** An error a workflow retries: the chunk can be run again from scratch. */
-export class TransientChunkError extends Error {
-  override readonly name = 'TransientChunkError';
-}
-
-/** Per-container caches: a Lambda container or worker thread signs many chunks of the same batch. */
+/** Per-container cache: a Lambda container or the local runtime signs many chunks of the same batch. */
 const requestCache = new Map<string, BatchRequest>();
-const caCache = new Map<string, Promise<LoadedCa>>();
 
 export async function loadBatchRequest(objects: ObjectStore, taskId: string): Promise<BatchRequest> {
   const cached = requestCache.get(taskId);
   if (cached) return cached;
-  const request = JSON.parse((await objects.get(requestKey(taskId))).toString('utf8')) as BatchRequest & {
-    ca: SupplierCa;
-  };
+  const request = JSON.parse((await objects.get(requestKey(taskId))).toString('utf8')) as BatchRequest;
   if (requestCache.size > 32) requestCache.clear();
   requestCache.set(taskId, request);
   return request;
 }
 
-function loadCa(caKeys: CaKeyStore, caId: string): Promise<LoadedCa> {
-  let ca = caCache.get(caId);
-  if (!ca) {
-    ca = caKeys.load(caId);
-    ca.catch(() => caCache.delete(caId));
-    caCache.set(caId, ca);
-  }
-  return ca;
-}
-
-const csvField = (v: string): string => (/[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
-export const MANIFEST_HEADER = 'name,path,certificateId,serialNumber,notAfter\n';
-
-interface ManifestRow {
-  commonName: string;
-  path: string;
-  certificateId: string;
-  serialNumber: string;
-}
-
-interface Issued extends ManifestRow {
-  certificatePem: string;
-}
+/** The in-process builder: loads the CA (the key stores cache it) and signs. */
+export const buildInProcess =
+  (caKeys: CaKeyStore) =>
+  async (job: BuildJob): Promise<BuiltChunk> =>
+    buildChunk(job.request, job.range, await caKeys.load(job.caId), new Date(job.now), job.level);
 
 /** Reads the rows this module writes (RFC 4180 quoting). */
 export function parseManifest(text: string): ManifestRow[] {
@@ -103,19 +89,20 @@ export function parseManifest(text: string): ManifestRow[] {
   return rows;
 }
 
+const issuerIdOf = (ca: SupplierCa): string =>
+  ca.type === 'certflow' ? ca.caId : ca.type === 'acm-pca' ? ca.arn : 'aws-iot';
+
 async function publishIssued(
   deps: ChunkDeps,
-  request: BatchRequest & { ca: SupplierCa },
+  request: BatchRequest,
   input: ChunkInput,
   rows: ManifestRow[],
 ): Promise<void> {
-  const issuerId =
-    request.ca.type === 'certflow' ? request.ca.caId : request.ca.type === 'acm-pca' ? request.ca.arn : 'aws-iot';
   const events = [];
   for (let off = 0; off < rows.length; off += CERTIFICATES_PER_EVENT) {
     events.push(
       domainEvent('Certificate Issued', {
-        issuerId,
+        issuerId: issuerIdOf(request.ca),
         kind: 'device',
         origin: 'bulk',
         taskId: input.taskId,
@@ -134,70 +121,72 @@ async function publishIssued(
   await deps.events.publish(events);
 }
 
+/** Signs with ACM Private CA or AWS IoT, one certificate at a time (their APIs are per certificate). */
+async function buildExternally(
+  issuer: DeviceCertificateIssuer,
+  request: BatchRequest,
+  input: ChunkInput,
+  range: ChunkRange,
+  level: number,
+): Promise<BuiltChunk> {
+  const packager = new ChunkPackager(request, level);
+  const validityDays = Math.max(
+    1,
+    Math.round((Date.parse(request.notAfter) - Date.parse(request.notBefore)) / 86_400_000),
+  );
+  for (let i = range.start; i < range.start + range.count; i++) {
+    const files = await issuer.issue({
+      commonName: commonNameAt(request.commonName, i),
+      subject: { ...request.subject },
+      keyType: request.keyType,
+      validityDays,
+      idempotencyToken: `${input.taskId}:${i}`,
+      includeChain: request.includeCA,
+    });
+    packager.add(i, files);
+  }
+  return packager.finish();
+}
+
 /**
- * Signs one chunk of a batch: fresh device keys, certificates from the batch template, a standalone zip of the
- * chunk (the assembler later copies its entries into the batch zip) and its manifest rows. The chunk zip is the
- * commit point: a replayed chunk whose zip exists is not signed again, so certificates are never issued twice.
+ * Signs one chunk of a batch and writes a standalone zip of it plus its manifest rows (the assembler later
+ * copies the zip's entries into the batch zip). The chunk zip is the commit point: a replayed chunk whose zip
+ * exists is not signed again — certificates are never issued twice into a batch — and only its bookkeeping
+ * (events, the chunk count) is redone, which is idempotent.
  */
 export async function signChunk(input: ChunkInput, deps: ChunkDeps): Promise<ChunkResult> {
-  const request = (await loadBatchRequest(deps.objects, input.taskId)) as BatchRequest & { ca: SupplierCa };
+  const request = await loadBatchRequest(deps.objects, input.taskId);
   const range = chunkRange(request, input.index);
   const zipKey = chunkZipKey(input.taskId, input.index);
+  const result = (replayed: boolean): ChunkResult => ({
+    taskId: input.taskId,
+    index: input.index,
+    count: range.count,
+    replayed,
+  });
 
-  if (await deps.tasks.isChunkDone(input.taskId, input.index)) {
-    return { taskId: input.taskId, index: input.index, count: range.count, replayed: true };
-  }
+  if (await deps.tasks.isChunkDone(input.taskId, input.index)) return result(true);
   if (await deps.objects.head(zipKey)) {
-    // signed before but not counted (the worker stopped after its commit point): finish the bookkeeping only
     const rows = parseManifest((await deps.objects.get(chunkManifestKey(input.taskId, input.index))).toString('utf8'));
     await publishIssued(deps, request, input, rows);
     await deps.tasks.completeChunk(input.taskId, input.index);
-    return { taskId: input.taskId, index: input.index, count: range.count, replayed: true };
+    return result(true);
   }
 
-  if (request.ca.type !== 'certflow') {
-    throw new Error(`supplier CA type ${request.ca.type} is not supported by the chunk signer yet`);
-  }
-  const ca = await loadCa(deps.caKeys, request.ca.caId);
-  const notBefore = new Date(request.notBefore);
-  const notAfter = new Date(request.notAfter);
-  const template = new DeviceCertificateTemplate(ca.issuer, {
-    subject: request.subject,
-    keyType: request.keyType,
-    notBefore,
-    notAfter,
-    now: deps.clock.now(),
-  });
-  const chainPem = request.includeCA ? pemBundle(ca.chain) : undefined;
-  const zip = new ZipChunkBuilder({ mtime: notBefore });
-  const level = deps.zipLevel ?? 1;
-  const issued: Issued[] = [];
-  let manifest = '';
-
-  for (let i = range.start; i < range.start + range.count; i++) {
-    const commonName = commonNameAt(request.commonName, i);
-    const key = generateDeviceKey(request.keyType);
-    const cert = await template.issue(commonName, key.spki);
-    const certificatePem = toPem('CERTIFICATE', cert.der);
-    let path: string;
-    if (request.layout === 'cdf') {
-      path = `certs/${cert.id}`;
-      zip.add(`${path}_cert.pem`, Buffer.from(certificatePem), { level });
-      zip.add(`${path}_key.pem`, Buffer.from(privateKeyPem(key)), { level });
-    } else {
-      path = request.uniqueNames ? safeEntryName(commonName) : `${safeEntryName(commonName)}-${i}`;
-      zip.add(`${path}/certificate.pem`, Buffer.from(certificatePem), { level });
-      zip.add(`${path}/private.key`, Buffer.from(privateKeyPem(key)), { level });
-      zip.add(`${path}/public.key`, Buffer.from(publicKeyPem(key)), { level });
-      if (chainPem) zip.add(`${path}/ca-chain.pem`, Buffer.from(chainPem), { level });
+  const level = deps.zipLevel ?? 0;
+  let chunk: BuiltChunk;
+  if (request.ca.type === 'certflow') {
+    const build = deps.build ?? buildInProcess(deps.caKeys);
+    chunk = await build({ request, range, caId: request.ca.caId, now: deps.clock.now().toISOString(), level });
+  } else {
+    if (!deps.externalIssuer) {
+      throw new ValidationError('SUPPLIER_CA_UNAVAILABLE', `a ${request.ca.type} CA is not available in this runtime`);
     }
-    manifest += `${csvField(commonName)},${csvField(path)},${cert.id},${cert.serialNumber},${request.notAfter}\n`;
-    issued.push({ commonName, path, certificateId: cert.id, serialNumber: cert.serialNumber, certificatePem });
+    chunk = await buildExternally(deps.externalIssuer(request.ca), request, input, range, level);
   }
 
-  const chunk = zip.finish();
-  // manifest first, zip last: the zip's presence means the chunk is complete
-  await deps.objects.put(chunkManifestKey(input.taskId, input.index), manifest, { contentType: 'text/csv' });
+  // manifest first, zip last: the zip's presence means the chunk is signed
+  await deps.objects.put(chunkManifestKey(input.taskId, input.index), chunk.manifest, { contentType: 'text/csv' });
   await deps.objects.put(zipKey, chunk.zip, {
     contentType: 'application/zip',
     metadata: {
@@ -207,20 +196,22 @@ export async function signChunk(input: ChunkInput, deps: ChunkDeps): Promise<Chu
     },
   });
 
+  // AWS IoT's own CA registers as it issues; other certificates are registered when the batch asks for it
   let registered = 0;
-  if (request.register && deps.registry) {
-    const caCertificatePem = ca.issuer.certificate.pem;
-    for (const cert of issued) {
+  if (request.register && request.ca.type !== 'aws-iot' && deps.registry) {
+    const caCertificatePem =
+      request.ca.type === 'certflow' ? (await deps.caKeys.load(request.ca.caId)).issuer.certificate.pem : undefined;
+    for (const cert of chunk.issued) {
       await deps.registry.register({
         certificatePem: cert.certificatePem,
-        caCertificatePem,
+        ...(caCertificatePem ? { caCertificatePem } : {}),
         status: request.certificateStatus,
       });
       registered++;
     }
   }
 
-  await publishIssued(deps, request, input, issued);
+  await publishIssued(deps, request, input, chunk.issued);
   await deps.tasks.completeChunk(input.taskId, input.index, registered || undefined);
-  return { taskId: input.taskId, index: input.index, count: range.count, replayed: false };
+  return result(false);
 }

@@ -3,6 +3,7 @@ import { ValidationError } from '../errors';
 import { CommonNameSpec, parseCommonNameTemplate, resolveQuantity, validateCommonNames } from '../naming/common-name';
 import { DEFAULT_KEY_TYPE, KEY_TYPES, KeyType } from '../pki/keys';
 import { checkSubjectField, SubjectFields } from '../pki/name';
+import type { SupplierCa } from '../ports';
 
 /** certInfo as CDF's bulkcerts accepts it. */
 export const CertInfoSchema = z
@@ -57,6 +58,8 @@ export const DEFAULT_BULK_CONFIG: BulkConfig = {
 /** The validated, defaulted request a batch is made from; stored with the task, read by every chunk worker. */
 export interface BatchRequest {
   supplierId: string;
+  /** where the supplier's certificates are signed */
+  ca: SupplierCa;
   quantity: number;
   keyType: KeyType;
   register: boolean;
@@ -97,7 +100,13 @@ export function fromZodError(error: z.ZodError, prefix = ''): ValidationError {
 const BACKDATE_MS = 60_000;
 
 /** Validates a request body against CDF's rules and certflow's limits; fills defaults from configuration. */
-export function normalizeBatchRequest(supplierId: string, body: unknown, config: BulkConfig, now: Date): BatchRequest {
+export function normalizeBatchRequest(
+  supplierId: string,
+  ca: SupplierCa,
+  body: unknown,
+  config: BulkConfig,
+  now: Date,
+): BatchRequest {
   const parsed = CreateBatchBodySchema.safeParse(body ?? {});
   if (!parsed.success) throw fromZodError(parsed.error);
   const req = parsed.data;
@@ -137,6 +146,7 @@ export function normalizeBatchRequest(supplierId: string, body: unknown, config:
 
   return {
     supplierId,
+    ca,
     quantity,
     keyType: req.keyType ?? DEFAULT_KEY_TYPE,
     register: req.register ?? false,
@@ -149,9 +159,21 @@ export function normalizeBatchRequest(supplierId: string, body: unknown, config:
     subject,
     commonName: spec,
     uniqueNames,
-    chunkSize: config.chunkSize,
+    chunkSize: Math.min(config.chunkSize, CHUNK_CAP[req.keyType ?? DEFAULT_KEY_TYPE]),
   };
 }
+
+/**
+ * Largest chunk per key type: RSA key generation costs ~0.2 s (2048) to ~2 s (4096) per key on one core, so RSA
+ * chunks are smaller to spread them over cores and keep each well inside a Lambda's 15 minutes.
+ */
+export const CHUNK_CAP: Record<KeyType, number> = {
+  'ec-p256': Infinity,
+  'ec-p384': Infinity,
+  'rsa-2048': 50,
+  'rsa-3072': 20,
+  'rsa-4096': 10,
+};
 
 export interface ChunkRange {
   index: number;

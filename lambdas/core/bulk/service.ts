@@ -25,6 +25,8 @@ export interface BatchDeps {
   clock: Clock;
   config: BulkConfig;
   newId: () => string;
+  /** false where only certflow CAs sign (the local runtime has no ACM Private CA or AWS IoT) */
+  externalCas?: boolean;
 }
 
 /** What GET /certificates/{taskId}/task shows (CDF's fields plus certflow's). */
@@ -73,8 +75,14 @@ export async function createBatch(
 ): Promise<{ task: BatchTask; created: boolean }> {
   const ca = await deps.suppliers.get(supplierId);
   if (!ca) throw new NotFoundError('SUPPLIER_NOT_FOUND', `supplier ${supplierId} is not configured`);
+  if (ca.type !== 'certflow' && deps.externalCas === false) {
+    throw new ValidationError(
+      'SUPPLIER_CA_UNAVAILABLE',
+      `supplier ${supplierId} signs with ${ca.type}, which this runtime cannot reach`,
+    );
+  }
   const now = deps.clock.now();
-  const request = normalizeBatchRequest(supplierId, body, deps.config, now);
+  const request = normalizeBatchRequest(supplierId, ca, body, deps.config, now);
 
   let taskId = deps.newId();
   if (idempotencyKey !== undefined) {
@@ -112,7 +120,7 @@ export async function createBatch(
       layout: request.layout,
     },
   };
-  await deps.objects.put(requestKey(taskId), JSON.stringify({ ...request, ca }), { contentType: 'application/json' });
+  await deps.objects.put(requestKey(taskId), JSON.stringify(request), { contentType: 'application/json' });
   try {
     await deps.tasks.create(task);
   } catch (e) {

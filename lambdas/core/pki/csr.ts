@@ -1,7 +1,7 @@
-import { createPublicKey, verify as cryptoVerify } from 'node:crypto';
+import { createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import { CsrRejectedError, ValidationError } from '../errors';
 import * as der from './der';
-import { describePublicKey, PublicKeyInfo } from './keys';
+import { describePublicKey, PublicKeyInfo, signatureAlgorithmFor } from './keys';
 import { OID } from './oids';
 import { toDer } from './pem';
 import { x509 } from './setup';
@@ -115,4 +115,16 @@ export function parseCsr(input: string | Buffer): ParsedCsr {
     spki,
     publicKey,
   };
+}
+
+/**
+ * A PKCS#10 request for `subjectDer` and a device key, signed with that key (used where another CA signs:
+ * ACM Private CA takes a CSR).
+ */
+export function buildCsr(subjectDer: Buffer, key: { spki: Buffer; pkcs8: Buffer }): Buffer {
+  const privateKey = createPrivateKey({ key: key.pkcs8, format: 'der', type: 'pkcs8' });
+  const { keyType } = describePublicKey(key.spki);
+  const algorithm = signatureAlgorithmFor(keyType);
+  const info = der.sequence(der.integer(0), subjectDer, key.spki, der.tlv(0xa0));
+  return der.sequence(info, algorithm.identifier, der.bitString(cryptoSign(algorithm.hash, info, privateKey)));
 }

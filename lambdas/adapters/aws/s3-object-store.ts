@@ -1,0 +1,222 @@
+import { Readable } from 'node:stream';
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  type GetObjectCommandOutput,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { NotFoundError, ValidationError } from '../../core/errors';
+import type { ObjectHead, ObjectStore, PutOptions } from '../../core/ports';
+import { awsErrorName, awsHttpStatus } from './sdk-errors';
+
+/** Multipart part size: memory stays near (queueSize + 1) × partSize whatever the object size. */
+export const UPLOAD_PART_SIZE = 8 * 1024 * 1024;
+export const UPLOAD_QUEUE_SIZE = 2;
+/** DeleteObjects accepts at most 1000 keys per request. */
+export const DELETE_BATCH_SIZE = 1000;
+/** SigV4 presigned URLs live at most 7 days. */
+export const MAX_PRESIGN_SECONDS = 604_800;
+
+/** S3 refused to delete some of the keys (access denied …); deleting an absent key is not an error. */
+export class ObjectDeleteError extends Error {
+  override readonly name = 'ObjectDeleteError';
+
+  constructor(
+    message: string,
+    readonly failures: { key: string; code?: string; message?: string }[],
+  ) {
+    super(message);
+  }
+}
+
+const isNotFound = (error: unknown): boolean => {
+  const name = awsErrorName(error);
+  return name === 'NoSuchKey' || name === 'NotFound' || awsHttpStatus(error) === 404;
+};
+
+/** `attachment; filename="…"`, with an RFC 6266/5987 `filename*` when the name is not plain ASCII. */
+export function contentDisposition(downloadName: string): string {
+  const ascii = downloadName.replace(/[^\x20-\x7e]/g, '_').replace(/["\\]/g, '_');
+  const encoded = encodeURIComponent(downloadName).replace(
+    /['()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+  const plain = ascii === downloadName;
+  return plain ? `attachment; filename="${ascii}"` : `attachment; filename="${ascii}"; filename*=UTF-8''${encoded}`;
+}
+
+/** ObjectStore on S3 (or any S3 wire-compatible server such as s3rver: give the client its endpoint). */
+export class S3ObjectStore implements ObjectStore {
+  constructor(
+    private readonly s3: S3Client,
+    readonly bucket: string,
+  ) {}
+
+  async put(key: string, body: Buffer | string, options: PutOptions = {}): Promise<void> {
+    await this.s3.send(
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: key,
+        Body: body,
+        ...(options.contentType !== undefined ? { ContentType: options.contentType } : {}),
+        ...(options.metadata !== undefined ? { Metadata: options.metadata } : {}),
+      }),
+    );
+  }
+
+  async get(key: string): Promise<Buffer> {
+    const output = await this.getObject(key);
+    return Buffer.from(await output.Body!.transformToByteArray());
+  }
+
+  async getRange(key: string, start: number, end: number): Promise<Buffer> {
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+      throw new ValidationError('INVALID_RANGE', `invalid byte range [${start}, ${end})`);
+    }
+    if (end === start) {
+      await this.headOrThrow(key);
+      return Buffer.alloc(0);
+    }
+    const output = await this.getObject(key, `bytes=${start}-${end - 1}`);
+    return Buffer.from(await output.Body!.transformToByteArray());
+  }
+
+  async getStream(key: string): Promise<AsyncIterable<Uint8Array>> {
+    const body: unknown = (await this.getObject(key)).Body;
+    if (body !== null && typeof body === 'object' && Symbol.asyncIterator in body) {
+      return body as AsyncIterable<Uint8Array>;
+    }
+    // Browser-style bodies (web ReadableStream): Node 20 can read those as async iterables too
+    if (body instanceof ReadableStream) return Readable.fromWeb(body as never) as AsyncIterable<Uint8Array>;
+    throw new Error(`S3 returned a body for ${key} that cannot be streamed`);
+  }
+
+  async head(key: string): Promise<ObjectHead | undefined> {
+    try {
+      const output = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return {
+        size: output.ContentLength ?? 0,
+        ...(output.ContentType !== undefined ? { contentType: output.ContentType } : {}),
+        metadata: output.Metadata ?? {},
+      };
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * Streams `body` to S3: one PutObject when it fits in one part, else a multipart upload of 8 MiB parts with two
+   * in flight. lib-storage aborts the multipart upload when a part or the source stream fails
+   * (`leavePartsOnError: false`), and nothing appears under `key` before CompleteMultipartUpload.
+   */
+  async upload(key: string, body: AsyncIterable<Uint8Array>, options: PutOptions = {}): Promise<{ size: number }> {
+    let size = 0;
+    async function* counted(): AsyncGenerator<Uint8Array> {
+      for await (const chunk of body) {
+        size += chunk.byteLength;
+        yield chunk;
+      }
+    }
+    // lib-storage reads Readable, ReadableStream, Blob or bytes, not a bare async iterable
+    const upload = new Upload({
+      client: this.s3,
+      params: {
+        Bucket: this.bucket,
+        Key: key,
+        Body: Readable.from(counted(), { objectMode: false, highWaterMark: 1024 * 1024 }),
+        ...(options.contentType !== undefined ? { ContentType: options.contentType } : {}),
+        ...(options.metadata !== undefined ? { Metadata: options.metadata } : {}),
+      },
+      partSize: UPLOAD_PART_SIZE,
+      queueSize: UPLOAD_QUEUE_SIZE,
+      leavePartsOnError: false,
+    });
+    await upload.done();
+    return { size };
+  }
+
+  async presignGet(key: string, expiresInSeconds: number, downloadName?: string): Promise<string> {
+    if (!Number.isInteger(expiresInSeconds) || expiresInSeconds < 1 || expiresInSeconds > MAX_PRESIGN_SECONDS) {
+      throw new ValidationError('INVALID_EXPIRY', `expiresInSeconds must be from 1 to ${MAX_PRESIGN_SECONDS}`);
+    }
+    const command = new GetObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      ...(downloadName !== undefined ? { ResponseContentDisposition: contentDisposition(downloadName) } : {}),
+    });
+    return getSignedUrl(this.s3, command, { expiresIn: expiresInSeconds });
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.s3.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: prefix,
+          ...(token !== undefined ? { ContinuationToken: token } : {}),
+        }),
+      );
+      for (const object of page.Contents ?? []) if (object.Key !== undefined) keys.push(object.Key);
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+    return keys;
+  }
+
+  async delete(keys: string[]): Promise<void> {
+    const failures: ObjectDeleteError['failures'] = [];
+    for (let i = 0; i < keys.length; i += DELETE_BATCH_SIZE) {
+      const batch = keys.slice(i, i + DELETE_BATCH_SIZE);
+      const output = await this.s3.send(
+        new DeleteObjectsCommand({
+          Bucket: this.bucket,
+          Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true },
+        }),
+      );
+      for (const e of output.Errors ?? []) {
+        failures.push({
+          key: e.Key ?? '',
+          ...(e.Code !== undefined ? { code: e.Code } : {}),
+          ...(e.Message !== undefined ? { message: e.Message } : {}),
+        });
+      }
+    }
+    if (failures.length > 0) {
+      throw new ObjectDeleteError(`S3 could not delete ${failures.length} of ${keys.length} objects`, failures);
+    }
+  }
+
+  private async getObject(key: string, range?: string): Promise<GetObjectCommandOutput> {
+    try {
+      const output = await this.s3.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key, ...(range !== undefined ? { Range: range } : {}) }),
+      );
+      if (!output.Body) throw new Error(`S3 returned no body for ${key}`);
+      return output;
+    } catch (error) {
+      if (isNotFound(error)) throw this.notFound(key, error);
+      if (awsErrorName(error) === 'InvalidRange') {
+        throw new ValidationError('INVALID_RANGE', `range ${range ?? ''} is outside ${key}`, { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  private async headOrThrow(key: string): Promise<void> {
+    if ((await this.head(key)) === undefined) throw this.notFound(key);
+  }
+
+  private notFound(key: string, cause?: unknown): NotFoundError {
+    return new NotFoundError('OBJECT_NOT_FOUND', `object ${key} not found`, {
+      ...(cause !== undefined ? { cause } : {}),
+      details: { key },
+    });
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * Plain DynamoDB table definitions shared by the CDK stack (`lib/`) and the local runtime (`local/`, dynalite),
+ * so that key schemas and indexes cannot drift between the two.
+ */
+export type AttributeType = 'S' | 'N';
+
+export interface KeyAttribute {
+  name: string;
+  type: AttributeType;
+}
+
+export interface GlobalSecondaryIndexDefinition {
+  indexName: string;
+  partitionKey: KeyAttribute;
+  sortKey?: KeyAttribute;
+}
+
+export interface TableDefinition {
+  tableName: string;
+  partitionKey: KeyAttribute;
+  sortKey?: KeyAttribute;
+  /** every index projects ALL attributes */
+  globalSecondaryIndexes?: GlobalSecondaryIndexDefinition[];
+  timeToLiveAttribute?: string;
+}
+
+/**
+ * Bulk-issuance tasks and their idempotency keys (single-table design).
+ * - task: `pk = task#{taskId}`, `gsi1pk = status`, `createdAt` (index `byStatus`)
+ * - idempotency key: `pk = idem#{scope}#{key}`
+ */
+export const TASK_TABLE: TableDefinition = {
+  tableName: 'certflow-tasks',
+  partitionKey: { name: 'pk', type: 'S' },
+  globalSecondaryIndexes: [
+    {
+      indexName: 'byStatus',
+      partitionKey: { name: 'gsi1pk', type: 'S' },
+      sortKey: { name: 'createdAt', type: 'S' },
+    },
+  ],
+};
+
+/** The CreateTable input for a definition (on-demand billing, indexes projecting ALL): used by local/ and tests. */
+export function createTableInput(def: TableDefinition): {
+  TableName: string;
+  BillingMode: 'PAY_PER_REQUEST';
+  AttributeDefinitions: { AttributeName: string; AttributeType: AttributeType }[];
+  KeySchema: { AttributeName: string; KeyType: 'HASH' | 'RANGE' }[];
+  GlobalSecondaryIndexes?: {
+    IndexName: string;
+    KeySchema: { AttributeName: string; KeyType: 'HASH' | 'RANGE' }[];
+    Projection: { ProjectionType: 'ALL' };
+  }[];
+} {
+  const attributes = new Map<string, AttributeType>();
+  const keySchema = (pk: KeyAttribute, sk?: KeyAttribute) => {
+    for (const key of sk ? [pk, sk] : [pk]) {
+      const known = attributes.get(key.name);
+      if (known !== undefined && known !== key.type) {
+        throw new Error(`attribute ${key.name} of table ${def.tableName} is declared as ${known} and ${key.type}`);
+      }
+      attributes.set(key.name, key.type);
+    }
+    return [
+      { AttributeName: pk.name, KeyType: 'HASH' as const },
+      ...(sk ? [{ AttributeName: sk.name, KeyType: 'RANGE' as const }] : []),
+    ];
+  };
+  const KeySchema = keySchema(def.partitionKey, def.sortKey);
+  const indexes = (def.globalSecondaryIndexes ?? []).map((gsi) => ({
+    IndexName: gsi.indexName,
+    KeySchema: keySchema(gsi.partitionKey, gsi.sortKey),
+    Projection: { ProjectionType: 'ALL' as const },
+  }));
+  return {
+    TableName: def.tableName,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: [...attributes].map(([AttributeName, AttributeType]) => ({ AttributeName, AttributeType })),
+    KeySchema,
+    ...(indexes.length > 0 ? { GlobalSecondaryIndexes: indexes } : {}),
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * The CPU-bound half of a chunk: keys, certificates and the chunk zip, with no I/O. Lambda runs it in-process;
+ * the local runtime runs it on worker threads so a batch uses every core.
+ */
+import { commonNameAt } from '../naming/common-name';
+import { safeEntryName, ZipChunkBuilder } from '../packaging/zip';
+import { pemBundle } from '../pki/chain';
+import { DeviceCertificateTemplate, generateDeviceKey, privateKeyPem, publicKeyPem } from '../pki/fast';
+import { toPem } from '../pki/pem';
+import type { DeviceFiles, LoadedCa } from '../ports';
+import type { BatchRequest, ChunkRange } from './request';
+
+export interface ManifestRow {
+  commonName: string;
+  path: string;
+  certificateId: string;
+  serialNumber: string;
+}
+
+export interface IssuedInChunk extends ManifestRow {
+  certificatePem: string;
+}
+
+export interface BuiltChunk {
+  zip: Buffer;
+  entriesLength: number;
+  centralDirectoryLength: number;
+  entryCount: number;
+  /** CSV rows (no header) for manifest.csv */
+  manifest: string;
+  issued: IssuedInChunk[];
+}
+
+const csvField = (v: string): string => (/[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+export const MANIFEST_HEADER = 'name,path,certificateId,serialNumber,notAfter\n';
+
+/** Collects a chunk's files into a zip and manifest, in the batch's layout. */
+export class ChunkPackager {
+  private readonly zip: ZipChunkBuilder;
+  private manifest = '';
+  private readonly issued: IssuedInChunk[] = [];
+
+  constructor(
+    private readonly request: Pick<BatchRequest, 'layout' | 'uniqueNames' | 'notAfter' | 'notBefore'>,
+    level: number,
+  ) {
+    this.zip = new ZipChunkBuilder({ mtime: new Date(request.notBefore), level });
+  }
+
+  add(index: number, files: DeviceFiles): void {
+    const { request } = this;
+    let path: string;
+    if (request.layout === 'cdf') {
+      path = `certs/${files.certificateId}`;
+      this.zip.add(`${path}_cert.pem`, Buffer.from(files.certificatePem));
+      if (files.privateKeyPem) this.zip.add(`${path}_key.pem`, Buffer.from(files.privateKeyPem), { mode: 0o600 });
+    } else {
+      const name = safeEntryName(files.commonName);
+      path = request.uniqueNames ? name : `${name}-${index}`;
+      this.zip.add(`${path}/certificate.pem`, Buffer.from(files.certificatePem));
+      if (files.privateKeyPem) this.zip.add(`${path}/private.key`, Buffer.from(files.privateKeyPem), { mode: 0o600 });
+      if (files.publicKeyPem) this.zip.add(`${path}/public.key`, Buffer.from(files.publicKeyPem));
+      if (files.chainPem) this.zip.add(`${path}/ca-chain.pem`, Buffer.from(files.chainPem));
+    }
+    this.manifest += `${csvField(files.commonName)},${csvField(path)},${files.certificateId},${files.serialNumber},${request.notAfter}\n`;
+    this.issued.push({
+      commonName: files.commonName,
+      path,
+      certificateId: files.certificateId,
+      serialNumber: files.serialNumber,
+      certificatePem: files.certificatePem,
+    });
+  }
+
+  finish(): BuiltChunk {
+    const zip = this.zip.finish();
+    return { ...zip, manifest: this.manifest, issued: this.issued };
+  }
+}
+
+/** Signs a chunk with a certflow CA whose key is in memory: template DER, fresh keys, one zip. */
+export async function buildChunk(
+  request: BatchRequest,
+  range: ChunkRange,
+  ca: LoadedCa,
+  now: Date,
+  level: number,
+): Promise<BuiltChunk> {
+  const template = new DeviceCertificateTemplate(ca.issuer, {
+    subject: request.subject,
+    keyType: request.keyType,
+    notBefore: new Date(request.notBefore),
+    notAfter: new Date(request.notAfter),
+    now,
+  });
+  const chainPem = request.includeCA ? pemBundle(ca.chain) : undefined;
+  const packager = new ChunkPackager(request, level);
+  for (let i = range.start; i < range.start + range.count; i++) {
+    const commonName = commonNameAt(request.commonName, i);
+    const key = generateDeviceKey(request.keyType);
+    const cert = await template.issue(commonName, key.spki);
+    packager.add(i, {
+      commonName,
+      certificateId: cert.id,
+      serialNumber: cert.serialNumber,
+      certificatePem: toPem('CERTIFICATE', cert.der),
+      privateKeyPem: privateKeyPem(key),
+      publicKeyPem: publicKeyPem(key),
+      ...(chainPem ? { chainPem } : {}),
+    });
+  }
+  return packager.finish();
+}
