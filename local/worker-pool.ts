@@ -13,8 +13,7 @@ export interface WorkerRequest {
 
 export type WorkerMessage =
   | { id: number; ok: true; result: unknown }
-  | { id: number; ok: false; error: { name: string; message: string; code?: string } }
-  | { id: number; call: string; args: unknown[] };
+  | { id: number; ok: false; error: { name: string; message: string; code?: string } };
 
 export interface SerializedError {
   name: string;
@@ -36,9 +35,6 @@ interface Slot {
   busy: boolean;
 }
 
-/** Services the workers call on the main thread (e.g. the in-process event bus), by name. */
-export type MainThreadServices = Record<string, (...args: never[]) => Promise<unknown>>;
-
 export class WorkerPool {
   private readonly slots: Slot[] = [];
   private readonly queue: { request: WorkerRequest; resolve: (v: unknown) => void; reject: (e: unknown) => void }[] =
@@ -53,7 +49,6 @@ export class WorkerPool {
   constructor(
     private readonly file: string,
     private readonly workerData: unknown,
-    private readonly services: MainThreadServices = {},
     readonly size = Math.max(1, availableParallelism()),
   ) {}
 
@@ -61,7 +56,7 @@ export class WorkerPool {
     const bootstrap = `require(${JSON.stringify(require.resolve('tsx/cjs/api'))}).register(); require(${JSON.stringify(this.file)});`;
     const worker = new Worker(bootstrap, { eval: true, workerData: this.workerData });
     const slot: Slot = { worker, busy: false };
-    worker.on('message', (msg: WorkerMessage) => void this.onMessage(slot, msg));
+    worker.on('message', (msg: WorkerMessage) => this.onMessage(slot, msg));
     worker.on('error', (error) => this.onExit(slot, error));
     worker.on('exit', (code) => this.onExit(slot, new Error(`worker exited with code ${code}`)));
     worker.unref();
@@ -69,23 +64,7 @@ export class WorkerPool {
     return slot;
   }
 
-  private async onMessage(slot: Slot, msg: WorkerMessage): Promise<void> {
-    if ('call' in msg) {
-      const service = this.services[msg.call];
-      try {
-        if (!service) throw new Error(`no main-thread service ${msg.call}`);
-        const result = await (service as (...a: unknown[]) => Promise<unknown>)(...msg.args);
-        slot.worker.postMessage({ id: msg.id, ok: true, result });
-      } catch (e) {
-        const err = e as SerializedError;
-        slot.worker.postMessage({
-          id: msg.id,
-          ok: false,
-          error: { name: err.name, message: err.message, code: err.code },
-        });
-      }
-      return;
-    }
+  private onMessage(slot: Slot, msg: WorkerMessage): void {
     const pending = this.inflight.get(msg.id);
     if (!pending) return;
     this.inflight.delete(msg.id);

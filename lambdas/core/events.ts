@@ -74,3 +74,81 @@ export function domainEvent<T extends DetailType>(
 
 /** Certificates per `Certificate Issued` event: keeps each entry well under EventBridge's 256 KB. */
 export const CERTIFICATES_PER_EVENT = 500;
+
+/** One example per event, documented in docs/events.md and checked against its schema by the tests. */
+export const EVENT_EXAMPLES: { [K in DetailType]: z.input<(typeof EVENT_SCHEMAS)[K]> } = {
+  'Batch Completed': {
+    taskId: '5f0c2a57-3b9e-4f0e-9f5e-0d4f2b9c1a11',
+    supplierId: 'demo',
+    quantity: 10000,
+    chunksTotal: 10,
+    zipKey: 'batches/5f0c2a57-3b9e-4f0e-9f5e-0d4f2b9c1a11/certificates.zip',
+    zipSize: 15832117,
+    completedAt: '2026-11-24T21:36:38.662Z',
+  },
+  'Batch Failed': {
+    taskId: '5f0c2a57-3b9e-4f0e-9f5e-0d4f2b9c1a11',
+    supplierId: 'demo',
+    error: {
+      code: 'BatchIncompleteError',
+      message: 'chunk 3 failed: the issuing CA expired on 2026-11-01T00:00:00.000Z',
+    },
+    failedAt: '2026-11-24T21:36:38.662Z',
+  },
+  'Certificate Issued': {
+    issuerId: '9a3f1c0e5b7d2e4f6a8c0b1d3e5f7a9c1b3d5e7f9a1c3e5b7d9f1a3c5e7b9d1f',
+    kind: 'device',
+    origin: 'bulk',
+    taskId: '5f0c2a57-3b9e-4f0e-9f5e-0d4f2b9c1a11',
+    chunk: 0,
+    supplierId: 'demo',
+    certificates: [
+      {
+        certificateId: '67013ed823dc3dcfc67a7bbedb79551ef7d1bb277a21a26c902dc8e48bc106f8',
+        serialNumber: '4f1461f61b9edf049e9ded772c4e8108',
+        commonName: 'dev-AB00',
+        notBefore: '2026-11-24T21:35:47.000Z',
+        notAfter: '2027-11-24T21:36:47.000Z',
+      },
+    ],
+  },
+};
+
+/** docs/events.md, generated from the schemas above (`npm run docs`; a test keeps the file in step). */
+export function renderEventCatalogue(): string {
+  const parts = [
+    '# certflow events',
+    '',
+    'Generated from `lambdas/core/events.ts` by `npm run docs`; do not edit by hand.',
+    '',
+    'All events go to the certflow bus (AWS: the custom EventBridge bus of the stack; local: the in-process bus) with',
+    '`source: "certflow"`. No event carries key material: certificates are named by id (lower-case hex SHA-256 of',
+    'the DER, the AWS IoT certificate id) and serial number.',
+    '',
+  ];
+  for (const [detailType, schema] of Object.entries(EVENT_SCHEMAS)) {
+    parts.push(
+      `## ${detailType}`,
+      '',
+      schema.description ?? '',
+      '',
+      '```json',
+      JSON.stringify(
+        { source: EVENT_SOURCE, 'detail-type': detailType, detail: EVENT_EXAMPLES[detailType as DetailType] },
+        null,
+        2,
+      ),
+      '```',
+      '',
+      '<details><summary>JSON Schema of <code>detail</code></summary>',
+      '',
+      '```json',
+      JSON.stringify(z.toJSONSchema(schema), null, 2),
+      '```',
+      '',
+      '</details>',
+      '',
+    );
+  }
+  return parts.join('\n');
+}
