@@ -1,0 +1,164 @@
+/**
+ * DynamoTaskStore against a real DynamoDB wire-protocol server (dynalite, in memory, on 127.0.0.1): the same
+ * server the local runtime uses. Checks what mocks cannot: expressions, number-set marshalling, the GSI.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { ConflictError, NotFoundError } from '../../lambdas/core/errors';
+import type { BatchTask, Clock } from '../../lambdas/core/ports';
+import { DynamoTaskStore } from '../../lambdas/adapters/aws/dynamo-task-store';
+import { createTableInput, TASK_TABLE } from '../../lambdas/adapters/aws/tables';
+
+// dynalite ships no types
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const dynalite = require('dynalite') as (options: { createTableMs?: number }) => Server;
+
+let server: Server;
+let client: DynamoDBClient;
+let store: DynamoTaskStore;
+let now = new Date('2026-03-01T12:00:00.000Z');
+const clock: Clock = { now: () => now };
+
+const task = (taskId: string, overrides: Partial<BatchTask> = {}): BatchTask => ({
+  taskId,
+  supplierId: 'acme',
+  status: 'pending',
+  quantity: 250,
+  chunkSize: 100,
+  chunksTotal: 3,
+  chunksPending: 3,
+  createdAt: '2026-03-01T12:00:00.000Z',
+  request: { quantity: 250, certInfo: { commonName: '`acme-`${increment}AB01', country: 'DE' }, register: false },
+  ...overrides,
+});
+
+beforeAll(async () => {
+  server = dynalite({ createTableMs: 0 });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  client = new DynamoDBClient({
+    endpoint: `http://127.0.0.1:${port}`,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 1,
+  });
+  await client.send(new CreateTableCommand(createTableInput(TASK_TABLE)));
+  store = new DynamoTaskStore(client, TASK_TABLE.tableName, clock);
+});
+
+afterAll(async () => {
+  client?.destroy();
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+});
+
+describe('DynamoTaskStore on dynalite', () => {
+  it('creates the table from TASK_TABLE with the byStatus index', async () => {
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: TASK_TABLE.tableName }));
+    expect(Table?.KeySchema).toEqual([{ AttributeName: 'pk', KeyType: 'HASH' }]);
+    expect(Table?.GlobalSecondaryIndexes?.[0]).toMatchObject({
+      IndexName: 'byStatus',
+      KeySchema: [
+        { AttributeName: 'gsi1pk', KeyType: 'HASH' },
+        { AttributeName: 'createdAt', KeyType: 'RANGE' },
+      ],
+      Projection: { ProjectionType: 'ALL' },
+    });
+  });
+
+  it('creates a task and reads it back without storage attributes', async () => {
+    await store.create(task('t-create'));
+    await expect(store.get('t-create')).resolves.toEqual(task('t-create'));
+    await expect(store.get('t-unknown')).resolves.toBeUndefined();
+  });
+
+  it('refuses to create a task id twice', async () => {
+    await store.create(task('t-twice'));
+    const caught = await store.create(task('t-twice', { quantity: 1 })).catch((e: unknown) => e);
+    expect(caught).toBeInstanceOf(ConflictError);
+    expect(caught).toMatchObject({ code: 'TASK_EXISTS' });
+    await expect(store.get('t-twice')).resolves.toMatchObject({ quantity: 250 });
+  });
+
+  it('claims an idempotency key once and returns the first claim afterwards', async () => {
+    await expect(store.claimIdempotencyKey('acme', 'key-1', 't-first', 'fp-1')).resolves.toBeUndefined();
+    await expect(store.claimIdempotencyKey('acme', 'key-1', 't-second', 'fp-2')).resolves.toEqual({
+      taskId: 't-first',
+      fingerprint: 'fp-1',
+    });
+    // scopes are separate
+    await expect(store.claimIdempotencyKey('other', 'key-1', 't-third', 'fp-3')).resolves.toBeUndefined();
+  });
+
+  it('counts each chunk once, however often it is replayed', async () => {
+    await store.create(task('t-chunks'));
+    await expect(store.isChunkDone('t-chunks', 1)).resolves.toBe(false);
+    await expect(store.completeChunk('t-chunks', 1, 100)).resolves.toBe(2);
+    await expect(store.completeChunk('t-chunks', 1, 100)).resolves.toBe(2); // replay
+    await expect(store.isChunkDone('t-chunks', 1)).resolves.toBe(true);
+    await expect(store.isChunkDone('t-chunks', 0)).resolves.toBe(false);
+    await expect(store.completeChunk('t-chunks', 0, 100)).resolves.toBe(1);
+    await expect(store.completeChunk('t-chunks', 2)).resolves.toBe(0);
+    await expect(store.completeChunk('t-chunks', 0, 100)).resolves.toBe(0); // replay
+    await expect(store.get('t-chunks')).resolves.toMatchObject({ chunksPending: 0, registered: 200 });
+
+    // stored as a DynamoDB number set
+    const { Item } = await client.send(
+      new GetItemCommand({ TableName: TASK_TABLE.tableName, Key: { pk: { S: 'task#t-chunks' } } }),
+    );
+    expect(Item?.doneChunks?.NS?.slice().sort()).toEqual(['0', '1', '2']);
+  });
+
+  it('counts concurrent completions of the same chunk once', async () => {
+    await store.create(task('t-race', { chunksTotal: 2, chunksPending: 2 }));
+    const results = await Promise.all(Array.from({ length: 5 }, () => store.completeChunk('t-race', 0)));
+    expect(results).toEqual([1, 1, 1, 1, 1]);
+    await expect(store.get('t-race')).resolves.toMatchObject({ chunksPending: 1 });
+  });
+
+  it('throws NotFoundError when completing a chunk of an unknown task', async () => {
+    const caught = await store.completeChunk('t-missing', 0).catch((e: unknown) => e);
+    expect(caught).toBeInstanceOf(NotFoundError);
+    expect(caught).toMatchObject({ code: 'TASK_NOT_FOUND' });
+    await expect(store.get('t-missing')).resolves.toBeUndefined();
+  });
+
+  it('sets the status and its fields, and moves the task between status partitions', async () => {
+    now = new Date('2026-03-01T13:00:00.000Z');
+    await store.create(task('t-status', { createdAt: '2026-03-01T09:00:00.000Z' }));
+    await store.setStatus('t-status', 'in_progress');
+    await expect(store.get('t-status')).resolves.toMatchObject({
+      status: 'in_progress',
+      updatedAt: '2026-03-01T13:00:00.000Z',
+    });
+    await store.setStatus('t-status', 'failed', {
+      error: { code: 'CA_NOT_FOUND', message: 'CA x not found' },
+      completedAt: '2026-03-01T13:00:01.000Z',
+    });
+    await expect(store.get('t-status')).resolves.toMatchObject({
+      status: 'failed',
+      error: { code: 'CA_NOT_FOUND', message: 'CA x not found' },
+      completedAt: '2026-03-01T13:00:01.000Z',
+    });
+    const caught = await store.setStatus('t-nope', 'complete').catch((e: unknown) => e);
+    expect(caught).toBeInstanceOf(NotFoundError);
+    await expect(store.get('t-nope')).resolves.toBeUndefined(); // the update did not create an item
+  });
+
+  it('lists tasks by status, oldest first, across statuses', async () => {
+    await store.create(task('l-3', { status: 'in_progress', createdAt: '2026-02-01T00:00:03.000Z' }));
+    await store.create(task('l-1', { status: 'pending', createdAt: '2026-02-01T00:00:01.000Z' }));
+    await store.create(task('l-2', { status: 'in_progress', createdAt: '2026-02-01T00:00:02.000Z' }));
+    await store.create(task('l-done', { status: 'complete', createdAt: '2026-02-01T00:00:00.000Z' }));
+    await store.setStatus('l-done', 'complete');
+
+    const listed = await store.listByStatus(['pending', 'in_progress']);
+    const ids = listed.map((t) => t.taskId).filter((id) => id.startsWith('l-'));
+    expect(ids).toEqual(['l-1', 'l-2', 'l-3']);
+    expect(listed.map((t) => t.createdAt)).toEqual([...listed.map((t) => t.createdAt)].sort());
+    expect(listed.every((t) => !('pk' in t) && !('gsi1pk' in t))).toBe(true);
+    const complete = await store.listByStatus(['complete']);
+    expect(complete.map((t) => t.taskId)).toContain('l-done');
+    expect(complete.map((t) => t.taskId)).not.toContain('l-1');
+  });
+});

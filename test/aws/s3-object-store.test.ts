@@ -1,0 +1,361 @@
+import 'aws-sdk-client-mock-jest';
+import { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  NoSuchKey,
+  NotFound,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { sdkStreamMixin } from '@smithy/util-stream';
+import { NotFoundError, ValidationError } from '../../lambdas/core/errors';
+import { contentDisposition, ObjectDeleteError, S3ObjectStore } from '../../lambdas/adapters/aws/s3-object-store';
+import { cmd, mockSdk } from './sdk-mock';
+
+const BUCKET = 'certflow-objects';
+const MiB = 1024 * 1024;
+const s3Mock = mockSdk(S3Client);
+const client = new S3Client({
+  region: 'eu-west-1',
+  credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
+});
+const store = new S3ObjectStore(client, BUCKET);
+
+const body = (...chunks: (string | Buffer)[]) =>
+  sdkStreamMixin(Readable.from(chunks.map((c) => Buffer.from(c)))) as never;
+
+async function* chunks(count: number, size: number, failAfter?: number): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < count; i++) {
+    if (failAfter !== undefined && i === failAfter) throw new Error('source broke');
+    yield Buffer.alloc(size, i % 256);
+  }
+}
+
+const noSuchKey = () => new NoSuchKey({ message: 'The specified key does not exist.', $metadata: {} });
+
+beforeEach(() => s3Mock.reset());
+
+describe('S3ObjectStore.put', () => {
+  it('sends PutObject with the content type and metadata', async () => {
+    s3Mock.on(cmd(PutObjectCommand)).resolves({});
+    await store.put('batches/t1/chunk-0.json', '{"a":1}', {
+      contentType: 'application/json',
+      metadata: { certificateid: 'abc' },
+    });
+    expect(s3Mock).toHaveReceivedCommandTimes(cmd(PutObjectCommand), 1);
+    expect(s3Mock).toHaveReceivedCommandWith(cmd(PutObjectCommand), {
+      Bucket: BUCKET,
+      Key: 'batches/t1/chunk-0.json',
+      Body: '{"a":1}',
+      ContentType: 'application/json',
+      Metadata: { certificateid: 'abc' },
+    });
+  });
+
+  it('leaves ContentType and Metadata out when not given', async () => {
+    s3Mock.on(cmd(PutObjectCommand)).resolves({});
+    await store.put('k', Buffer.from('x'));
+    expect(s3Mock.commandCalls(cmd(PutObjectCommand))[0]!.args[0].input).toEqual({
+      Bucket: BUCKET,
+      Key: 'k',
+      Body: Buffer.from('x'),
+    });
+  });
+});
+
+describe('S3ObjectStore.get', () => {
+  it('returns the object bytes', async () => {
+    s3Mock.on(cmd(GetObjectCommand), { Bucket: BUCKET, Key: 'a/b' }).resolves({ Body: body('hel', 'lo') });
+    await expect(store.get('a/b')).resolves.toEqual(Buffer.from('hello'));
+  });
+
+  it.each([
+    ['NoSuchKey', noSuchKey()],
+    [
+      '404 without a modelled name',
+      new S3ServiceException({ name: 'Unknown', $fault: 'client', $metadata: { httpStatusCode: 404 } }),
+    ],
+  ])('maps %s to NotFoundError OBJECT_NOT_FOUND', async (_label, error) => {
+    s3Mock.on(cmd(GetObjectCommand)).rejects(error);
+    const caught = await store.get('missing').catch((e: unknown) => e);
+    expect(caught).toBeInstanceOf(NotFoundError);
+    expect(caught).toMatchObject({ code: 'OBJECT_NOT_FOUND', status: 404, details: { key: 'missing' } });
+  });
+
+  it('lets other errors through unchanged', async () => {
+    const denied = new S3ServiceException({
+      name: 'AccessDenied',
+      $fault: 'client',
+      $metadata: { httpStatusCode: 403 },
+    });
+    s3Mock.on(cmd(GetObjectCommand)).rejects(denied);
+    await expect(store.get('k')).rejects.toBe(denied);
+  });
+});
+
+describe('S3ObjectStore.getRange', () => {
+  it('asks for bytes start to end-1 (HTTP ranges are inclusive)', async () => {
+    s3Mock.on(cmd(GetObjectCommand)).resolves({ Body: body('23456') });
+    await expect(store.getRange('zip', 2, 7)).resolves.toEqual(Buffer.from('23456'));
+    expect(s3Mock).toHaveReceivedCommandWith(cmd(GetObjectCommand), { Bucket: BUCKET, Key: 'zip', Range: 'bytes=2-6' });
+  });
+
+  it('maps NoSuchKey to NotFoundError', async () => {
+    s3Mock.on(cmd(GetObjectCommand)).rejects(noSuchKey());
+    await expect(store.getRange('zip', 0, 10)).rejects.toMatchObject({ code: 'OBJECT_NOT_FOUND' });
+  });
+
+  it('answers an empty range without a GetObject, after checking that the object exists', async () => {
+    s3Mock.on(cmd(HeadObjectCommand)).resolves({ ContentLength: 10 });
+    await expect(store.getRange('zip', 4, 4)).resolves.toEqual(Buffer.alloc(0));
+    expect(s3Mock).not.toHaveReceivedCommand(cmd(GetObjectCommand));
+  });
+
+  it.each([
+    ['error/negative start', -1, 3],
+    ['error/end before start', 5, 3],
+    ['error/fractional', 0.5, 3],
+  ])('%s is refused', async (_label, start, end) => {
+    await expect(store.getRange('zip', start, end)).rejects.toBeInstanceOf(ValidationError);
+    expect(s3Mock.calls()).toHaveLength(0);
+  });
+});
+
+describe('S3ObjectStore.getStream', () => {
+  it('returns the body as an async iterable of chunks', async () => {
+    s3Mock.on(cmd(GetObjectCommand)).resolves({ Body: body('ab', 'cd', 'ef') });
+    const stream = await store.getStream('zip');
+    const parts: Buffer[] = [];
+    for await (const chunk of stream) parts.push(Buffer.from(chunk));
+    expect(Buffer.concat(parts).toString()).toBe('abcdef');
+  });
+
+  it('throws NotFoundError before any chunk when the object is absent', async () => {
+    s3Mock.on(cmd(GetObjectCommand)).rejects(noSuchKey());
+    await expect(store.getStream('zip')).rejects.toBeInstanceOf(NotFoundError);
+  });
+});
+
+describe('S3ObjectStore.head', () => {
+  it('returns size, content type and metadata', async () => {
+    s3Mock
+      .on(cmd(HeadObjectCommand), { Bucket: BUCKET, Key: 'certificates/thing-1.zip' })
+      .resolves({ ContentLength: 1234, ContentType: 'application/zip', Metadata: { certificateid: 'abc' } });
+    await expect(store.head('certificates/thing-1.zip')).resolves.toEqual({
+      size: 1234,
+      contentType: 'application/zip',
+      metadata: { certificateid: 'abc' },
+    });
+  });
+
+  it('returns undefined for NotFound', async () => {
+    s3Mock
+      .on(cmd(HeadObjectCommand))
+      .rejects(new NotFound({ message: 'Not Found', $metadata: { httpStatusCode: 404 } }));
+    await expect(store.head('nope')).resolves.toBeUndefined();
+  });
+
+  it('rethrows other errors', async () => {
+    s3Mock.on(cmd(HeadObjectCommand)).rejects(new Error('socket hang up'));
+    await expect(store.head('k')).rejects.toThrow('socket hang up');
+  });
+});
+
+describe('S3ObjectStore.upload', () => {
+  it('sends a small stream as one PutObject of the whole content', async () => {
+    s3Mock.on(cmd(PutObjectCommand)).resolves({ ETag: '"e"' });
+    const result = await store.upload('batches/t1/all.zip', chunks(3, 1000), { contentType: 'application/zip' });
+    expect(result).toEqual({ size: 3000 });
+    expect(s3Mock).not.toHaveReceivedCommand(cmd(CreateMultipartUploadCommand));
+    expect(s3Mock).toHaveReceivedCommandWith(cmd(PutObjectCommand), {
+      Bucket: BUCKET,
+      Key: 'batches/t1/all.zip',
+      ContentType: 'application/zip',
+    });
+    const sent = s3Mock.commandCalls(cmd(PutObjectCommand))[0]!.args[0].input.Body as Buffer;
+    expect(sent).toHaveLength(3000);
+  });
+
+  it('streams a large object as 8 MiB parts and completes the multipart upload', async () => {
+    s3Mock.on(cmd(CreateMultipartUploadCommand)).resolves({ UploadId: 'up-1' });
+    s3Mock
+      .on(cmd(UploadPartCommand))
+      .callsFake((input: { PartNumber: number }) => ({ ETag: `"etag-${input.PartNumber}"` }));
+    s3Mock.on(cmd(CompleteMultipartUploadCommand)).resolves({ Location: 'x' });
+
+    const result = await store.upload('batches/t1/all.zip', chunks(17, MiB), {
+      contentType: 'application/zip',
+      metadata: { taskid: 't1' },
+    });
+
+    expect(result).toEqual({ size: 17 * MiB });
+    expect(s3Mock).toHaveReceivedCommandWith(cmd(CreateMultipartUploadCommand), {
+      Bucket: BUCKET,
+      Key: 'batches/t1/all.zip',
+      ContentType: 'application/zip',
+      Metadata: { taskid: 't1' },
+    });
+    const parts = s3Mock.commandCalls(cmd(UploadPartCommand)).map((c) => c.args[0].input);
+    expect(parts.map((p) => [p.PartNumber, (p.Body as Buffer).length]).sort((a, b) => a[0]! - b[0]!)).toEqual([
+      [1, 8 * MiB],
+      [2, 8 * MiB],
+      [3, MiB],
+    ]);
+    expect(parts.every((p) => p.UploadId === 'up-1' && p.Key === 'batches/t1/all.zip')).toBe(true);
+    expect(s3Mock).toHaveReceivedCommandWith(cmd(CompleteMultipartUploadCommand), {
+      Bucket: BUCKET,
+      Key: 'batches/t1/all.zip',
+      UploadId: 'up-1',
+      MultipartUpload: {
+        Parts: [
+          expect.objectContaining({ PartNumber: 1, ETag: '"etag-1"' }),
+          expect.objectContaining({ PartNumber: 2, ETag: '"etag-2"' }),
+          expect.objectContaining({ PartNumber: 3, ETag: '"etag-3"' }),
+        ],
+      },
+    });
+    expect(s3Mock).not.toHaveReceivedCommand(cmd(AbortMultipartUploadCommand));
+    expect(s3Mock).not.toHaveReceivedCommand(cmd(PutObjectCommand));
+  });
+
+  it('aborts the multipart upload when a part fails, and never completes it', async () => {
+    s3Mock.on(cmd(CreateMultipartUploadCommand)).resolves({ UploadId: 'up-2' });
+    s3Mock.on(cmd(UploadPartCommand)).callsFake((input: { PartNumber: number }) => {
+      if (input.PartNumber === 2) throw new Error('part 2 failed');
+      return { ETag: '"e"' };
+    });
+    s3Mock.on(cmd(AbortMultipartUploadCommand)).resolves({});
+
+    await expect(store.upload('big.zip', chunks(17, MiB))).rejects.toThrow('part 2 failed');
+    expect(s3Mock).toHaveReceivedCommandWith(cmd(AbortMultipartUploadCommand), {
+      Bucket: BUCKET,
+      Key: 'big.zip',
+      UploadId: 'up-2',
+    });
+    expect(s3Mock).not.toHaveReceivedCommand(cmd(CompleteMultipartUploadCommand));
+  });
+
+  it('aborts the multipart upload when the source stream fails half way', async () => {
+    s3Mock.on(cmd(CreateMultipartUploadCommand)).resolves({ UploadId: 'up-3' });
+    s3Mock.on(cmd(UploadPartCommand)).resolves({ ETag: '"e"' });
+    s3Mock.on(cmd(AbortMultipartUploadCommand)).resolves({});
+
+    await expect(store.upload('big.zip', chunks(20, MiB, 10))).rejects.toThrow('source broke');
+    expect(s3Mock).toHaveReceivedCommandWith(cmd(AbortMultipartUploadCommand), { UploadId: 'up-3', Key: 'big.zip' });
+    expect(s3Mock).not.toHaveReceivedCommand(cmd(CompleteMultipartUploadCommand));
+    expect(s3Mock).not.toHaveReceivedCommand(cmd(PutObjectCommand));
+  });
+
+  it('writes nothing when a small source fails before its end', async () => {
+    await expect(store.upload('small.zip', chunks(3, 10, 2))).rejects.toThrow('source broke');
+    expect(s3Mock.calls()).toHaveLength(0);
+  });
+});
+
+describe('S3ObjectStore.presignGet', () => {
+  it('signs a GetObject URL with the expiry and an attachment file name', async () => {
+    const url = new URL(await store.presignGet('batches/t1/all.zip', 3600, 'certificates-t1.zip'));
+    expect(url.hostname).toBe(`${BUCKET}.s3.eu-west-1.amazonaws.com`);
+    expect(url.pathname).toBe('/batches/t1/all.zip');
+    expect(url.searchParams.get('X-Amz-Expires')).toBe('3600');
+    expect(url.searchParams.get('X-Amz-Credential')).toMatch(/^AKIDEXAMPLE\//);
+    expect(url.searchParams.get('X-Amz-Signature')).toMatch(/^[0-9a-f]{64}$/);
+    expect(url.searchParams.get('response-content-disposition')).toBe('attachment; filename="certificates-t1.zip"');
+    expect(s3Mock.calls()).toHaveLength(0); // presigning sends nothing
+  });
+
+  it('leaves Content-Disposition alone without a download name', async () => {
+    const url = new URL(await store.presignGet('k', 300));
+    expect(url.searchParams.has('response-content-disposition')).toBe(false);
+    expect(url.searchParams.get('X-Amz-Expires')).toBe('300');
+  });
+
+  it('refuses expiries SigV4 cannot sign', async () => {
+    await expect(store.presignGet('k', 0)).rejects.toMatchObject({ code: 'INVALID_EXPIRY' });
+    await expect(store.presignGet('k', 604_801)).rejects.toMatchObject({ code: 'INVALID_EXPIRY' });
+  });
+});
+
+describe('contentDisposition', () => {
+  it.each([
+    ['ok/plain', 'a.zip', 'attachment; filename="a.zip"'],
+    ['ok/quotes are replaced', 'a"b.zip', `attachment; filename="a_b.zip"; filename*=UTF-8''a%22b.zip`],
+    [
+      'ok/non-ASCII gets filename*',
+      'zertifikäte.zip',
+      `attachment; filename="zertifik_te.zip"; filename*=UTF-8''zertifik%C3%A4te.zip`,
+    ],
+  ])('%s', (_label, name, expected) => {
+    expect(contentDisposition(name)).toBe(expected);
+  });
+});
+
+describe('S3ObjectStore.list', () => {
+  it('follows continuation tokens until the listing is complete', async () => {
+    s3Mock
+      .on(cmd(ListObjectsV2Command), { Bucket: BUCKET, Prefix: 'batches/t1/' })
+      .resolvesOnce({
+        Contents: [{ Key: 'batches/t1/a' }, { Key: 'batches/t1/b' }],
+        IsTruncated: true,
+        NextContinuationToken: 'tok-1',
+      })
+      .resolvesOnce({ Contents: [{ Key: 'batches/t1/c' }], IsTruncated: false });
+    await expect(store.list('batches/t1/')).resolves.toEqual(['batches/t1/a', 'batches/t1/b', 'batches/t1/c']);
+    expect(s3Mock).toHaveReceivedCommandTimes(cmd(ListObjectsV2Command), 2);
+    expect(s3Mock).toHaveReceivedNthCommandWith(1, cmd(ListObjectsV2Command), {
+      Bucket: BUCKET,
+      Prefix: 'batches/t1/',
+    });
+    expect(s3Mock.commandCalls(cmd(ListObjectsV2Command))[0]!.args[0].input).not.toHaveProperty('ContinuationToken');
+    expect(s3Mock).toHaveReceivedNthCommandWith(2, cmd(ListObjectsV2Command), {
+      Bucket: BUCKET,
+      Prefix: 'batches/t1/',
+      ContinuationToken: 'tok-1',
+    });
+  });
+
+  it('returns an empty list for an empty prefix', async () => {
+    s3Mock.on(cmd(ListObjectsV2Command)).resolves({ KeyCount: 0, IsTruncated: false });
+    await expect(store.list('none/')).resolves.toEqual([]);
+  });
+});
+
+describe('S3ObjectStore.delete', () => {
+  it('deletes in batches of at most 1000 keys', async () => {
+    s3Mock.on(cmd(DeleteObjectsCommand)).resolves({});
+    const keys = Array.from({ length: 2500 }, (_, i) => `k/${i}`);
+    await store.delete(keys);
+    const batches = s3Mock.commandCalls(cmd(DeleteObjectsCommand)).map((c) => c.args[0].input);
+    expect(batches.map((b) => b.Delete!.Objects!.length)).toEqual([1000, 1000, 500]);
+    expect(batches.flatMap((b) => b.Delete!.Objects!.map((o) => o.Key))).toEqual(keys);
+    expect(s3Mock).toHaveReceivedCommandWith(cmd(DeleteObjectsCommand), {
+      Bucket: BUCKET,
+      Delete: { Objects: expect.arrayContaining([{ Key: 'k/0' }]), Quiet: true },
+    });
+  });
+
+  it('sends nothing for no keys', async () => {
+    await store.delete([]);
+    expect(s3Mock.calls()).toHaveLength(0);
+  });
+
+  it('reports the keys S3 refused to delete', async () => {
+    s3Mock
+      .on(cmd(DeleteObjectsCommand))
+      .resolves({ Errors: [{ Key: 'k/1', Code: 'AccessDenied', Message: 'Access Denied' }] });
+    const caught = await store.delete(['k/0', 'k/1']).catch((e: unknown) => e);
+    expect(caught).toBeInstanceOf(ObjectDeleteError);
+    expect(caught).toMatchObject({
+      name: 'ObjectDeleteError',
+      failures: [{ key: 'k/1', code: 'AccessDenied', message: 'Access Denied' }],
+    });
+  });
+});

@@ -1,0 +1,34 @@
+/**
+ * Typing shim for aws-sdk-client-mock in this repository.
+ *
+ * aws-sdk-client-mock 4.1 (and its jest matchers) is typed against the `@smithy/types` found at the top of
+ * node_modules, which is 2.x (hoisted there by @aws-sdk/client-acm-pca 3.523), while the other clients are built on
+ * `@smithy/types` 4.x. The two `MiddlewareStack` types are incompatible, so tsc rejects every command class handed to
+ * `on()`, `commandCalls()` or a matcher. At run time everything works. `cmd()` re-types a command class for the mock
+ * API while keeping its own input and output types; `mockSdk()` mocks a client class. Once every client resolves the
+ * same `@smithy/types` major, both can become plain `mockClient(X)` / `X` again.
+ */
+import type { MetadataBearer } from '@smithy/types';
+import { type AwsCommand, type AwsStub, mockClient } from 'aws-sdk-client-mock';
+
+/** Any SDK v3 command class, whatever @smithy/types it was built with. */
+export type CommandClass = abstract new (input: never) => {
+  readonly input: object;
+  resolveMiddleware: (...args: never[]) => (args: never) => Promise<{ output: unknown }>;
+};
+
+export type InputOf<C extends CommandClass> = InstanceType<C>['input'];
+export type OutputOf<C extends CommandClass> =
+  ReturnType<InstanceType<C>['resolveMiddleware']> extends (args: never) => Promise<{ output: infer O }> ? O : never;
+
+/** The command class, typed the way aws-sdk-client-mock expects it. */
+export function cmd<C extends CommandClass>(
+  command: C,
+): new (input: InputOf<C>) => AwsCommand<InputOf<C>, OutputOf<C> & MetadataBearer> {
+  return command as unknown as new (input: InputOf<C>) => AwsCommand<InputOf<C>, OutputOf<C> & MetadataBearer>;
+}
+
+/** `mockClient(ClientClass)`: replaces `send` on every instance of the class. */
+export function mockSdk(client: { prototype: object }): AwsStub<object, MetadataBearer, unknown> {
+  return mockClient(client as never);
+}
