@@ -63,7 +63,7 @@ export interface BatchTask {
   updatedAt?: string;
   completedAt?: string;
   error?: TaskError;
-  /** the validated request, with defaults filled in: what chunk workers need to sign */
+  /** a summary of the request (key type, layout …); the whole validated request is kept in S3 next to the chunks */
   request: Record<string, unknown>;
   /** S3 key of the complete zip */
   zipKey?: string;

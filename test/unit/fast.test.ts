@@ -20,8 +20,11 @@ describe('generateDeviceKey', () => {
   it.each(KEY_TYPES.filter((t) => !t.startsWith('rsa-3') && !t.startsWith('rsa-4')))(
     '%s: PKCS#8 and SPKI that OpenSSL reads and that belong together',
     (type) => {
-      for (let i = 0; i < (type.startsWith('ec') ? 200 : 1); i++) {
+      const seen = new Set<string>();
+      const n = type.startsWith('ec') ? 200 : 1;
+      for (let i = 0; i < n; i++) {
         const key = generateDeviceKey(type);
+        seen.add(key.pkcs8.toString('hex'));
         const priv = createPrivateKey({ key: key.pkcs8, format: 'der', type: 'pkcs8' });
         const pubFromPriv = createPublicKey(priv).export({ type: 'spki', format: 'der' });
         expect(pubFromPriv.equals(key.spki)).toBe(true);
@@ -29,6 +32,7 @@ describe('generateDeviceKey', () => {
         expect(priv.export({ type: 'pkcs8', format: 'der' }).equals(key.pkcs8)).toBe(true);
         expect(privateKeyPem(key)).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
       }
+      expect(seen.size).toBe(n); // every call makes a new key, even with the ECDH object reused
     },
   );
 });

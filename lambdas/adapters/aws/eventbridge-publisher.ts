@@ -8,7 +8,8 @@ import { ValidationError } from '../../core/errors';
 import type { DomainEvent, EventPublisher } from '../../core/ports';
 import { defaultSleep } from './sdk-errors';
 
-export const EVENT_SOURCE = 'certflow';
+export { EVENT_SOURCE } from '../../core/events';
+import { EVENT_SOURCE } from '../../core/events';
 /** PutEvents limits: 10 entries and 256 KB per request (an entry counts Source + DetailType + Detail bytes). */
 export const MAX_ENTRIES_PER_REQUEST = 10;
 export const MAX_REQUEST_BYTES = 256 * 1024;
