@@ -54,7 +54,12 @@ export class WorkerPool {
 
   private spawn(): Slot {
     const bootstrap = `require(${JSON.stringify(require.resolve('tsx/cjs/api'))}).register(); require(${JSON.stringify(this.file)});`;
-    const worker = new Worker(bootstrap, { eval: true, workerData: this.workerData });
+    // bounded heaps: a chunk needs a few MB, and a runaway worker fails its chunk (retried) instead of the process
+    const worker = new Worker(bootstrap, {
+      eval: true,
+      workerData: this.workerData,
+      resourceLimits: { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 16 },
+    });
     const slot: Slot = { worker, busy: false };
     worker.on('message', (msg: WorkerMessage) => this.onMessage(slot, msg));
     worker.on('error', (error) => this.onExit(slot, error));

@@ -49,7 +49,7 @@ export class LocalEventBus implements EventPublisher {
   readonly history: BusEvent[] = [];
   private readonly pending = new Set<Promise<unknown>>();
 
-  constructor(private readonly historyLimit = 10_000) {}
+  constructor(private readonly historyLimit = 200) {}
 
   addRule(name: string, pattern: EventPattern, target: (event: BusEvent) => Promise<unknown>): void {
     this.rules.push({ name, pattern, target });
