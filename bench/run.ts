@@ -40,14 +40,52 @@ function opensslLoop(keyType: 'ec' | 'rsa', n: number): number {
   const dir = mkdtempSync(join(tmpdir(), 'certflow-bench-openssl-'));
   try {
     const run = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-    run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-subj', '/CN=bench CA', '-days', '30']);
-    writeFileSync(join(dir, 'ext.cnf'), 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n');
-    const keyArgs = keyType === 'ec' ? ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256'] : ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048'];
+    run([
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.pem',
+      '-subj',
+      '/CN=bench CA',
+      '-days',
+      '30',
+    ]);
+    writeFileSync(
+      join(dir, 'ext.cnf'),
+      'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n',
+    );
+    const keyArgs =
+      keyType === 'ec'
+        ? ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256']
+        : ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048'];
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < n; i++) {
       run(['genpkey', ...keyArgs, '-out', `d${i}.key`]);
       run(['req', '-new', '-key', `d${i}.key`, '-subj', `/CN=device-${i}`, '-out', `d${i}.csr`]);
-      run(['x509', '-req', '-in', `d${i}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '365', '-extfile', 'ext.cnf', '-out', `d${i}.pem`]);
+      run([
+        'x509',
+        '-req',
+        '-in',
+        `d${i}.csr`,
+        '-CA',
+        'ca.pem',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-days',
+        '365',
+        '-extfile',
+        'ext.cnf',
+        '-out',
+        `d${i}.pem`,
+      ]);
     }
     return n / (Number(process.hrtime.bigint() - t0) / 1e9);
   } finally {
@@ -55,7 +93,11 @@ function opensslLoop(keyType: 'ec' | 'rsa', n: number): number {
   }
 }
 
-async function batch(cf: LocalCertflow, quantity: number, keyType: string): Promise<{ rate: number; seconds: number; bytes: number }> {
+async function batch(
+  cf: LocalCertflow,
+  quantity: number,
+  keyType: string,
+): Promise<{ rate: number; seconds: number; bytes: number }> {
   const t0 = process.hrtime.bigint();
   const res = await fetch(`${cf.url}/supplier/demo/certificates`, {
     method: 'POST',
@@ -64,7 +106,10 @@ async function batch(cf: LocalCertflow, quantity: number, keyType: string): Prom
   });
   const { taskId } = (await res.json()) as { taskId: string };
   for (;;) {
-    const task = (await (await fetch(`${cf.url}/certificates/${taskId}/task`)).json()) as { status: string; error?: unknown };
+    const task = (await (await fetch(`${cf.url}/certificates/${taskId}/task`)).json()) as {
+      status: string;
+      error?: unknown;
+    };
     if (task.status === 'failed') throw new Error(`batch failed: ${JSON.stringify(task.error)}`);
     if (task.status === 'complete') break;
     await new Promise((r) => setTimeout(r, 50));
@@ -78,13 +123,17 @@ async function batch(cf: LocalCertflow, quantity: number, keyType: string): Prom
 
 async function main(): Promise<void> {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
-  console.log(`certflow bench — Node ${process.version}, ${availableParallelism()} cores (${cpu}), ${WORKERS} signing workers\n`);
+  console.log(
+    `certflow bench — Node ${process.version}, ${availableParallelism()} cores (${cpu}), ${WORKERS} signing workers\n`,
+  );
 
   const floorCore = nodeFloorPerCore();
   const floor = floorCore * WORKERS;
   const opensslEc = opensslLoop('ec', 40);
   const opensslRsa = opensslLoop('rsa', 10);
-  console.log(`baseline  Node floor (keygen + PKCS#8 export + sign): ${floorCore.toFixed(0)}/s per core → ${floor.toFixed(0)}/s on ${WORKERS}`);
+  console.log(
+    `baseline  Node floor (keygen + PKCS#8 export + sign): ${floorCore.toFixed(0)}/s per core → ${floor.toFixed(0)}/s on ${WORKERS}`,
+  );
   console.log(`baseline  openssl CLI loop: EC P-256 ${opensslEc.toFixed(1)}/s, RSA-2048 ${opensslRsa.toFixed(1)}/s\n`);
 
   const dataDir = mkdtempSync(join(tmpdir(), 'certflow-bench-'));
@@ -95,14 +144,22 @@ async function main(): Promise<void> {
     console.log(`runtime   started and warmed in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
 
     const ec = await batch(cf, EC, 'ec-p256');
-    console.log(`certflow  EC P-256 × ${EC}: ${ec.rate.toFixed(0)}/s end to end (${ec.seconds.toFixed(1)} s, zip ${(ec.bytes / 1e6).toFixed(1)} MB)`);
-    console.log(`          = ${(ec.rate / floor).toFixed(2)} × floor (target ≥ 0.5), ${(ec.rate / opensslEc).toFixed(0)} × openssl loop (target ≥ 50)`);
+    console.log(
+      `certflow  EC P-256 × ${EC}: ${ec.rate.toFixed(0)}/s end to end (${ec.seconds.toFixed(1)} s, zip ${(ec.bytes / 1e6).toFixed(1)} MB)`,
+    );
+    console.log(
+      `          = ${(ec.rate / floor).toFixed(2)} × floor (target ≥ 0.5), ${(ec.rate / opensslEc).toFixed(0)} × openssl loop (target ≥ 50)`,
+    );
     const rsa = await batch(cf, RSA, 'rsa-2048');
-    console.log(`certflow  RSA-2048 × ${RSA}: ${rsa.rate.toFixed(1)}/s end to end (${rsa.seconds.toFixed(1)} s) = ${(rsa.rate / opensslRsa).toFixed(1)} × openssl loop`);
+    console.log(
+      `certflow  RSA-2048 × ${RSA}: ${rsa.rate.toFixed(1)}/s end to end (${rsa.seconds.toFixed(1)} s) = ${(rsa.rate / opensslRsa).toFixed(1)} × openssl loop`,
+    );
     console.log(`          peak RSS so far ${rssMb().toFixed(0)} MB (whole process: runtime, servers, workers)\n`);
     if (LARGE > 0) {
       const large = await batch(cf, LARGE, 'ec-p256');
-      console.log(`certflow  EC P-256 × ${LARGE}: ${large.rate.toFixed(0)}/s end to end (${large.seconds.toFixed(1)} s, zip ${(large.bytes / 1e6).toFixed(0)} MB)`);
+      console.log(
+        `certflow  EC P-256 × ${LARGE}: ${large.rate.toFixed(0)}/s end to end (${large.seconds.toFixed(1)} s, zip ${(large.bytes / 1e6).toFixed(0)} MB)`,
+      );
       console.log(`          peak RSS ${rssMb().toFixed(0)} MB (target ≤ 256)`);
     }
   } finally {

@@ -120,7 +120,6 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
         new EnvSupplierDirectory({ SUPPLIERS: JSON.stringify((await readSuppliers(dataDir)) ?? {}) }).get(id),
     };
 
-    let runner: StateMachineRunner | undefined;
     const batchDeps: BatchDeps = {
       tasks,
       objects,
@@ -132,14 +131,15 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       externalCas: false,
       workflows: {
         start: async (workflow, name, input) => {
-          if (workflow !== BULK_WORKFLOW || !runner) throw new Error(`no local workflow ${workflow}`);
+          if (workflow !== BULK_WORKFLOW) throw new Error(`no local workflow ${workflow}`);
           const started = runner.start(name, input);
           started.result.catch(() => undefined);
         },
       },
     };
 
-    runner = new StateMachineRunner({
+    // called by batchDeps.workflows only after the runtime is up
+    const runner = new StateMachineRunner({
       definition: join(STATE_MACHINES_DIR, 'bulk-issuance.asl.json'),
       stateMachineName: 'certflow-bulk-issuance',
       substitutions: {

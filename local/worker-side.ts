@@ -8,7 +8,8 @@ export function serve(handle: (input: unknown) => Promise<{ value: unknown; tran
   if (!port) throw new Error('not in a worker thread');
   port.on('message', (request: WorkerRequest) => {
     handle(request.input).then(
-      ({ value, transfer }) => port.postMessage({ id: request.id, ok: true, result: value } satisfies WorkerMessage, transfer ?? []),
+      ({ value, transfer }) =>
+        port.postMessage({ id: request.id, ok: true, result: value } satisfies WorkerMessage, transfer ?? []),
       (e: { name?: string; message?: string; code?: string }) =>
         port.postMessage({
           id: request.id,

@@ -10,13 +10,9 @@ import { BatchDeps, createBatch, getDownload, getTask, taskView } from '../core/
 import { awsBatchDeps, defaultClients } from '../adapters/aws/bulk-deps';
 import { lambdaBundle, logger } from './bundle';
 import { BulkApiEnv } from './env';
-import { basePath, errorResult, ErrorLogger, header, json, jsonBody, negotiate, Route } from './http';
+import { basePath, errorResult, ErrorLogger, header, json, jsonBody, negotiate } from './http';
 
-export const BULK_ROUTES: Route[] = [
-  { method: 'POST', resource: '/supplier/{supplierId}/certificates' },
-  { method: 'GET', resource: '/certificates/{taskId}/task' },
-  { method: 'GET', resource: '/certificates/{taskId}' },
-];
+export { BULK_ROUTES } from './routes';
 
 const param = (event: APIGatewayProxyEvent, name: string): string => {
   const value = event.pathParameters?.[name];

@@ -5,12 +5,7 @@
 import { z } from 'zod';
 
 const positiveInt = (fallback: number) =>
-  z
-    .string()
-    .regex(/^\d+$/)
-    .transform(Number)
-    .pipe(z.number().int().min(1))
-    .default(String(fallback) as never);
+  z.string().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(1)).prefault(String(fallback)); // prefault: the fallback goes through the same parse as a given value
 
 export const BulkEnv = z.object({
   TASK_TABLE_NAME: z.string().min(1),
@@ -29,7 +24,7 @@ export const BulkEnv = z.object({
     .string()
     .regex(/^[0-9]$/)
     .transform(Number)
-    .default('0' as never),
+    .prefault('0'),
 });
 export type BulkEnv = z.infer<typeof BulkEnv>;
 

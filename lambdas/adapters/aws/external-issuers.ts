@@ -25,13 +25,26 @@ export class AcmPcaDeviceIssuer implements DeviceCertificateIssuer {
     const key = generateDeviceKey(input.keyType);
     const subject = encodeName({ ...(input.subject as SubjectFields), commonName: input.commonName });
     const csrPem = toPem('CERTIFICATE REQUEST', buildCsr(subject, key));
-    const issued = await this.ca.issue({
+    const signingAlgorithm = await this.ca.signingAlgorithmForCa();
+    let issued = await this.ca.issue({
       csrPem,
       validityDays: input.validityDays,
-      signingAlgorithm: await this.ca.signingAlgorithmForCa(),
+      signingAlgorithm,
       idempotencyToken: input.idempotencyToken,
     });
-    const cert = parseCertificate(issued.certificatePem);
+    let cert = parseCertificate(issued.certificatePem);
+    if (!cert.spki.equals(key.spki)) {
+      // A retried chunk reused the token: ACM PCA returned the certificate of the first attempt's CSR, whose key
+      // is lost. Issue again under a token of its own (that first certificate is never handed out).
+      issued = await this.ca.issue({
+        csrPem,
+        validityDays: input.validityDays,
+        signingAlgorithm,
+        idempotencyToken: `${input.idempotencyToken}:${key.spki.subarray(-8).toString('hex')}`,
+      });
+      cert = parseCertificate(issued.certificatePem);
+      if (!cert.spki.equals(key.spki)) throw new Error('ACM PCA returned a certificate for another key');
+    }
     return {
       commonName: input.commonName,
       certificateId: cert.id,

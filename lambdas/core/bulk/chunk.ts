@@ -12,7 +12,8 @@ import type {
   TaskStore,
 } from '../ports';
 import { buildChunk, BuiltChunk, ChunkPackager, ManifestRow } from './chunk-builder';
-import { chunkManifestKey, chunkZipKey, requestKey } from './keys';
+import { chunkCertificatesKey, chunkManifestKey, chunkZipKey, requestKey } from './keys';
+import { decodePemBlocks, toPem } from '../pki/pem';
 import { BatchRequest, ChunkRange, chunkRange } from './request';
 
 export { MANIFEST_HEADER } from './chunk-builder';
@@ -148,6 +149,24 @@ async function buildExternally(
   return packager.finish();
 }
 
+/** AWS IoT's own CA registers as it issues; other certificates are registered when the batch asks for it. */
+const registers = (request: BatchRequest, deps: ChunkDeps): boolean =>
+  request.register && request.ca.type !== 'aws-iot' && deps.registry !== undefined;
+
+/** Registers every certificate (re-registering one is a no-op, so a retried chunk can run this again). */
+async function registerAll(deps: ChunkDeps, request: BatchRequest, pems: string[]): Promise<number> {
+  const caCertificatePem =
+    request.ca.type === 'certflow' ? (await deps.caKeys.load(request.ca.caId)).issuer.certificate.pem : undefined;
+  for (const certificatePem of pems) {
+    await deps.registry!.register({
+      certificatePem,
+      ...(caCertificatePem ? { caCertificatePem } : {}),
+      status: request.certificateStatus,
+    });
+  }
+  return pems.length;
+}
+
 /**
  * Signs one chunk of a batch and writes a standalone zip of it plus its manifest rows (the assembler later
  * copies the zip's entries into the batch zip). The chunk zip is the commit point: a replayed chunk whose zip
@@ -167,9 +186,19 @@ export async function signChunk(input: ChunkInput, deps: ChunkDeps): Promise<Chu
 
   if (await deps.tasks.isChunkDone(input.taskId, input.index)) return result(true);
   if (await deps.objects.head(zipKey)) {
+    // signed before, but the bookkeeping did not finish (e.g. registration throttled): redo only that
     const rows = parseManifest((await deps.objects.get(chunkManifestKey(input.taskId, input.index))).toString('utf8'));
+    let registered: number | undefined;
+    if (registers(request, deps)) {
+      const bundle = (await deps.objects.get(chunkCertificatesKey(input.taskId, input.index))).toString('utf8');
+      registered = await registerAll(
+        deps,
+        request,
+        decodePemBlocks(bundle).map((b) => toPem('CERTIFICATE', b.der)),
+      );
+    }
     await publishIssued(deps, request, input, rows);
-    await deps.tasks.completeChunk(input.taskId, input.index);
+    await deps.tasks.completeChunk(input.taskId, input.index, registered);
     return result(true);
   }
 
@@ -185,8 +214,17 @@ export async function signChunk(input: ChunkInput, deps: ChunkDeps): Promise<Chu
     chunk = await buildExternally(deps.externalIssuer(request.ca), request, input, range, level);
   }
 
-  // manifest first, zip last: the zip's presence means the chunk is signed
+  // manifest (and certificates to register) first, zip last: the zip's presence means the chunk is signed
   await deps.objects.put(chunkManifestKey(input.taskId, input.index), chunk.manifest, { contentType: 'text/csv' });
+  if (registers(request, deps)) {
+    await deps.objects.put(
+      chunkCertificatesKey(input.taskId, input.index),
+      chunk.issued.map((c) => c.certificatePem).join(''),
+      {
+        contentType: 'application/x-pem-file',
+      },
+    );
+  }
   await deps.objects.put(zipKey, chunk.zip, {
     contentType: 'application/zip',
     metadata: {

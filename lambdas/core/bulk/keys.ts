@@ -6,3 +6,6 @@ export const chunkZipKey = (taskId: string, index: number): string => `${batchPr
 export const chunkManifestKey = (taskId: string, index: number): string =>
   `${batchPrefix(taskId)}chunks/${pad(index)}.csv`;
 export const batchZipKey = (taskId: string): string => `${batchPrefix(taskId)}certificates.zip`;
+/** the chunk's certificates (PEM bundle), kept only when the batch registers them, so a retry can finish registering */
+export const chunkCertificatesKey = (taskId: string, index: number): string =>
+  `${batchPrefix(taskId)}chunks/${pad(index)}.certificates.pem`;

@@ -159,7 +159,11 @@ export function normalizeBatchRequest(
     subject,
     commonName: spec,
     uniqueNames,
-    chunkSize: Math.min(config.chunkSize, CHUNK_CAP[req.keyType ?? DEFAULT_KEY_TYPE]),
+    chunkSize: Math.min(
+      config.chunkSize,
+      CHUNK_CAP[req.keyType ?? DEFAULT_KEY_TYPE],
+      req.register ? REGISTER_CHUNK_CAP : Infinity,
+    ),
   };
 }
 
@@ -174,6 +178,12 @@ export const CHUNK_CAP: Record<KeyType, number> = {
   'rsa-3072': 20,
   'rsa-4096': 10,
 };
+
+/**
+ * Largest chunk when every certificate is registered with AWS IoT: RegisterCertificate runs at ~10 TPS by
+ * default, so a chunk must finish its registrations well inside the chunk's time budget.
+ */
+export const REGISTER_CHUNK_CAP = 200;
 
 export interface ChunkRange {
   index: number;

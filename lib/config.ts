@@ -1,0 +1,90 @@
+/**
+ * Deploy configuration of the CDK app, validated with zod. Defaults live here; CDK context overrides them, either
+ * as one object in cdk.json (`"context": { "certflow": { "chunkSize": 500 } }`) or key by key on the command line
+ * (`npx cdk deploy -c certflow:chunkSize=500 -c certflow:suppliers='{"acme":{"type":"certflow","caId":"…"}}'`).
+ * The command line wins. A bad value fails the synth with every problem listed.
+ */
+import type { Node } from 'constructs';
+import { z } from 'zod';
+import { SuppliersSchema } from '../lambdas/adapters/aws/env-supplier-directory';
+
+/** The CDK context key of the configuration object, and the prefix of the per-key overrides. */
+export const CONTEXT_KEY = 'certflow';
+
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
+
+/** Context values given on the command line arrive as strings: JSON objects and arrays are parsed first. */
+const fromJson = <T extends z.ZodType>(schema: T) =>
+  z.preprocess((value) => {
+    if (typeof value !== 'string') return value;
+    try {
+      return JSON.parse(value) as unknown;
+    } catch {
+      return value; // the schema reports the type error
+    }
+  }, schema);
+
+const wholeNumber = (min: number, max: number, fallback: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+export const DeployConfigSchema = z
+  .object({
+    /** supplier id → CA, as the Lambdas' `SUPPLIERS` variable (the same schema validates both) */
+    suppliers: fromJson(SuppliersSchema).default({}),
+    /** certificates per chunk (one IssueChunk invocation) */
+    chunkSize: wholeNumber(1, 10_000, 1000),
+    /** chunks signed at once (the Distributed Map's MaxConcurrency; Step Functions allows up to 10,000) */
+    maxConcurrency: wholeNumber(1, 10_000, 100),
+    /** largest batch accepted by the API */
+    maxQuantity: wholeNumber(1, 100_000_000, 1_000_000),
+    /** days after which the objects under `batches/` expire (chunk zips, manifests, batch zips) */
+    lifecycleDays: wholeNumber(1, 3650, 30),
+    /** where CA private keys live: SSM SecureString PEMs, or KMS asymmetric keys */
+    caKeyStore: z.enum(['ssm', 'kms']).default('ssm'),
+    /** the KMS keys the CAs sign with (required with caKeyStore 'kms': kms:Sign is granted on these only) */
+    caKmsKeyArns: fromJson(z.array(z.string().regex(KMS_KEY_ARN, 'not a KMS key ARN'))).default([]),
+    /** name of the custom EventBridge bus */
+    eventBusName: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,256}$/, 'an event bus name: letters, digits, . _ -')
+      .default('certflow'),
+    /** days the bus archive keeps events for replay */
+    eventArchiveDays: wholeNumber(1, 3650, 90),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    if (config.caKeyStore === 'kms' && config.caKmsKeyArns.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['caKmsKeyArns'],
+        message: "caKeyStore 'kms' needs the ARNs of the CA keys (kms:Sign is granted on those keys only)",
+      });
+    }
+  });
+
+export type DeployConfig = z.output<typeof DeployConfigSchema>;
+export type DeployConfigInput = z.input<typeof DeployConfigSchema>;
+
+/** Validates a configuration object; throws with every problem listed. */
+export function parseDeployConfig(input: unknown): DeployConfig {
+  const result = DeployConfigSchema.safeParse(input ?? {});
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join('.') || '(config)'}: ${i.message}`).join('; ');
+    throw new Error(`invalid certflow deploy configuration: ${problems}`);
+  }
+  return result.data;
+}
+
+/** The configuration from the CDK context of `node`: the `certflow` object, then `certflow:<key>` overrides. */
+export function loadDeployConfig(node: Node): DeployConfig {
+  const base: unknown = node.tryGetContext(CONTEXT_KEY) ?? {};
+  if (typeof base !== 'object' || base === null || Array.isArray(base)) {
+    throw new Error(`invalid certflow deploy configuration: context "${CONTEXT_KEY}" must be an object`);
+  }
+  const merged: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  for (const key of Object.keys(DeployConfigSchema.shape)) {
+    const override: unknown = node.tryGetContext(`${CONTEXT_KEY}:${key}`);
+    if (override !== undefined) merged[key] = override;
+  }
+  return parseDeployConfig(merged);
+}

@@ -1,0 +1,375 @@
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Effect, Policy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
+import { NagSuppressions } from 'cdk-nag';
+import { Construct } from 'constructs';
+import { caChainParameter, caKeyParameter, caKmsKeyParameter } from '../../lambdas/adapters/aws/ca-certificates';
+import type { SupplierCa } from '../../lambdas/core/ports';
+import { BulkEnv } from '../../lambdas/handlers/env';
+import { arnFinding, arnFindingMatching, objectsFinding } from '../nag';
+import { BATCHES_PREFIX, type BatchBucket } from './batch-bucket';
+import { CertflowFunction, FunctionEnvironment, handlerEntry, PROJECT_ROOT } from './certflow-function';
+import type { CertflowEventBus } from './event-bus';
+import type { TaskTable } from './task-table';
+
+/** The bulk-issuance workflow definition, shared with the local runtime. */
+export const BULK_DEFINITION_PATH = path.join(PROJECT_ROOT, 'statemachines', 'bulk-issuance.asl.json');
+
+/** The `${Name}` placeholders of an ASL document, each once. */
+export function placeholdersOf(definition: string): string[] {
+  return [...new Set([...definition.matchAll(/\$\{([A-Za-z0-9_]+)\}/g)].map((m) => m[1]!))];
+}
+
+/** The labels of the Distributed Map states of an ASL document (their child executions are named after them). */
+export function distributedMapLabels(definition: string): string[] {
+  const labels: string[] = [];
+  const visit = (states: Record<string, Record<string, unknown>>) => {
+    for (const [name, state] of Object.entries(states)) {
+      const processor = (state.ItemProcessor ?? state.Iterator) as
+        { ProcessorConfig?: { Mode?: string }; States?: Record<string, Record<string, unknown>> } | undefined;
+      if (state.Type === 'Map' && processor?.ProcessorConfig?.Mode === 'DISTRIBUTED') {
+        labels.push(typeof state.Label === 'string' ? state.Label : name);
+      }
+      if (processor?.States) visit(processor.States);
+      for (const branch of (state.Branches ?? []) as { States: Record<string, Record<string, unknown>> }[]) {
+        visit(branch.States);
+      }
+    }
+  };
+  visit((JSON.parse(definition) as { States: Record<string, Record<string, unknown>> }).States);
+  return labels;
+}
+
+export interface BulkIssuanceProps {
+  readonly table: TaskTable;
+  readonly bucket: BatchBucket;
+  readonly bus: CertflowEventBus;
+  /** supplier id → CA (the functions' `SUPPLIERS`), default none */
+  readonly suppliers?: Readonly<Record<string, SupplierCa>>;
+  /** certificates per chunk, default 1000 */
+  readonly chunkSize?: number;
+  /** chunks signed at once (the Distributed Map's MaxConcurrency, via PlanChunks), default 100 */
+  readonly maxConcurrency?: number;
+  /** largest batch accepted, default 1,000,000 */
+  readonly maxQuantity?: number;
+  /** where the CA keys live, default 'ssm' (SecureString PEMs) */
+  readonly caKeyStore?: 'ssm' | 'kms';
+  /** with caKeyStore 'kms': the keys the CAs sign with (kms:Sign and kms:GetPublicKey on these only) */
+  readonly caKmsKeyArns?: readonly string[];
+  /**
+   * IssueChunk's timeout, default 60 s: each chunk runs in an EXPRESS child execution (5 minutes at most), which
+   * must hold the first attempt and the ASL's retries (3, backoff up to 30 s).
+   */
+  readonly issueChunkTimeout?: Duration;
+  /** the ASL file, default statemachines/bulk-issuance.asl.json */
+  readonly definitionPath?: string;
+  /** retention of the functions' and the state machine's log groups, default three months */
+  readonly logRetention?: RetentionDays;
+}
+
+/**
+ * Bulk issuance on AWS: the four workflow Lambdas and the Standard state machine that runs the shared ASL file
+ * (plan → Distributed Map of chunks → assemble → complete, or record the failure). Every placeholder of the ASL
+ * is substituted; a placeholder without a value (or a value without a placeholder) fails the synth.
+ */
+export class BulkIssuance extends Construct {
+  /** the environment shared by the bulk functions (the API adds the state machine ARN to it) */
+  readonly environment: FunctionEnvironment<typeof BulkEnv>;
+  readonly planChunks: CertflowFunction<typeof BulkEnv>;
+  readonly issueChunk: CertflowFunction<typeof BulkEnv>;
+  readonly assembleZip: CertflowFunction<typeof BulkEnv>;
+  readonly recordFailure: CertflowFunction<typeof BulkEnv>;
+  readonly stateMachine: StateMachine;
+  readonly logGroup: LogGroup;
+
+  constructor(scope: Construct, id: string, props: BulkIssuanceProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const { table, bucket, bus } = props;
+    const caKeyStore = props.caKeyStore ?? 'ssm';
+    const kmsKeys = props.caKmsKeyArns ?? [];
+    if (caKeyStore === 'kms' && kmsKeys.length === 0) {
+      throw new Error(`${this.node.path}: caKeyStore 'kms' needs caKmsKeyArns (kms:Sign is granted on those only)`);
+    }
+
+    this.environment = {
+      TASK_TABLE_NAME: table.tableName,
+      BUCKET_NAME: bucket.bucketName,
+      EVENT_BUS_NAME: bus.eventBusName,
+      SUPPLIERS: JSON.stringify(props.suppliers ?? {}),
+      CA_KEY_STORE: caKeyStore,
+      CHUNK_SIZE: String(props.chunkSize ?? 1000),
+      MAX_CONCURRENCY: String(props.maxConcurrency ?? 100),
+      MAX_QUANTITY: String(props.maxQuantity ?? 1_000_000),
+    };
+    const logRetention = props.logRetention ?? RetentionDays.THREE_MONTHS;
+    const bulkFunction = (fid: string, entry: string, description: string, memorySize: number, timeout: Duration) =>
+      new CertflowFunction(this, fid, {
+        entry: handlerEntry(entry),
+        description,
+        envSchema: BulkEnv,
+        environment: this.environment,
+        memorySize,
+        timeout,
+        logRetention,
+      });
+
+    // PlanChunks: GetItem (the task), UpdateItem (pending → in_progress)
+    this.planChunks = bulkFunction(
+      'PlanChunks',
+      'sfn-plan-chunks',
+      'certflow bulk issuance: mark the task in progress, list its chunks',
+      256,
+      Duration.seconds(30),
+    );
+    table.grant(this.planChunks, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+
+    // IssueChunk: one full vCPU (1769 MB) for key generation and signing
+    this.issueChunk = bulkFunction(
+      'IssueChunk',
+      'sfn-issue-chunk',
+      'certflow bulk issuance: generate keys and sign one chunk, write its zip and manifest',
+      1769,
+      props.issueChunkTimeout ?? Duration.seconds(60),
+    );
+    bucket.grantBatchObjects(this.issueChunk, 's3:GetObject', 's3:PutObject');
+    bucket.grantList(this.issueChunk);
+    table.grant(this.issueChunk, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+    bus.grantPutEvents(this.issueChunk);
+    this.grantCaKeys(this.issueChunk, caKeyStore, kmsKeys);
+    this.grantExternalCas(this.issueChunk, props.suppliers ?? {});
+
+    this.assembleZip = bulkFunction(
+      'AssembleZip',
+      'sfn-assemble-zip',
+      'certflow bulk issuance: stream the chunk zips into the batch zip',
+      1024,
+      Duration.minutes(15),
+    );
+    // the multipart upload: PutObject covers Create/UploadPart/Complete; a failed upload is aborted
+    bucket.grantBatchObjects(this.assembleZip, 's3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload');
+    bucket.grantList(this.assembleZip);
+    table.grant(this.assembleZip, 'dynamodb:GetItem');
+
+    this.recordFailure = bulkFunction(
+      'RecordFailure',
+      'sfn-record-batch-failure',
+      'certflow bulk issuance: mark the task failed with its reason, remove any zip, emit Batch Failed',
+      256,
+      Duration.seconds(60),
+    );
+    bucket.grantBatchObjects(this.recordFailure, 's3:DeleteObject');
+    table.grant(this.recordFailure, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+    bus.grantPutEvents(this.recordFailure);
+
+    for (const fn of [this.issueChunk, this.assembleZip, this.recordFailure]) {
+      NagSuppressions.addResourceSuppressions(
+        fn.role,
+        [
+          {
+            id: 'AwsSolutions-IAM5',
+            reason:
+              'Batch objects are keyed batches/{taskId}/... with task ids made at request time: the grant is limited ' +
+              'to the batches/ prefix and to the object actions the function calls.',
+            appliesTo: [objectsFinding(BATCHES_PREFIX)],
+          },
+        ],
+        true,
+      );
+    }
+
+    // the state machine
+    const definitionPath = props.definitionPath ?? BULK_DEFINITION_PATH;
+    const definition = readFileSync(definitionPath, 'utf8');
+    const substitutions: Record<string, string> = {
+      PlanChunksFunctionArn: this.planChunks.functionArn,
+      IssueChunkFunctionArn: this.issueChunk.functionArn,
+      AssembleZipFunctionArn: this.assembleZip.functionArn,
+      RecordFailureFunctionArn: this.recordFailure.functionArn,
+      TaskTableName: table.tableName,
+      EventBusName: bus.eventBusName,
+    };
+    const placeholders = placeholdersOf(definition);
+    const missing = placeholders.filter((p) => !(p in substitutions));
+    const unused = Object.keys(substitutions).filter((k) => !placeholders.includes(k));
+    if (missing.length > 0 || unused.length > 0) {
+      throw new Error(
+        `${path.relative(PROJECT_ROOT, definitionPath)}: placeholders without a value: [${missing.join(', ')}], ` +
+          `values without a placeholder: [${unused.join(', ')}]`,
+      );
+    }
+
+    this.logGroup = new LogGroup(this, 'StateMachineLogs', {
+      // the vended-logs prefix keeps CloudWatch Logs' resource policy small
+      logGroupName: `/aws/vendedlogs/states/${stack.stackName}-bulk-issuance`,
+      retention: logRetention,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.stateMachine = new StateMachine(this, 'StateMachine', {
+      comment: 'certflow bulk issuance',
+      stateMachineType: StateMachineType.STANDARD,
+      definitionBody: DefinitionBody.fromFile(definitionPath),
+      definitionSubstitutions: substitutions,
+      // chunk payloads carry ids only, but execution data stays out of the logs all the same
+      logs: { destination: this.logGroup, level: LogLevel.ALL, includeExecutionData: false },
+      tracingEnabled: true,
+    });
+
+    // the Task states: lambda:invoke (unqualified ARNs), dynamodb:updateItem, events:putEvents
+    this.stateMachine.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['lambda:InvokeFunction'],
+        resources: [this.planChunks, this.issueChunk, this.assembleZip, this.recordFailure].map((f) => f.functionArn),
+      }),
+    );
+    table.grant(this.stateMachine, 'dynamodb:UpdateItem');
+    bus.grantPutEvents(this.stateMachine);
+
+    // The Distributed Map runs child executions of this state machine: it needs to start, describe and stop them
+    // (and redrive its map runs). A separate policy: the state machine's own ARN in its default policy would be a
+    // dependency cycle.
+    const name = this.stateMachine.stateMachineName;
+    const executionArn = (resourceName: string) =>
+      stack.formatArn({
+        service: 'states',
+        resource: 'execution',
+        resourceName,
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      });
+    const distributedMap = new Policy(this, 'DistributedMapPolicy', {
+      statements: [
+        new PolicyStatement({ actions: ['states:StartExecution'], resources: [this.stateMachine.stateMachineArn] }),
+        new PolicyStatement({
+          actions: ['states:DescribeExecution', 'states:StopExecution'],
+          resources: [executionArn(`${name}/*`)],
+        }),
+        new PolicyStatement({
+          actions: ['states:RedriveExecution'],
+          resources: distributedMapLabels(definition).map((label) => executionArn(`${name}/${label}:*`)),
+        }),
+      ],
+    });
+    this.stateMachine.role.attachInlinePolicy(distributedMap);
+    NagSuppressions.addResourceSuppressions(distributedMap, [
+      {
+        id: 'AwsSolutions-IAM5',
+        reason:
+          'Distributed Map child executions are named {stateMachine}/{mapRunLabel}:{id} at run time: describe/stop ' +
+          'and redrive are limited to the child executions of this state machine.',
+        appliesTo: [arnFindingMatching('states', 'execution:<[A-Za-z0-9]+\\.Name>\\/.+')],
+      },
+    ]);
+    NagSuppressions.addResourceSuppressions(
+      this.stateMachine.role,
+      [
+        {
+          id: 'AwsSolutions-IAM5',
+          reason:
+            'Resource::* only carries the X-Ray write/sampling actions (tracing) and the CloudWatch Logs ' +
+            'log-delivery actions (execution logging): neither service supports resource-level permissions for them.',
+          appliesTo: ['Resource::*'],
+        },
+      ],
+      true,
+    );
+  }
+
+  /** Suppliers signed by ACM Private CA (those CAs only) or by AWS IoT's own CA (CreateKeysAndCertificate). */
+  private grantExternalCas(fn: CertflowFunction, suppliers: Record<string, SupplierCa>): void {
+    const pcaArns = [...new Set(Object.values(suppliers).flatMap((ca) => (ca.type === 'acm-pca' ? [ca.arn] : [])))];
+    if (pcaArns.length > 0) {
+      fn.addToRolePolicy(
+        new PolicyStatement({
+          actions: ['acm-pca:IssueCertificate', 'acm-pca:GetCertificate', 'acm-pca:DescribeCertificateAuthority'],
+          resources: pcaArns,
+        }),
+      );
+    }
+    if (Object.values(suppliers).some((ca) => ca.type === 'aws-iot')) {
+      fn.addToRolePolicy(new PolicyStatement({ actions: ['iot:CreateKeysAndCertificate'], resources: ['*'] }));
+      NagSuppressions.addResourceSuppressions(
+        fn.role,
+        [
+          {
+            id: 'AwsSolutions-IAM5',
+            reason:
+              'iot:CreateKeysAndCertificate supports no resource-level permission (the certificate does not exist ' +
+              'yet); granted only when a supplier is mapped to AwsIotDefault.',
+            appliesTo: ['Resource::*'],
+          },
+        ],
+        true,
+      );
+    }
+  }
+
+  /** IssueChunk reads the CA: certificate from AWS IoT, key from SSM (SecureString) or KMS, chain from SSM. */
+  private grantCaKeys(fn: CertflowFunction, caKeyStore: 'ssm' | 'kms', kmsKeys: readonly string[]): void {
+    const stack = Stack.of(this);
+    const parameter = (name: string) => stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: name });
+    const names =
+      caKeyStore === 'ssm'
+        ? [caKeyParameter('*'), caChainParameter('*')]
+        : [caKmsKeyParameter('*'), caChainParameter('*')];
+    fn.addToRolePolicy(new PolicyStatement({ actions: ['ssm:GetParameter'], resources: names.map(parameter) }));
+    if (caKeyStore === 'ssm') {
+      // SecureString decryption happens in KMS on SSM's behalf: only through SSM, in this region
+      fn.addToRolePolicy(
+        new PolicyStatement({
+          actions: ['kms:Decrypt'],
+          resources: [stack.formatArn({ service: 'kms', resource: 'key', resourceName: '*' })],
+          conditions: { StringEquals: { 'kms:ViaService': `ssm.${stack.region}.${stack.urlSuffix}` } },
+        }),
+      );
+    } else {
+      fn.addToRolePolicy(new PolicyStatement({ actions: ['kms:Sign', 'kms:GetPublicKey'], resources: [...kmsKeys] }));
+    }
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['iot:DescribeCACertificate'],
+        resources: [stack.formatArn({ service: 'iot', resource: 'cacert', resourceName: '*' })],
+      }),
+    );
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        effect: Effect.ALLOW,
+        actions: ['iot:RegisterCertificate', 'iot:RegisterCertificateWithoutCA', 'iot:DescribeCertificate'],
+        resources: [stack.formatArn({ service: 'iot', resource: 'cert', resourceName: '*' })],
+      }),
+    );
+    NagSuppressions.addResourceSuppressions(
+      fn.role,
+      [
+        {
+          id: 'AwsSolutions-IAM5',
+          reason:
+            'CA ids come from the SUPPLIERS configuration at run time; the grant is limited to the SSM parameter ' +
+            'names the CA key stores read (cdf-ca-key-*/cdf-ca-kms-key-* and cdf-ca-chain-*), GetParameter only.',
+          appliesTo: names.map((name) => arnFinding('ssm', `parameter/${name}`)),
+        },
+        {
+          id: 'AwsSolutions-IAM5',
+          reason:
+            'AWS IoT certificate ids are SHA-256 hashes of certificates that do not exist before the chunk signs ' +
+            'them, and CA ids come from configuration: cert/* and cacert/* of this account and region only.',
+          appliesTo: [arnFinding('iot', 'cert/*'), arnFinding('iot', 'cacert/*')],
+        },
+        ...(caKeyStore === 'ssm'
+          ? [
+              {
+                id: 'AwsSolutions-IAM5',
+                reason:
+                  'The CA key SecureStrings may use aws/ssm or any customer managed key; kms:Decrypt is usable only ' +
+                  'through SSM in this region (kms:ViaService condition), i.e. for the parameters granted above.',
+                appliesTo: [arnFinding('kms', 'key/*')],
+              },
+            ]
+          : []),
+      ],
+      true,
+    );
+  }
+}

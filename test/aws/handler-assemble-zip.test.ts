@@ -1,0 +1,427 @@
+/**
+ * The AssembleZip Lambda (sfn-assemble-zip) on awsBatchDeps from real SDK clients whose `send` is mocked. S3 is an
+ * in-memory bucket behind the mock, multipart uploads included; the chunk zips in it are made by the IssueChunk
+ * handler itself (a real CA in the SSM/IoT mocks), or by ChunkPackager for a batch bigger than one upload part.
+ */
+import 'aws-sdk-client-mock-jest';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { ACMPCAClient } from '@aws-sdk/client-acm-pca';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import { DescribeCACertificateCommand, IoTClient } from '@aws-sdk/client-iot';
+import { KMSClient } from '@aws-sdk/client-kms';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  NoSuchKey,
+  NotFound,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
+import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { sdkStreamMixin } from '@smithy/util-stream';
+import { type AwsClients, awsBatchDeps, awsChunkDeps, bulkConfig } from '../../lambdas/adapters/aws/bulk-deps';
+import { ChunkPackager, MANIFEST_HEADER } from '../../lambdas/core/bulk/chunk-builder';
+import { chunkManifestKey, chunkZipKey, requestKey } from '../../lambdas/core/bulk/keys';
+import { type BatchRequest, normalizeBatchRequest } from '../../lambdas/core/bulk/request';
+import { createIntermediateCa, createRootCa, type CreatedCa, privateKeyToPem } from '../../lambdas/core/pki';
+import { BulkEnv, readEnv } from '../../lambdas/handlers/env';
+import { createHandler } from '../../lambdas/handlers/sfn-assemble-zip';
+import { createHandler as createIssueChunkHandler } from '../../lambdas/handlers/sfn-issue-chunk';
+import { unzipList, unzipRead, unzipTest } from '../helpers/zip';
+import { cmd, mockSdk } from './sdk-mock';
+
+const TABLE = 'certflow-tasks';
+const BUCKET = 'certflow-batches';
+const MiB = 1024 * 1024;
+
+const s3Mock = mockSdk(S3Client);
+const docMock = mockSdk(DynamoDBDocumentClient);
+const ssmMock = mockSdk(SSMClient);
+const iotMock = mockSdk(IoTClient);
+const ebMock = mockSdk(EventBridgeClient);
+const MOCKS = { S3: s3Mock, DynamoDB: docMock, SSM: ssmMock, IoT: iotMock, EventBridge: ebMock };
+
+const config = { region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } };
+const clients = (): AwsClients => ({
+  dynamodb: new DynamoDBClient(config),
+  s3: new S3Client(config),
+  eventBridge: new EventBridgeClient(config),
+  sfn: new SFNClient(config),
+  ssm: new SSMClient(config),
+  iot: new IoTClient(config),
+  kms: new KMSClient(config),
+  pca: new ACMPCAClient(config),
+});
+
+const env = readEnv(BulkEnv, {
+  TASK_TABLE_NAME: TABLE,
+  BUCKET_NAME: BUCKET,
+  EVENT_BUS_NAME: 'certflow-bus',
+  CHUNK_SIZE: '2',
+  MAX_CONCURRENCY: '100',
+  MAX_QUANTITY: '1000000',
+  DEFAULT_DAYS_EXPIRY: '365',
+  ZIP_LEVEL: '0',
+});
+const assemble = (input: Parameters<ReturnType<typeof createHandler>>[0]) =>
+  createHandler(awsBatchDeps(env, clients(), {}))(input);
+const issueChunk = (taskId: string, index: number) =>
+  createIssueChunkHandler(awsChunkDeps(env, clients()))({ taskId, index });
+
+function sequence(): string[] {
+  const calls = Object.entries(MOCKS).flatMap(([service, mock]) =>
+    mock.calls().map((call) => ({ call, name: `${service}.${call.args[0].constructor.name.replace(/Command$/, '')}` })),
+  );
+  return calls.sort((a, b) => (a.call.calledBefore(b.call) ? -1 : 1)).map((c) => c.name);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// An in-memory bucket behind the S3 mock, with multipart uploads
+
+interface StoredObject {
+  body: Buffer;
+  contentType?: string;
+  metadata: Record<string, string>;
+}
+const bucket = new Map<string, StoredObject>();
+const uploads = new Map<string, { key: string; contentType?: string; parts: Map<number, Buffer> }>();
+
+async function bytesOf(body: unknown): Promise<Buffer> {
+  if (typeof body === 'string') return Buffer.from(body);
+  if (body instanceof Uint8Array) return Buffer.from(body);
+  const parts: Buffer[] = [];
+  for await (const part of body as AsyncIterable<Uint8Array>) parts.push(Buffer.from(part));
+  return Buffer.concat(parts);
+}
+
+interface ObjectInput {
+  Key?: string;
+  Body?: unknown;
+  ContentType?: string;
+  Metadata?: Record<string, string>;
+  Range?: string;
+  UploadId?: string;
+  PartNumber?: number;
+  MultipartUpload?: { Parts?: { PartNumber?: number }[] };
+}
+
+function installBucket(): void {
+  s3Mock.on(cmd(PutObjectCommand)).callsFake(async (input: ObjectInput) => {
+    bucket.set(input.Key!, {
+      body: await bytesOf(input.Body),
+      ...(input.ContentType !== undefined ? { contentType: input.ContentType } : {}),
+      metadata: input.Metadata ?? {},
+    });
+    return { ETag: '"etag"' };
+  });
+  s3Mock.on(cmd(GetObjectCommand)).callsFake(async (input: ObjectInput) => {
+    const object = bucket.get(input.Key!);
+    if (!object)
+      throw new NoSuchKey({ message: 'The specified key does not exist.', $metadata: { httpStatusCode: 404 } });
+    let body = object.body;
+    if (input.Range !== undefined) {
+      const [, first, last] = /^bytes=(\d+)-(\d+)$/.exec(input.Range)!;
+      body = body.subarray(Number(first), Number(last) + 1);
+    }
+    return { Body: sdkStreamMixin(Readable.from([body])), ContentLength: body.length, Metadata: object.metadata };
+  });
+  s3Mock.on(cmd(HeadObjectCommand)).callsFake(async (input: ObjectInput) => {
+    const object = bucket.get(input.Key!);
+    if (!object) throw new NotFound({ message: 'Not Found', $metadata: { httpStatusCode: 404 } });
+    return { ContentLength: object.body.length, ContentType: object.contentType, Metadata: object.metadata };
+  });
+  s3Mock.on(cmd(CreateMultipartUploadCommand)).callsFake(async (input: ObjectInput) => {
+    const UploadId = `upload-${uploads.size + 1}`;
+    uploads.set(UploadId, {
+      key: input.Key!,
+      ...(input.ContentType !== undefined ? { contentType: input.ContentType } : {}),
+      parts: new Map(),
+    });
+    return { Bucket: BUCKET, Key: input.Key, UploadId };
+  });
+  s3Mock.on(cmd(UploadPartCommand)).callsFake(async (input: ObjectInput) => {
+    uploads.get(input.UploadId!)!.parts.set(input.PartNumber!, await bytesOf(input.Body));
+    return { ETag: `"part-${input.PartNumber}"` };
+  });
+  s3Mock.on(cmd(CompleteMultipartUploadCommand)).callsFake(async (input: ObjectInput) => {
+    const upload = uploads.get(input.UploadId!)!;
+    const parts = (input.MultipartUpload?.Parts ?? []).map((p) => upload.parts.get(p.PartNumber!)!);
+    bucket.set(upload.key, {
+      body: Buffer.concat(parts),
+      ...(upload.contentType !== undefined ? { contentType: upload.contentType } : {}),
+      metadata: {},
+    });
+    return { Bucket: BUCKET, Key: upload.key, ETag: '"multipart"' };
+  });
+  s3Mock.on(cmd(AbortMultipartUploadCommand)).resolves({});
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+let root: CreatedCa;
+let intermediate: CreatedCa;
+let caId: string;
+const tempDirs: string[] = [];
+
+beforeAll(async () => {
+  const now = new Date();
+  root = await createRootCa({ subject: { commonName: 'Acme Root' }, validity: { days: 3650 }, now });
+  intermediate = await createIntermediateCa(root.issuer, {
+    subject: { commonName: 'Acme Devices' },
+    validity: { days: 1825 },
+    now,
+  });
+  caId = intermediate.certificate.id;
+});
+
+afterAll(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+const taskItem = (taskId: string, fields: Record<string, unknown> = {}) => ({
+  pk: `task#${taskId}`,
+  gsi1pk: 'in_progress',
+  taskId,
+  supplierId: 'acme',
+  status: 'in_progress',
+  quantity: 5,
+  chunkSize: 2,
+  chunksTotal: 3,
+  chunksPending: 0,
+  createdAt: '2026-03-01T12:00:00.000Z',
+  request: { keyType: 'ec-p256', register: false, includeCA: false, layout: 'certflow' },
+  ...fields,
+});
+
+beforeEach(() => {
+  for (const mock of Object.values(MOCKS)) mock.reset();
+  bucket.clear();
+  uploads.clear();
+  installBucket();
+  docMock.on(cmd(UpdateCommand)).resolves({ Attributes: { chunksPending: 0 } });
+  ebMock.on(cmd(PutEventsCommand)).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'event-1' }] });
+  ssmMock.on(cmd(GetParameterCommand), { Name: `cdf-ca-key-${caId}` }).resolves({
+    Parameter: { Name: `cdf-ca-key-${caId}`, Type: 'SecureString', Value: privateKeyToPem(intermediate.privateKey) },
+  });
+  ssmMock
+    .on(cmd(GetParameterCommand), { Name: `cdf-ca-chain-${caId}` })
+    .rejects(new ParameterNotFound({ message: 'parameter not found', $metadata: {} }));
+  iotMock.on(cmd(DescribeCACertificateCommand), { certificateId: caId }).resolves({
+    certificateDescription: { certificateId: caId, certificatePem: intermediate.certificate.pem, status: 'ACTIVE' },
+  });
+});
+
+/** request.json as POST stores it, under a fresh task id; the task item as DynamoDB holds it. */
+function givenBatch(quantity: number, task: Record<string, unknown> = {}): { taskId: string } {
+  const taskId = randomUUID();
+  const request = normalizeBatchRequest(
+    'acme',
+    { type: 'certflow', caId },
+    { quantity, certInfo: { commonName: '`dev-`${increment}100' } },
+    bulkConfig(env),
+    new Date(),
+  );
+  bucket.set(requestKey(taskId), { body: Buffer.from(JSON.stringify(request)), metadata: {} });
+  docMock.on(cmd(GetCommand)).resolves({ Item: taskItem(taskId, { quantity, ...task }) });
+  return { taskId };
+}
+
+function zipFile(zip: Buffer): string {
+  const dir = mkdtempSync(join(tmpdir(), 'certflow-batch-'));
+  tempDirs.push(dir);
+  const file = join(dir, 'certificates.zip');
+  writeFileSync(file, zip);
+  return file;
+}
+
+const getInputs = () => s3Mock.commandCalls(cmd(GetObjectCommand)).map((c) => c.args[0].input);
+const rangeOf = (taskId: string, index: number) => {
+  const meta = bucket.get(chunkZipKey(taskId, index))!.metadata;
+  return { entries: Number(meta['entries-length']), cd: Number(meta['central-directory-length']) };
+};
+
+describe('AssembleZip', () => {
+  it('streams three chunk zips made by IssueChunk into one zip with manifest.csv, uploaded with one PutObject', async () => {
+    const { taskId } = givenBatch(5);
+    for (const index of [0, 1, 2]) await issueChunk(taskId, index);
+    for (const mock of Object.values(MOCKS)) mock.resetHistory();
+
+    const result = await assemble({ taskId, chunkResults: [{ index: 0 }, { index: 1 }, { index: 2 }] });
+
+    const zipKey = `batches/${taskId}/certificates.zip`;
+    const zip = bucket.get(zipKey)!.body;
+    expect(result).toEqual({
+      taskId,
+      supplierId: 'acme',
+      quantity: 5,
+      chunksTotal: 3,
+      zipKey,
+      zipSize: zip.length,
+      completedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+    });
+    // request.json is already cached by this container (IssueChunk ran in it); a cold one would GetObject it first
+    expect(sequence()).toEqual([
+      'DynamoDB.Get',
+      ...['S3.HeadObject', 'S3.GetObject', 'S3.HeadObject', 'S3.GetObject', 'S3.HeadObject', 'S3.GetObject'],
+      ...['S3.GetObject', 'S3.GetObject', 'S3.GetObject'],
+      ...['S3.HeadObject', 'S3.GetObject', 'S3.HeadObject', 'S3.GetObject', 'S3.HeadObject', 'S3.GetObject'],
+      'S3.PutObject',
+    ]);
+    expect(s3Mock.commandCalls(cmd(HeadObjectCommand)).map((c) => c.args[0].input.Key)).toEqual(
+      [0, 1, 2, 0, 1, 2].map((i) => chunkZipKey(taskId, i)),
+    );
+    const ranges = [0, 1, 2].map((i) => rangeOf(taskId, i));
+    expect(getInputs()).toEqual([
+      ...ranges.map((r, i) => ({ Bucket: BUCKET, Key: chunkZipKey(taskId, i), Range: `bytes=0-${r.entries - 1}` })),
+      ...[0, 1, 2].map((i) => ({ Bucket: BUCKET, Key: chunkManifestKey(taskId, i) })),
+      ...ranges.map((r, i) => ({
+        Bucket: BUCKET,
+        Key: chunkZipKey(taskId, i),
+        Range: `bytes=${r.entries}-${r.entries + r.cd - 1}`,
+      })),
+    ]);
+    expect(s3Mock.commandCalls(cmd(PutObjectCommand))[0]!.args[0].input).toMatchObject({
+      Bucket: BUCKET,
+      Key: zipKey,
+      ContentType: 'application/zip',
+    });
+    expect(s3Mock).not.toHaveReceivedCommand(cmd(CreateMultipartUploadCommand));
+    expect(ssmMock).not.toHaveReceivedCommand(cmd(GetParameterCommand));
+
+    const file = zipFile(zip);
+    unzipTest(file);
+    const names = ['dev-100', 'dev-101', 'dev-102', 'dev-103', 'dev-104'];
+    expect(unzipList(file)).toEqual([
+      ...names.flatMap((n) => [`${n}/certificate.pem`, `${n}/private.key`, `${n}/public.key`]),
+      'manifest.csv',
+    ]);
+    const manifest = unzipRead(file, 'manifest.csv');
+    expect(manifest.startsWith(MANIFEST_HEADER)).toBe(true);
+    const chunkRows = [0, 1, 2].map((i) => bucket.get(chunkManifestKey(taskId, i))!.body.toString('utf8')).join('');
+    expect(manifest).toBe(MANIFEST_HEADER + chunkRows);
+    expect(
+      manifest
+        .trimEnd()
+        .split('\n')
+        .slice(1)
+        .map((row) => row.split(',')[0]),
+    ).toEqual(names);
+  });
+
+  it('uploads a batch bigger than one 8 MiB part with CreateMultipartUpload, UploadPart, CompleteMultipartUpload', async () => {
+    const { taskId } = givenBatch(6);
+    const request = JSON.parse(bucket.get(requestKey(taskId))!.body.toString('utf8')) as BatchRequest;
+    // three chunks of two "certificates" of 1.6 MiB each (random text: stored as is): ~9.6 MiB in all
+    for (const index of [0, 1, 2]) {
+      const packager = new ChunkPackager(request, 0);
+      for (const i of [index * 2, index * 2 + 1]) {
+        packager.add(i, {
+          commonName: `big-${i}`,
+          certificateId: i.toString(16).padStart(64, '0'),
+          serialNumber: (i + 1).toString(16),
+          certificatePem: randomBytes(1.2 * MiB).toString('base64'),
+        });
+      }
+      const chunk = packager.finish();
+      bucket.set(chunkManifestKey(taskId, index), { body: Buffer.from(chunk.manifest), metadata: {} });
+      bucket.set(chunkZipKey(taskId, index), {
+        body: chunk.zip,
+        contentType: 'application/zip',
+        metadata: {
+          'entries-length': String(chunk.entriesLength),
+          'central-directory-length': String(chunk.centralDirectoryLength),
+          'entry-count': String(chunk.entryCount),
+        },
+      });
+    }
+
+    const result = await assemble({ taskId, chunkResults: [{ index: 0 }, { index: 1 }, { index: 2 }] });
+
+    const zipKey = `batches/${taskId}/certificates.zip`;
+    const zip = bucket.get(zipKey)!.body;
+    expect(zip.length).toBeGreaterThan(8 * MiB);
+    expect(result.zipSize).toBe(zip.length);
+    expect(s3Mock).not.toHaveReceivedCommandWith(cmd(PutObjectCommand), { Key: zipKey });
+    expect(s3Mock.commandCalls(cmd(CreateMultipartUploadCommand))[0]!.args[0].input).toMatchObject({
+      Bucket: BUCKET,
+      Key: zipKey,
+      ContentType: 'application/zip',
+    });
+    const parts = s3Mock.commandCalls(cmd(UploadPartCommand)).map((c) => c.args[0].input);
+    expect(parts.map((p) => p.PartNumber).sort()).toEqual([1, 2]);
+    expect(parts.every((p) => p.Bucket === BUCKET && p.Key === zipKey && p.UploadId === 'upload-1')).toBe(true);
+    expect(uploads.get('upload-1')!.parts.get(1)!.length).toBe(8 * MiB);
+    expect(s3Mock.commandCalls(cmd(CompleteMultipartUploadCommand))[0]!.args[0].input).toMatchObject({
+      Bucket: BUCKET,
+      Key: zipKey,
+      UploadId: 'upload-1',
+      MultipartUpload: {
+        Parts: [
+          { ETag: '"part-1"', PartNumber: 1 },
+          { ETag: '"part-2"', PartNumber: 2 },
+        ],
+      },
+    });
+    expect(s3Mock).not.toHaveReceivedCommand(cmd(AbortMultipartUploadCommand));
+
+    const file = zipFile(zip);
+    unzipTest(file);
+    expect(unzipList(file)).toEqual([...[0, 1, 2, 3, 4, 5].map((i) => `big-${i}/certificate.pem`), 'manifest.csv']);
+    expect(unzipRead(file, 'manifest.csv').trimEnd().split('\n')).toHaveLength(7);
+  });
+
+  it('throws BatchIncompleteError with the failed chunk’s message and uploads nothing', async () => {
+    const { taskId } = givenBatch(5);
+    const chunkResults = [
+      { index: 0 },
+      {
+        index: 1,
+        failed: true,
+        error: { Error: 'Error', Cause: JSON.stringify({ errorType: 'Error', errorMessage: 'boom', trace: [] }) },
+      },
+      { index: 2 },
+    ];
+
+    await expect(assemble({ taskId, chunkResults })).rejects.toMatchObject({
+      name: 'BatchIncompleteError',
+      code: 'CHUNK_FAILED',
+      message: 'chunk 1 failed: boom',
+    });
+    expect(sequence()).toEqual(['DynamoDB.Get']);
+  });
+
+  it('throws BatchIncompleteError CHUNKS_PENDING when the task still counts chunks, and uploads nothing', async () => {
+    const { taskId } = givenBatch(5, { chunksPending: 1 });
+
+    await expect(assemble({ taskId, chunkResults: [{ index: 0 }, { index: 1 }, { index: 2 }] })).rejects.toMatchObject({
+      name: 'BatchIncompleteError',
+      code: 'CHUNKS_PENDING',
+      message: '1 of 3 chunks are not done',
+    });
+    expect(sequence()).toEqual(['DynamoDB.Get']);
+  });
+
+  it('throws BatchIncompleteError CHUNK_MISSING when a chunk zip is absent, and leaves no batch zip', async () => {
+    const { taskId } = givenBatch(5);
+    for (const index of [0, 1, 2]) await issueChunk(taskId, index);
+    bucket.delete(chunkZipKey(taskId, 1));
+
+    await expect(assemble({ taskId, chunkResults: [{ index: 0 }, { index: 1 }, { index: 2 }] })).rejects.toMatchObject({
+      name: 'BatchIncompleteError',
+      code: 'CHUNK_MISSING',
+    });
+    expect(bucket.has(`batches/${taskId}/certificates.zip`)).toBe(false);
+    expect(s3Mock).not.toHaveReceivedCommand(cmd(CompleteMultipartUploadCommand));
+  });
+});

@@ -1,0 +1,696 @@
+/**
+ * The IssueChunk Lambda (sfn-issue-chunk) on AWS deps built by awsChunkDeps from real SDK clients whose `send` is
+ * mocked. S3 is an in-memory bucket behind the mock (so a replayed chunk finds what the first attempt wrote); the
+ * certflow CA is a real CA whose key the SSM mock serves, so certificates really get signed; ACM PCA and AWS IoT
+ * sign with the same test CA inside their mocks.
+ */
+import 'aws-sdk-client-mock-jest';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  type KeyObject,
+  randomUUID,
+  X509Certificate,
+} from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import {
+  ACMPCAClient,
+  DescribeCertificateAuthorityCommand,
+  GetCertificateCommand,
+  IssueCertificateCommand,
+  RequestInProgressException,
+} from '@aws-sdk/client-acm-pca';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
+import {
+  CreateKeysAndCertificateCommand,
+  DescribeCACertificateCommand,
+  IoTClient,
+  RegisterCertificateCommand,
+  RegisterCertificateWithoutCACommand,
+} from '@aws-sdk/client-iot';
+import { KMSClient } from '@aws-sdk/client-kms';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  NoSuchKey,
+  NotFound,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
+import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { sdkStreamMixin } from '@smithy/util-stream';
+import { type AwsClients, awsChunkDeps, bulkConfig } from '../../lambdas/adapters/aws/bulk-deps';
+import { requestKey } from '../../lambdas/core/bulk/keys';
+import { normalizeBatchRequest } from '../../lambdas/core/bulk/request';
+import {
+  createIntermediateCa,
+  createRootCa,
+  type CreatedCa,
+  issueFromCsr,
+  issueLeaf,
+  parseCertificate,
+  parseCsr,
+  privateKeyToPem,
+  publicKeyToPem,
+} from '../../lambdas/core/pki';
+import type { SupplierCa } from '../../lambdas/core/ports';
+import { BulkEnv, readEnv } from '../../lambdas/handlers/env';
+import { createHandler } from '../../lambdas/handlers/sfn-issue-chunk';
+import { unzipList, unzipRead, unzipTest } from '../helpers/zip';
+import { cmd, mockSdk } from './sdk-mock';
+
+const TABLE = 'certflow-tasks';
+const BUCKET = 'certflow-batches';
+const BUS = 'certflow-bus';
+const PCA_ARN = 'arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0';
+
+const s3Mock = mockSdk(S3Client);
+const docMock = mockSdk(DynamoDBDocumentClient);
+const ssmMock = mockSdk(SSMClient);
+const iotMock = mockSdk(IoTClient);
+const ebMock = mockSdk(EventBridgeClient);
+const pcaMock = mockSdk(ACMPCAClient);
+const MOCKS = { S3: s3Mock, DynamoDB: docMock, SSM: ssmMock, IoT: iotMock, EventBridge: ebMock, ACMPCA: pcaMock };
+
+const config = { region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } };
+const clients = (): AwsClients => ({
+  dynamodb: new DynamoDBClient(config),
+  s3: new S3Client(config),
+  eventBridge: new EventBridgeClient(config),
+  sfn: new SFNClient(config),
+  ssm: new SSMClient(config),
+  iot: new IoTClient(config),
+  kms: new KMSClient(config),
+  pca: new ACMPCAClient(config),
+});
+
+/** What the BulkIssuance construct sets; ZIP_LEVEL is given here (its default is tested on its own below). */
+const CDK_ENV = {
+  TASK_TABLE_NAME: TABLE,
+  BUCKET_NAME: BUCKET,
+  EVENT_BUS_NAME: BUS,
+  SUPPLIERS: '{}',
+  CA_KEY_STORE: 'ssm',
+  CHUNK_SIZE: '1000',
+  MAX_CONCURRENCY: '100',
+  MAX_QUANTITY: '1000000',
+};
+const env = readEnv(BulkEnv, { ...CDK_ENV, ZIP_LEVEL: '0', DEFAULT_DAYS_EXPIRY: '365' });
+/** Fresh deps per invocation, as a fresh Lambda container: nothing cached between attempts but the request. */
+const issue = (input: { taskId: string; index: number }, chunkEnv: BulkEnv = env) =>
+  createHandler(awsChunkDeps(chunkEnv, clients()))(input);
+
+function sequence(): string[] {
+  const calls = Object.entries(MOCKS).flatMap(([service, mock]) =>
+    mock.calls().map((call) => ({ call, name: `${service}.${call.args[0].constructor.name.replace(/Command$/, '')}` })),
+  );
+  return calls.sort((a, b) => (a.call.calledBefore(b.call) ? -1 : 1)).map((c) => c.name);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// An in-memory bucket behind the S3 mock
+
+interface StoredObject {
+  body: Buffer;
+  contentType?: string;
+  metadata: Record<string, string>;
+}
+const bucket = new Map<string, StoredObject>();
+
+interface ObjectInput {
+  Key?: string;
+  Body?: unknown;
+  ContentType?: string;
+  Metadata?: Record<string, string>;
+}
+
+async function bytesOf(body: unknown): Promise<Buffer> {
+  if (typeof body === 'string') return Buffer.from(body);
+  if (body instanceof Uint8Array) return Buffer.from(body);
+  const parts: Buffer[] = [];
+  for await (const part of body as AsyncIterable<Uint8Array>) parts.push(Buffer.from(part));
+  return Buffer.concat(parts);
+}
+
+function installBucket(): void {
+  s3Mock.on(cmd(PutObjectCommand)).callsFake(async (input: ObjectInput) => {
+    bucket.set(input.Key!, {
+      body: await bytesOf(input.Body),
+      ...(input.ContentType !== undefined ? { contentType: input.ContentType } : {}),
+      metadata: input.Metadata ?? {},
+    });
+    return { ETag: '"etag"' };
+  });
+  s3Mock.on(cmd(GetObjectCommand)).callsFake(async (input: ObjectInput) => {
+    const object = bucket.get(input.Key!);
+    if (!object)
+      throw new NoSuchKey({ message: 'The specified key does not exist.', $metadata: { httpStatusCode: 404 } });
+    return {
+      Body: sdkStreamMixin(Readable.from([object.body])),
+      ContentLength: object.body.length,
+      ContentType: object.contentType,
+      Metadata: object.metadata,
+    };
+  });
+  s3Mock.on(cmd(HeadObjectCommand)).callsFake(async (input: ObjectInput) => {
+    const object = bucket.get(input.Key!);
+    if (!object) throw new NotFound({ message: 'Not Found', $metadata: { httpStatusCode: 404 } });
+    return { ContentLength: object.body.length, ContentType: object.contentType, Metadata: object.metadata };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The test CA, the request, the zip
+
+let root: CreatedCa;
+let intermediate: CreatedCa;
+let caId: string;
+const tempDirs: string[] = [];
+
+beforeAll(async () => {
+  const now = new Date();
+  root = await createRootCa({
+    subject: { commonName: 'Acme Root', organization: 'Acme' },
+    validity: { days: 3650 },
+    now,
+  });
+  intermediate = await createIntermediateCa(root.issuer, {
+    subject: { commonName: 'Acme Devices', organization: 'Acme' },
+    validity: { days: 1825 },
+    now,
+  });
+  caId = intermediate.certificate.id;
+});
+
+afterAll(() => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+beforeEach(() => {
+  for (const mock of Object.values(MOCKS)) mock.reset();
+  bucket.clear();
+  installBucket();
+  docMock.on(cmd(GetCommand)).resolves({ Item: {} });
+  docMock.on(cmd(UpdateCommand)).resolves({ Attributes: { chunksPending: 0 } });
+  ebMock.on(cmd(PutEventsCommand)).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'event-1' }] });
+  ssmMock.on(cmd(GetParameterCommand), { Name: `cdf-ca-key-${caId}` }).resolves({
+    Parameter: { Name: `cdf-ca-key-${caId}`, Type: 'SecureString', Value: privateKeyToPem(intermediate.privateKey) },
+  });
+  ssmMock
+    .on(cmd(GetParameterCommand), { Name: `cdf-ca-chain-${caId}` })
+    .rejects(new ParameterNotFound({ message: 'parameter not found', $metadata: {} }));
+  iotMock.on(cmd(DescribeCACertificateCommand), { certificateId: caId }).resolves({
+    certificateDescription: { certificateId: caId, certificatePem: intermediate.certificate.pem, status: 'ACTIVE' },
+  });
+});
+
+const certflowCa = (): SupplierCa => ({ type: 'certflow', caId });
+
+/** Stores request.json as POST would (the same normalisation), under a fresh task id. */
+function givenRequest(ca: SupplierCa, body: Record<string, unknown>): { taskId: string } {
+  const taskId = randomUUID();
+  const request = normalizeBatchRequest('acme', ca, body, bulkConfig(env), new Date());
+  bucket.set(requestKey(taskId), {
+    body: Buffer.from(JSON.stringify(request)),
+    contentType: 'application/json',
+    metadata: {},
+  });
+  return { taskId };
+}
+
+const BODY = { quantity: 3, certInfo: { commonName: '`acme-`${increment}A0', organization: 'Acme', country: 'US' } };
+const NAMES = ['acme-A0', 'acme-A1', 'acme-A2'];
+
+function zipFile(zip: Buffer): string {
+  const dir = mkdtempSync(join(tmpdir(), 'certflow-chunk-'));
+  tempDirs.push(dir);
+  const file = join(dir, 'chunk.zip');
+  writeFileSync(file, zip);
+  return file;
+}
+
+const putInputs = () => s3Mock.commandCalls(cmd(PutObjectCommand)).map((c) => c.args[0].input);
+
+/** The Certificate Issued events sent, parsed. */
+function issuedEvents(): { entry: Record<string, unknown>; detail: Record<string, unknown> }[] {
+  return ebMock.commandCalls(cmd(PutEventsCommand)).flatMap((c) =>
+    (c.args[0].input.Entries ?? []).map((entry) => ({
+      entry: entry as Record<string, unknown>,
+      detail: JSON.parse(entry.Detail ?? '{}') as Record<string, unknown>,
+    })),
+  );
+}
+
+const spki = (key: KeyObject | string): Buffer =>
+  (typeof key === 'string' ? createPublicKey(key) : key).export({ type: 'spki', format: 'der' });
+
+/** Checks each folder of a certflow-layout chunk zip: the certificate, its key pair, the CN. */
+function checkZip(file: string, names: string[], issuerKey?: KeyObject) {
+  unzipTest(file);
+  const ids: string[] = [];
+  for (const name of names) {
+    const cert = new X509Certificate(unzipRead(file, `${name}/certificate.pem`));
+    const privateKey = createPrivateKey(unzipRead(file, `${name}/private.key`));
+    expect(cert.checkPrivateKey(privateKey)).toBe(true);
+    expect(spki(unzipRead(file, `${name}/public.key`)).equals(spki(cert.publicKey))).toBe(true);
+    expect(cert.subject.split('\n')).toContain(`CN=${name}`);
+    if (issuerKey) expect(cert.verify(issuerKey)).toBe(true);
+    ids.push(createHash('sha256').update(cert.raw).digest('hex'));
+  }
+  return ids;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe('IssueChunk with a certflow CA (key in SSM, certificate in AWS IoT)', () => {
+  it('reads the request, checks the chunk, loads the CA, writes manifest then zip, publishes, counts the chunk', async () => {
+    const { taskId } = givenRequest(certflowCa(), BODY);
+
+    const result = await issue({ taskId, index: 0 });
+
+    expect(result).toEqual({ taskId, index: 0, count: 3, replayed: false });
+    expect(sequence()).toEqual([
+      'S3.GetObject',
+      'DynamoDB.Get',
+      'S3.HeadObject',
+      'SSM.GetParameter',
+      'IoT.DescribeCACertificate',
+      'SSM.GetParameter',
+      'S3.PutObject',
+      'S3.PutObject',
+      'EventBridge.PutEvents',
+      'DynamoDB.Update',
+    ]);
+    expect(s3Mock.commandCalls(cmd(GetObjectCommand))[0]!.args[0].input).toEqual({
+      Bucket: BUCKET,
+      Key: `batches/${taskId}/request.json`,
+    });
+    expect(docMock.commandCalls(cmd(GetCommand))[0]!.args[0].input).toEqual({
+      TableName: TABLE,
+      Key: { pk: `task#${taskId}` },
+      ProjectionExpression: 'doneChunks',
+      ConsistentRead: true,
+    });
+    expect(s3Mock.commandCalls(cmd(HeadObjectCommand))[0]!.args[0].input).toEqual({
+      Bucket: BUCKET,
+      Key: `batches/${taskId}/chunks/000000.zip`,
+    });
+    expect(ssmMock.commandCalls(cmd(GetParameterCommand)).map((c) => c.args[0].input)).toEqual([
+      { Name: `cdf-ca-key-${caId}`, WithDecryption: true },
+      { Name: `cdf-ca-chain-${caId}` },
+    ]);
+    expect(iotMock).toHaveReceivedCommandWith(cmd(DescribeCACertificateCommand), { certificateId: caId });
+
+    const [manifest, zip] = putInputs();
+    expect(manifest).toEqual({
+      Bucket: BUCKET,
+      Key: `batches/${taskId}/chunks/000000.csv`,
+      Body: expect.any(String),
+      ContentType: 'text/csv',
+    });
+    expect(zip).toEqual({
+      Bucket: BUCKET,
+      Key: `batches/${taskId}/chunks/000000.zip`,
+      Body: expect.any(Buffer),
+      ContentType: 'application/zip',
+      Metadata: {
+        'entries-length': expect.stringMatching(/^\d+$/),
+        'central-directory-length': expect.stringMatching(/^\d+$/),
+        'entry-count': '9',
+      },
+    });
+    const body = zip!.Body as Buffer;
+    const meta = zip!.Metadata!;
+    // entries, central directory, then the 22-byte end record
+    expect(Number(meta['entries-length']) + Number(meta['central-directory-length']) + 22).toBe(body.length);
+
+    const file = zipFile(body);
+    expect(unzipList(file)).toEqual(
+      NAMES.flatMap((n) => [`${n}/certificate.pem`, `${n}/private.key`, `${n}/public.key`]),
+    );
+    const ids = checkZip(file, NAMES, createPublicKey(intermediate.privateKey));
+
+    const rows = String(manifest!.Body).trimEnd().split('\n');
+    expect(rows).toHaveLength(3);
+    rows.forEach((row, i) => expect(row.split(',').slice(0, 3)).toEqual([NAMES[i], NAMES[i], ids[i]]));
+
+    const [event, ...more] = issuedEvents();
+    expect(more).toEqual([]);
+    expect(event!.entry).toEqual({
+      Source: 'certflow',
+      DetailType: 'Certificate Issued',
+      Detail: expect.any(String),
+      EventBusName: BUS,
+    });
+    expect(event!.entry.Detail).not.toMatch(/BEGIN|PRIVATE KEY/);
+    expect(event!.detail).toEqual({
+      issuerId: caId,
+      kind: 'device',
+      origin: 'bulk',
+      taskId,
+      chunk: 0,
+      supplierId: 'acme',
+      certificates: NAMES.map((commonName, i) => ({
+        certificateId: ids[i],
+        serialNumber: expect.stringMatching(/^[0-9a-f]+$/),
+        commonName,
+        notBefore: expect.any(String),
+        notAfter: expect.any(String),
+      })),
+    });
+
+    expect(docMock.commandCalls(cmd(UpdateCommand))[0]!.args[0].input).toEqual({
+      TableName: TABLE,
+      Key: { pk: `task#${taskId}` },
+      UpdateExpression: 'SET chunksPending = chunksPending - :one, updatedAt = :now ADD doneChunks :idxSet',
+      ConditionExpression: 'attribute_exists(pk) AND NOT contains(doneChunks, :idx)',
+      ExpressionAttributeValues: { ':one': 1, ':now': expect.any(String), ':idxSet': new Set([0]), ':idx': 0 },
+      ReturnValues: 'UPDATED_NEW',
+    });
+  });
+
+  it('registers each certificate with AWS IoT, with the CA certificate and the requested status', async () => {
+    const { taskId } = givenRequest(certflowCa(), { ...BODY, register: true, certificateStatus: 'INACTIVE' });
+    iotMock.on(cmd(RegisterCertificateCommand)).callsFake(async (input: { certificatePem?: string }) => {
+      const id = parseCertificate(input.certificatePem!).id;
+      return { certificateId: id, certificateArn: `arn:aws:iot:us-east-1:111122223333:cert/${id}` };
+    });
+
+    await issue({ taskId, index: 0 });
+
+    expect(sequence()).toEqual([
+      'S3.GetObject',
+      'DynamoDB.Get',
+      'S3.HeadObject',
+      'SSM.GetParameter',
+      'IoT.DescribeCACertificate',
+      'SSM.GetParameter',
+      'S3.PutObject',
+      'S3.PutObject',
+      'S3.PutObject',
+      'IoT.RegisterCertificate',
+      'IoT.RegisterCertificate',
+      'IoT.RegisterCertificate',
+      'EventBridge.PutEvents',
+      'DynamoDB.Update',
+    ]);
+    // manifest, the certificates kept for a retry's registrations, then the zip (the commit point)
+    expect(putInputs().map((p) => p.Key)).toEqual([
+      `batches/${taskId}/chunks/000000.csv`,
+      `batches/${taskId}/chunks/000000.certificates.pem`,
+      `batches/${taskId}/chunks/000000.zip`,
+    ]);
+    const file = zipFile(putInputs()[2]!.Body as Buffer);
+    expect(iotMock.commandCalls(cmd(RegisterCertificateCommand)).map((c) => c.args[0].input)).toEqual(
+      NAMES.map((n) => ({
+        certificatePem: unzipRead(file, `${n}/certificate.pem`),
+        caCertificatePem: intermediate.certificate.pem,
+        status: 'INACTIVE',
+      })),
+    );
+    expect(iotMock).not.toHaveReceivedCommand(cmd(RegisterCertificateWithoutCACommand));
+    const update = docMock.commandCalls(cmd(UpdateCommand))[0]!.args[0].input;
+    expect(update.UpdateExpression).toBe(
+      'SET chunksPending = chunksPending - :one, updatedAt = :now ADD doneChunks :idxSet, registered :n',
+    );
+    expect(update.ExpressionAttributeValues).toMatchObject({ ':n': 3 });
+  });
+
+  it('on a replay whose zip exists, signs nothing: re-publishes the events from the manifest and counts the chunk', async () => {
+    const { taskId } = givenRequest(certflowCa(), BODY);
+    await issue({ taskId, index: 0 });
+    const firstEvents = issuedEvents().map((e) => e.detail);
+    const zipBefore = bucket.get(`batches/${taskId}/chunks/000000.zip`)!.body;
+    for (const mock of Object.values(MOCKS)) mock.resetHistory();
+
+    const result = await issue({ taskId, index: 0 });
+
+    expect(result).toEqual({ taskId, index: 0, count: 3, replayed: true });
+    // request.json is cached by the container; a cold container would GetObject it first
+    expect(sequence()).toEqual([
+      'DynamoDB.Get',
+      'S3.HeadObject',
+      'S3.GetObject',
+      'EventBridge.PutEvents',
+      'DynamoDB.Update',
+    ]);
+    expect(s3Mock.commandCalls(cmd(GetObjectCommand))[0]!.args[0].input).toEqual({
+      Bucket: BUCKET,
+      Key: `batches/${taskId}/chunks/000000.csv`,
+    });
+    expect(ssmMock).not.toHaveReceivedCommand(cmd(GetParameterCommand));
+    expect(s3Mock).not.toHaveReceivedCommand(cmd(PutObjectCommand));
+    expect(bucket.get(`batches/${taskId}/chunks/000000.zip`)!.body.equals(zipBefore)).toBe(true);
+    expect(issuedEvents().map((e) => e.detail)).toEqual(firstEvents);
+    expect(docMock).toHaveReceivedCommandWith(cmd(UpdateCommand), {
+      Key: { pk: `task#${taskId}` },
+      ExpressionAttributeValues: { ':one': 1, ':now': expect.any(String), ':idxSet': new Set([0]), ':idx': 0 },
+    });
+  });
+
+  it('does nothing more for a chunk the task already counts done', async () => {
+    const { taskId } = givenRequest(certflowCa(), BODY);
+    docMock.on(cmd(GetCommand)).resolves({ Item: { doneChunks: new Set([0, 1]) } });
+
+    const result = await issue({ taskId, index: 0 });
+
+    expect(result).toEqual({ taskId, index: 0, count: 3, replayed: true });
+    expect(sequence()).toEqual(['S3.GetObject', 'DynamoDB.Get']);
+  });
+
+  it('rejects an invalid input with INVALID_REQUEST before any AWS call', async () => {
+    await expect(issue({ taskId: 'x', index: -1 })).rejects.toMatchObject({
+      name: 'ValidationError',
+      code: 'INVALID_REQUEST',
+    });
+    expect(sequence()).toEqual([]);
+  });
+
+  // Regression (was a bug in lambdas/core/bulk/chunk.ts, signChunk): registration happens after the chunk zip is written, and the
+  // replay path (zip found by HeadObject) skips it. The IssueChunk state retries ThrottlingException, which AWS IoT
+  // answers RegisterCertificate with under load: the retry then completes the chunk with certificates that were
+  // never registered (IotCertificateRegistry.register is idempotent precisely so that a replay can register again).
+  it('registers every certificate when a chunk is retried after RegisterCertificate was throttled', async () => {
+    const { taskId } = givenRequest(certflowCa(), { ...BODY, register: true });
+    const registered = new Set<string>();
+    let calls = 0;
+    iotMock.on(cmd(RegisterCertificateCommand)).callsFake(async (input: { certificatePem?: string }) => {
+      if (++calls === 2) {
+        throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException', $metadata: {} });
+      }
+      const id = parseCertificate(input.certificatePem!).id;
+      registered.add(id);
+      return { certificateId: id, certificateArn: `arn:aws:iot:us-east-1:111122223333:cert/${id}` };
+    });
+    await expect(issue({ taskId, index: 0 })).rejects.toMatchObject({ name: 'ThrottlingException' });
+
+    await issue({ taskId, index: 0 }); // Step Functions' retry of the same chunk
+
+    const file = zipFile(bucket.get(`batches/${taskId}/chunks/000000.zip`)!.body);
+    const ids = NAMES.map((n) => parseCertificate(unzipRead(file, `${n}/certificate.pem`)).id);
+    expect([...registered].sort()).toEqual([...ids].sort());
+  });
+
+  // Regression (was a bug in lambdas/handlers/env.ts): zod 4's `.default('0')` returns the string '0' without running the transform, so
+  // without ZIP_LEVEL (the BulkIssuance construct does not set it) zipLevel is '0' and ZipChunkBuilder's checkLevel
+  // throws "RangeError: deflate level must be 0-9: 0": every chunk of every batch fails.
+  it('signs a chunk with the environment the CDK construct sets (ZIP_LEVEL left to its default)', async () => {
+    const { taskId } = givenRequest(certflowCa(), BODY);
+    await expect(issue({ taskId, index: 0 }, readEnv(BulkEnv, CDK_ENV))).resolves.toMatchObject({ count: 3 });
+  });
+});
+
+describe('IssueChunk with an ACM PCA supplier', () => {
+  /**
+   * ACM PCA as documented: IssueCertificate returns an ARN (the same one again for an idempotency token seen in the
+   * last 5 minutes); GetCertificate answers RequestInProgressException until it has signed (here: the first poll).
+   * The test CA signs the CSR.
+   */
+  function givenPca(options: { inProgressPolls?: number; throttlePoll?: number } = {}) {
+    const byToken = new Map<string, string>();
+    const csrByArn = new Map<string, Buffer>();
+    const certByArn = new Map<string, string>();
+    let polls = 0;
+    pcaMock.on(cmd(DescribeCertificateAuthorityCommand)).resolves({
+      CertificateAuthority: {
+        Arn: PCA_ARN,
+        Status: 'ACTIVE',
+        CertificateAuthorityConfiguration: {
+          KeyAlgorithm: 'EC_prime256v1',
+          SigningAlgorithm: 'SHA256WITHECDSA',
+          Subject: { CommonName: 'Acme PCA' },
+        },
+      },
+    });
+    pcaMock
+      .on(cmd(IssueCertificateCommand))
+      .callsFake(async (input: { Csr?: Uint8Array; IdempotencyToken?: string }) => {
+        const known = input.IdempotencyToken !== undefined ? byToken.get(input.IdempotencyToken) : undefined;
+        if (known) return { CertificateArn: known };
+        const arn = `${PCA_ARN}/certificate/${byToken.size + 1}`;
+        csrByArn.set(arn, Buffer.from(input.Csr!));
+        if (input.IdempotencyToken !== undefined) byToken.set(input.IdempotencyToken, arn);
+        return { CertificateArn: arn };
+      });
+    pcaMock.on(cmd(GetCertificateCommand)).callsFake(async (input: { CertificateArn?: string }) => {
+      polls++;
+      if (polls <= (options.inProgressPolls ?? 0)) {
+        throw new RequestInProgressException({ message: 'The request is in progress', $metadata: {} });
+      }
+      if (polls === options.throttlePoll) {
+        throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException', $metadata: {} });
+      }
+      const arn = input.CertificateArn!;
+      let pem = certByArn.get(arn);
+      if (!pem) {
+        const csr = parseCsr(csrByArn.get(arn)!.toString('utf8')); // the SDK sends the PEM text as bytes
+        pem = (
+          await issueFromCsr(intermediate.issuer, csr, { profile: 'device', validity: { days: 365 }, now: new Date() })
+        ).pem;
+        certByArn.set(arn, pem);
+      }
+      return { Certificate: pem, CertificateChain: intermediate.certificate.pem };
+    });
+  }
+
+  const PCA: SupplierCa = { type: 'acm-pca', arn: PCA_ARN };
+  const PCA_BODY = { quantity: 2, certInfo: { commonName: '`acme-`${increment}A0', organization: 'Acme' } };
+  const token = (taskId: string, i: number) => createHash('sha256').update(`${taskId}:${i}`).digest('hex').slice(0, 36);
+
+  it('describes the CA once, issues each CSR with a per-certificate token, polls GetCertificate until signed', async () => {
+    const { taskId } = givenRequest(PCA, PCA_BODY);
+    givenPca({ inProgressPolls: 1 });
+
+    const result = await issue({ taskId, index: 0 });
+
+    expect(result).toEqual({ taskId, index: 0, count: 2, replayed: false });
+    expect(sequence()).toEqual([
+      'S3.GetObject',
+      'DynamoDB.Get',
+      'S3.HeadObject',
+      'ACMPCA.DescribeCertificateAuthority',
+      'ACMPCA.IssueCertificate',
+      'ACMPCA.GetCertificate',
+      'ACMPCA.GetCertificate',
+      'ACMPCA.IssueCertificate',
+      'ACMPCA.GetCertificate',
+      'S3.PutObject',
+      'S3.PutObject',
+      'EventBridge.PutEvents',
+      'DynamoDB.Update',
+    ]);
+    expect(pcaMock).toHaveReceivedCommandWith(cmd(DescribeCertificateAuthorityCommand), {
+      CertificateAuthorityArn: PCA_ARN,
+    });
+    const issues = pcaMock.commandCalls(cmd(IssueCertificateCommand)).map((c) => c.args[0].input);
+    issues.forEach((input, i) => {
+      expect(input).toEqual({
+        CertificateAuthorityArn: PCA_ARN,
+        Csr: expect.anything(),
+        SigningAlgorithm: 'SHA256WITHECDSA',
+        Validity: { Type: 'DAYS', Value: 365 },
+        IdempotencyToken: token(taskId, i), // `${taskId}:${i}` is 38 characters: hashed to 36
+      });
+      expect(input.IdempotencyToken!.length).toBeLessThanOrEqual(36);
+      const csr = parseCsr(Buffer.from(input.Csr!).toString('utf8'));
+      expect(csr.commonName).toBe(`acme-A${i}`);
+      expect(csr.subject).toContain('O=Acme');
+    });
+    expect(new Set(issues.map((i) => i.IdempotencyToken)).size).toBe(2);
+    expect(pcaMock.commandCalls(cmd(GetCertificateCommand)).map((c) => c.args[0].input)).toEqual([
+      { CertificateAuthorityArn: PCA_ARN, CertificateArn: `${PCA_ARN}/certificate/1` },
+      { CertificateAuthorityArn: PCA_ARN, CertificateArn: `${PCA_ARN}/certificate/1` },
+      { CertificateAuthorityArn: PCA_ARN, CertificateArn: `${PCA_ARN}/certificate/2` },
+    ]);
+    expect(ssmMock).not.toHaveReceivedCommand(cmd(GetParameterCommand));
+
+    const file = zipFile(putInputs()[1]!.Body as Buffer);
+    const ids = checkZip(file, ['acme-A0', 'acme-A1'], createPublicKey(intermediate.privateKey));
+    const [event] = issuedEvents();
+    expect(event!.detail).toMatchObject({
+      issuerId: PCA_ARN,
+      certificates: [{ certificateId: ids[0] }, { certificateId: ids[1] }],
+    });
+    expect(event!.entry.Detail).not.toMatch(/BEGIN|PRIVATE KEY/);
+  });
+
+  // Regression (was a bug in lambdas/adapters/aws/external-issuers.ts, AcmPcaDeviceIssuer.issue): a retried chunk makes a NEW key and
+  // CSR but sends the same IdempotencyToken (`taskId:index`). Within 5 minutes ACM PCA answers a repeated token with
+  // the certificate it issued for the FIRST CSR, so the zip pairs that certificate with a private key it does not
+  // certify. IssueChunk retries ThrottlingException within seconds, so a throttled GetCertificate is enough.
+  // (Either the key must be derived/stored per token, or the token must change with the CSR.)
+  it('pairs every certificate with its own private key when an ACM PCA chunk is retried', async () => {
+    const { taskId } = givenRequest(PCA, PCA_BODY);
+    givenPca({ throttlePoll: 2 });
+    await expect(issue({ taskId, index: 0 })).rejects.toMatchObject({ name: 'ThrottlingException' });
+
+    await issue({ taskId, index: 0 }); // Step Functions' retry, seconds later
+
+    const file = zipFile(bucket.get(`batches/${taskId}/chunks/000000.zip`)!.body);
+    for (const name of ['acme-A0', 'acme-A1']) {
+      const cert = new X509Certificate(unzipRead(file, `${name}/certificate.pem`));
+      expect(cert.checkPrivateKey(createPrivateKey(unzipRead(file, `${name}/private.key`)))).toBe(true);
+    }
+  });
+});
+
+describe('IssueChunk with the AwsIotDefault supplier', () => {
+  it('has AWS IoT create each key and certificate, inactive, and registers nothing more', async () => {
+    const { taskId } = givenRequest({ type: 'aws-iot' }, { ...BODY, quantity: 2, register: true });
+    iotMock.on(cmd(CreateKeysAndCertificateCommand)).callsFake(async () => {
+      const leaf = await issueLeaf(intermediate.issuer, {
+        profile: 'device',
+        subject: { commonName: 'AWS IoT Certificate' },
+        validity: { days: 365 },
+        now: new Date(),
+      });
+      return {
+        certificateArn: `arn:aws:iot:us-east-1:111122223333:cert/${leaf.certificate.id}`,
+        certificateId: leaf.certificate.id,
+        certificatePem: leaf.certificate.pem,
+        keyPair: { PrivateKey: privateKeyToPem(leaf.privateKey), PublicKey: publicKeyToPem(leaf.publicKey) },
+      };
+    });
+
+    const result = await issue({ taskId, index: 0 });
+
+    expect(result).toEqual({ taskId, index: 0, count: 2, replayed: false });
+    expect(sequence()).toEqual([
+      'S3.GetObject',
+      'DynamoDB.Get',
+      'S3.HeadObject',
+      'IoT.CreateKeysAndCertificate',
+      'IoT.CreateKeysAndCertificate',
+      'S3.PutObject',
+      'S3.PutObject',
+      'EventBridge.PutEvents',
+      'DynamoDB.Update',
+    ]);
+    expect(iotMock.commandCalls(cmd(CreateKeysAndCertificateCommand)).map((c) => c.args[0].input)).toEqual([
+      { setAsActive: false },
+      { setAsActive: false },
+    ]);
+    expect(iotMock).not.toHaveReceivedCommand(cmd(RegisterCertificateCommand));
+    expect(iotMock).not.toHaveReceivedCommand(cmd(RegisterCertificateWithoutCACommand));
+
+    const file = zipFile(putInputs()[1]!.Body as Buffer);
+    unzipTest(file);
+    const certs = ['acme-A0', 'acme-A1'].map((n) => new X509Certificate(unzipRead(file, `${n}/certificate.pem`)));
+    ['acme-A0', 'acme-A1'].forEach((n, i) =>
+      expect(certs[i]!.checkPrivateKey(createPrivateKey(unzipRead(file, `${n}/private.key`)))).toBe(true),
+    );
+    const [event] = issuedEvents();
+    expect(event!.detail).toMatchObject({
+      issuerId: 'aws-iot',
+      certificates: [{ commonName: 'acme-A0' }, { commonName: 'acme-A1' }],
+    });
+    expect(docMock.commandCalls(cmd(UpdateCommand))[0]!.args[0].input.UpdateExpression).not.toContain('registered');
+  });
+});

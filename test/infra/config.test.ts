@@ -1,0 +1,129 @@
+import { App, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { loadDeployConfig, parseDeployConfig } from '../../lib/config';
+import { BatchBucket } from '../../lib/constructs/batch-bucket';
+import { BulkIssuance } from '../../lib/constructs/bulk-issuance';
+import { CertflowEventBus } from '../../lib/constructs/event-bus';
+import { TaskTable } from '../../lib/constructs/task-table';
+import { apiGatewaySchemaFromJson } from '../../lib/json-schema';
+import { actionsOf, buildCertflowApp, CertflowApp, logicalId, statementsOfRole } from './certflow-app';
+
+const KEY_ARN = 'arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+
+describe('parseDeployConfig', () => {
+  it('fills the defaults', () => {
+    expect(parseDeployConfig({})).toEqual({
+      suppliers: {},
+      chunkSize: 1000,
+      maxConcurrency: 100,
+      maxQuantity: 1_000_000,
+      lifecycleDays: 30,
+      caKeyStore: 'ssm',
+      caKmsKeyArns: [],
+      eventBusName: 'certflow',
+      eventArchiveDays: 90,
+    });
+  });
+
+  it('ok/strings: takes command-line strings (numbers, JSON objects and arrays)', () => {
+    const config = parseDeployConfig({
+      chunkSize: '250',
+      suppliers: '{"acme":{"type":"certflow","caId":"acme-ca"}}',
+      caKeyStore: 'kms',
+      caKmsKeyArns: `["${KEY_ARN}"]`,
+    });
+    expect(config).toMatchObject({
+      chunkSize: 250,
+      suppliers: { acme: { type: 'certflow', caId: 'acme-ca' } },
+      caKmsKeyArns: [KEY_ARN],
+    });
+  });
+
+  it.each([
+    ['error/kms without keys', { caKeyStore: 'kms' }, /caKmsKeyArns/],
+    ['error/chunk size', { chunkSize: 0 }, /chunkSize/],
+    ['error/concurrency above the Distributed Map limit', { maxConcurrency: 20_000 }, /maxConcurrency/],
+    ['error/supplier CA', { suppliers: { acme: { type: 'certflow', caId: 'a b' } } }, /suppliers/],
+    ['error/unknown key', { chunksize: 10 }, /chunksize/],
+  ])('%s', (_, input, message) => {
+    expect(() => parseDeployConfig(input)).toThrow(message);
+  });
+});
+
+describe('loadDeployConfig', () => {
+  it('reads the certflow context object, then certflow:<key> overrides', () => {
+    const app = new App({ context: { certflow: { chunkSize: 500, lifecycleDays: 7 }, 'certflow:chunkSize': '200' } });
+    expect(loadDeployConfig(app.node)).toMatchObject({ chunkSize: 200, lifecycleDays: 7 });
+  });
+});
+
+describe('apiGatewaySchemaFromJson', () => {
+  it('refuses a keyword it has no mapping for, rather than dropping it', () => {
+    expect(() => apiGatewaySchemaFromJson({ type: 'object', if: { type: 'object' } })).toThrow(/"if"/);
+  });
+});
+
+describe('CertflowStack with KMS CA keys and custom settings', () => {
+  let built: CertflowApp;
+  beforeAll(() => {
+    built = buildCertflowApp({
+      bundle: false,
+      config: { caKeyStore: 'kms', caKmsKeyArns: [KEY_ARN], chunkSize: 250, maxConcurrency: 40, lifecycleDays: 7 },
+    });
+  });
+
+  it('grants kms:Sign and kms:GetPublicKey on the configured keys only, and no SecureString decryption', () => {
+    const statements = statementsOfRole(built.template, logicalId(built.stack.bulkIssuance.issueChunk.role));
+    const kms = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('kms:')));
+    expect(kms).toHaveLength(1);
+    expect(actionsOf(kms[0]!).sort()).toEqual(['kms:GetPublicKey', 'kms:Sign']);
+    expect(kms[0]!.Resource).toBe(KEY_ARN);
+    const ssm = statements.find((s) => actionsOf(s).includes('ssm:GetParameter'))!;
+    expect(JSON.stringify(ssm.Resource)).toContain(':parameter/cdf-ca-kms-key-*');
+    expect(JSON.stringify(ssm.Resource)).not.toContain(':parameter/cdf-ca-key-*');
+  });
+
+  it('passes the settings to the functions and the bucket', () => {
+    built.template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ CA_KEY_STORE: 'kms', CHUNK_SIZE: '250', MAX_CONCURRENCY: '40' }) },
+    });
+    built.template.hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([Match.objectLike({ ExpirationInDays: 7, Prefix: 'batches/' })]),
+      },
+    });
+  });
+
+  it('stays clean under cdk-nag', () => {
+    const findings = [
+      ...built.annotations.findError('*', Match.stringLikeRegexp('AwsSolutions-.*')),
+      ...built.annotations.findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*')),
+    ];
+    expect(findings.map((f) => f.id)).toEqual([]);
+  });
+});
+
+describe('BulkIssuance with suppliers signed outside certflow', () => {
+  it('grants ACM PCA calls on the configured CA only, and CreateKeysAndCertificate for AwsIotDefault', () => {
+    const stack = new Stack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Test');
+    const pca = 'arn:aws:acm-pca:us-east-1:111122223333:certificate-authority/11111111-2222-3333-4444-555555555555';
+    new BulkIssuance(stack, 'Bulk', {
+      table: new TaskTable(stack, 'Tasks'),
+      bucket: new BatchBucket(stack, 'Batches'),
+      bus: new CertflowEventBus(stack, 'Events'),
+      suppliers: { legacy: { type: 'aws-iot' }, factory: { type: 'acm-pca', arn: pca } },
+    });
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: ['acm-pca:IssueCertificate', 'acm-pca:GetCertificate', 'acm-pca:DescribeCertificateAuthority'],
+            Resource: pca,
+          }),
+          Match.objectLike({ Action: 'iot:CreateKeysAndCertificate', Resource: '*' }),
+        ]),
+      },
+    });
+  });
+});
