@@ -61,7 +61,7 @@ export async function startS3(options: S3ServerOptions): Promise<LocalServer> {
  * requires them (see the file header: s3rver stores aws-chunked bodies verbatim).
  */
 export function createLocalS3Client(endpoint: string): S3Client {
-  return new S3Client({
+  const client = new S3Client({
     endpoint,
     region: LOCAL_AWS_REGION,
     credentials: LOCAL_AWS_CREDENTIALS,
@@ -69,6 +69,16 @@ export function createLocalS3Client(endpoint: string): S3Client {
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
+  // s3rver checks no signatures: skip hashing every body for SigV4 (as the SDK does over HTTPS), on loopback only
+  client.middlewareStack.add(
+    (next) => (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (request.headers) request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      return next(args);
+    },
+    { step: 'build', name: 'localUnsignedPayload' },
+  );
+  return client;
 }
 
 /** Creates the bucket unless it exists. */
