@@ -167,3 +167,102 @@ export interface ExternalIssueInput {
 export interface DeviceCertificateIssuer {
   issue(input: ExternalIssueInput): Promise<DeviceFiles>;
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// CA hierarchy and inventory
+
+export type CertificateKind = 'root' | 'intermediate' | 'server' | 'device';
+export type InventoryStatus = 'active' | 'revoked';
+
+/** One certificate in the inventory (filled from `Certificate Issued` / `Certificate Revoked` events). */
+export interface InventoryRecord {
+  /** lower-case hex SHA-256 of the DER (AWS IoT certificate id) */
+  certificateId: string;
+  kind: CertificateKind;
+  commonName: string;
+  /** the issuing CA's id (a certflow CA id — its certificate id —, an ACM PCA ARN or "aws-iot"); roots: their own */
+  issuerId: string;
+  serialNumber: string;
+  notBefore: string;
+  notAfter: string;
+  status: InventoryStatus;
+  /** when the issuance event was recorded (ISO); with certificateId it orders an issuer's certificates stably */
+  issuedAt: string;
+  revokedAt?: string;
+  revocationReason?: string;
+  batchId?: string;
+  thingName?: string;
+  supplierId?: string;
+  origin?: string;
+}
+
+export interface InventoryPage {
+  items: InventoryRecord[];
+  /** opaque; absent on the last page */
+  nextToken?: string;
+}
+
+export interface InventoryQuery {
+  status?: InventoryStatus;
+  limit: number;
+  nextToken?: string;
+}
+
+/** The certificate inventory (DynamoDB; dynalite locally). */
+export interface Inventory {
+  /** records certificates; a record that exists already is left as it is (replayed events change nothing) */
+  putIssued(records: InventoryRecord[]): Promise<void>;
+  get(certificateId: string): Promise<InventoryRecord | undefined>;
+  /** an issuer's certificates in a stable order (issuedAt, then certificateId), paginated */
+  listByIssuer(issuerId: string, query: InventoryQuery): Promise<InventoryPage>;
+  /** certificates whose notAfter is before `before` (ISO), soonest first, paginated */
+  listExpiring(before: string, query: InventoryQuery): Promise<InventoryPage>;
+  /** marks one certificate revoked, once: `already` when it was revoked before, `missing` when unknown */
+  markRevoked(certificateId: string, revokedAt: string, reason: string): Promise<'revoked' | 'already' | 'missing'>;
+}
+
+export type CaKind = 'root' | 'intermediate';
+
+/** A certflow CA's metadata (its key lives in the CaKeyStore, never here). */
+export interface CaRecord {
+  /** the CA certificate's id (SHA-256 of its DER) */
+  caId: string;
+  kind: CaKind;
+  /** the issuing CA (roots: undefined) */
+  parentId?: string;
+  commonName: string;
+  subject: string;
+  serialNumber: string;
+  keyType: string;
+  status: InventoryStatus;
+  notBefore: string;
+  notAfter: string;
+  pathLength?: number;
+  certificatePem: string;
+  createdAt: string;
+  revokedAt?: string;
+  revocationReason?: string;
+  /** the number of the CRL last published (0: none yet) */
+  crlNumber: number;
+}
+
+export interface CaStore {
+  /** throws ConflictError when the CA exists */
+  create(ca: CaRecord): Promise<void>;
+  get(caId: string): Promise<CaRecord | undefined>;
+  list(): Promise<CaRecord[]>;
+  /** atomically increments and returns the CA's CRL number */
+  nextCrlNumber(caId: string): Promise<number>;
+  /** marks the CA revoked once; false when it was revoked already */
+  markRevoked(caId: string, revokedAt: string, reason: string): Promise<boolean>;
+}
+
+/** Stores a new CA's key where CaKeyStore.load finds it (SSM SecureString on AWS, encrypted file locally). */
+export interface CaKeyWriter {
+  save(caId: string, ca: { certificatePem: string; chainPem?: string; privateKey: import('node:crypto').KeyObject }): Promise<void>;
+}
+
+/** Things that should rotate to a healthy CA (the rotation thing group on AWS IoT; the local registry locally). */
+export interface RotationGroup {
+  add(thingNames: string[]): Promise<void>;
+}
