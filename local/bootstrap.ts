@@ -1,8 +1,7 @@
 /** First start of the local runtime: a development root CA, an intermediate, and a supplier `demo` signing with it. */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FileCaKeyStore } from '../lambdas/adapters/local/file-ca-key-store';
-import { createIntermediateCa, createRootCa, pemBundle } from '../lambdas/core/pki';
+import { createIntermediate, createRoot, type CaDeps } from '../lambdas/core/ca/service';
 import type { SupplierCa } from '../lambdas/core/ports';
 
 export interface BootstrapResult {
@@ -22,35 +21,25 @@ export async function readSuppliers(dataDir: string): Promise<Record<string, Sup
   }
 }
 
-export async function bootstrap(dataDir: string, caKeys: FileCaKeyStore, now = new Date()): Promise<BootstrapResult> {
+/** Creates the development CAs through the CA service (so they are in the CA store, the inventory and the events). */
+export async function bootstrap(dataDir: string, deps: CaDeps): Promise<BootstrapResult> {
   const existing = await readSuppliers(dataDir);
   const state = await readFile(join(dataDir, 'dev-ca.json'), 'utf8')
     .then((t) => JSON.parse(t) as { rootCaId: string; issuingCaId: string })
     .catch(() => undefined);
   if (existing && state) return { created: false, ...state, suppliers: existing };
 
-  const root = await createRootCa({
+  const root = await createRoot(deps, {
     subject: { commonName: 'certflow Development Root CA', organization: 'certflow (local)' },
-    validity: { days: 3650 },
-    now,
+    validityDays: 3650,
     pathLength: 1,
   });
-  const issuing = await createIntermediateCa(root.issuer, {
+  const issuing = await createIntermediate(deps, root.caId, {
     subject: { commonName: 'certflow Development Issuing CA', organization: 'certflow (local)' },
-    validity: { days: 1825 },
-    now,
+    validityDays: 1825,
   });
-  await caKeys.save(root.certificate.id, { certificatePem: root.certificate.pem, privateKey: root.privateKey });
-  await caKeys.save(issuing.certificate.id, {
-    certificatePem: issuing.certificate.pem,
-    chainPem: pemBundle([root.certificate]),
-    privateKey: issuing.privateKey,
-  });
-  const suppliers: Record<string, SupplierCa> = {
-    ...(existing ?? {}),
-    demo: { type: 'certflow', caId: issuing.certificate.id },
-  };
-  const result = { rootCaId: root.certificate.id, issuingCaId: issuing.certificate.id };
+  const suppliers: Record<string, SupplierCa> = { ...(existing ?? {}), demo: { type: 'certflow', caId: issuing.caId } };
+  const result = { rootCaId: root.caId, issuingCaId: issuing.caId };
   await writeFile(join(dataDir, 'dev-ca.json'), JSON.stringify(result, null, 2));
   await writeFile(suppliersFile(dataDir), JSON.stringify(suppliers, null, 2));
   return { created: true, ...result, suppliers };

@@ -15,7 +15,13 @@ import { join, resolve } from 'node:path';
 import { DynamoTaskStore } from '../lambdas/adapters/aws/dynamo-task-store';
 import { EnvSupplierDirectory } from '../lambdas/adapters/aws/env-supplier-directory';
 import { S3ObjectStore } from '../lambdas/adapters/aws/s3-object-store';
-import { TASK_TABLE } from '../lambdas/adapters/aws/tables';
+import { CA_TABLE, INVENTORY_TABLE, TASK_TABLE } from '../lambdas/adapters/aws/tables';
+import { DynamoCaStore } from '../lambdas/adapters/aws/dynamo-ca-store';
+import { DynamoInventory } from '../lambdas/adapters/aws/dynamo-inventory';
+import type { CaDeps } from '../lambdas/core/ca/service';
+import { createCaRoutes } from '../lambdas/handlers/api-cas';
+import { CA_ROUTES } from '../lambdas/handlers/routes';
+import { createHandler as createRecordInventory } from '../lambdas/handlers/sfn-record-inventory';
 import { FileCaKeyStore } from '../lambdas/adapters/local/file-ca-key-store';
 import { LocalCertificateRegistry, REGISTRY_TABLE } from '../lambdas/adapters/local/local-certificate-registry';
 import { LocalEventBus } from '../lambdas/adapters/local/local-event-bus';
@@ -38,6 +44,11 @@ import { WorkerPool } from './worker-pool';
 
 export const STATE_MACHINES_DIR = resolve(__dirname, '..', 'statemachines');
 export const LOCAL_BUCKET = 'certflow-local';
+/** The EventBridge rule that starts the inventory workflow (the CDK stack uses the same pattern). */
+export const INVENTORY_RULE_PATTERN = {
+  source: ['certflow'],
+  'detail-type': ['Certificate Issued', 'Certificate Revoked'],
+};
 const lambdaArn = (name: string): string => `arn:aws:lambda:us-east-1:000000000000:function:${name}`;
 
 export interface LocalOptions {
@@ -64,6 +75,7 @@ export interface LocalCertflow {
   runner: StateMachineRunner;
   batchDeps: BatchDeps;
   caKeys: FileCaKeyStore;
+  caDeps: CaDeps;
   /** executions restarted because their task was still running when the runtime last stopped */
   resumed: string[];
   close(): Promise<void>;
@@ -81,14 +93,36 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     const s3Client = createLocalS3Client(s3.endpoint);
     await ensureTable(dynamoClient, TASK_TABLE);
     await ensureTable(dynamoClient, REGISTRY_TABLE);
+    await ensureTable(dynamoClient, INVENTORY_TABLE);
+    await ensureTable(dynamoClient, CA_TABLE);
     await ensureBucket(s3Client, LOCAL_BUCKET);
 
     const caKeys = new FileCaKeyStore(dataDir);
-    const boot = await bootstrap(dataDir, caKeys, clock.now());
     const bus = new LocalEventBus();
+    const inventory = new DynamoInventory(dynamoClient);
     const registry = new LocalCertificateRegistry(dynamoClient);
     const tasks = new DynamoTaskStore(dynamoClient, TASK_TABLE.tableName, clock);
     const objects = new S3ObjectStore(s3Client, LOCAL_BUCKET);
+    const caDeps: CaDeps = {
+      cas: new DynamoCaStore(dynamoClient),
+      caKeys,
+      keyWriter: caKeys,
+      inventory,
+      events: bus,
+      objects,
+      clock,
+    };
+
+    // the inventory workflow, started by the same rule as on AWS (issuance and revocation events)
+    const inventoryRunner = new StateMachineRunner({
+      definition: join(STATE_MACHINES_DIR, 'inventory.asl.json'),
+      stateMachineName: 'certflow-inventory',
+      substitutions: { RecordInventoryFunctionArn: lambdaArn('certflow-record-inventory') },
+      resources: { [lambdaArn('certflow-record-inventory')]: createRecordInventory({ inventory }) },
+      ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+    });
+    bus.addRule('inventory', INVENTORY_RULE_PATTERN, (event) => inventoryRunner.start(event.id, event).result);
+    const boot = await bootstrap(dataDir, caDeps);
     const config: BulkConfig = {
       ...DEFAULT_BULK_CONFIG,
       maxConcurrency: Math.max(2, (options.workers ?? availableParallelism()) * 2),
@@ -184,10 +218,12 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       resumed.push(task.taskId);
     }
 
-    const api = createBulkApi(batchDeps, { error: (message, ...extra) => console.error(message, ...extra) });
+    const api = createBulkApi(batchDeps, { error: (message, ...extra) => console.error(message, ...extra) }, [
+      createCaRoutes(caDeps),
+    ]);
     const http = await startHttpServer({
       port: options.port ?? Number(process.env.PORT ?? 4010),
-      mounts: [{ routes: BULK_ROUTES, handler: api }],
+      mounts: [{ routes: [...CA_ROUTES, ...BULK_ROUTES], handler: api }],
     });
     closers.unshift(() => http.close());
 
@@ -199,6 +235,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       runner,
       batchDeps,
       caKeys,
+      caDeps,
       resumed,
       close: async () => {
         for (const close of closers) await close().catch(() => undefined);

@@ -57,10 +57,39 @@ export const CertificateIssuedDetail = z
   .strict()
   .describe('Certificates were issued (bulk batches send one event per slice of a chunk).');
 
+export const CertificateRevokedDetail = z
+  .object({
+    certificateId: z.string().regex(/^[0-9a-f]{64}$/),
+    serialNumber: z.string().regex(/^[0-9a-f]+$/),
+    issuerId: z.string(),
+    kind: z.enum(['root', 'intermediate', 'server', 'device']),
+    reason: z.string(),
+    revokedAt: z.string(),
+    thingName: z.string().optional(),
+  })
+  .strict()
+  .describe('A certificate was revoked; the issuing CA publishes a new CRL.');
+
+export const CaCreatedDetail = z
+  .object({
+    caId: z.string().regex(/^[0-9a-f]{64}$/),
+    kind: z.enum(['root', 'intermediate']),
+    parentId: z.string().optional(),
+    commonName: z.string(),
+    serialNumber: z.string(),
+    keyType: z.string(),
+    notBefore: z.string(),
+    notAfter: z.string(),
+  })
+  .strict()
+  .describe('A certflow CA (root or intermediate) was created; its key is in the CA key store.');
+
 export const EVENT_SCHEMAS = {
   'Batch Completed': BatchCompletedDetail,
   'Batch Failed': BatchFailedDetail,
   'Certificate Issued': CertificateIssuedDetail,
+  'Certificate Revoked': CertificateRevokedDetail,
+  'CA Created': CaCreatedDetail,
 } as const;
 export type DetailType = keyof typeof EVENT_SCHEMAS;
 
@@ -77,6 +106,25 @@ export const CERTIFICATES_PER_EVENT = 500;
 
 /** One example per event, documented in docs/events.md and checked against its schema by the tests. */
 export const EVENT_EXAMPLES: { [K in DetailType]: z.input<(typeof EVENT_SCHEMAS)[K]> } = {
+  'Certificate Revoked': {
+    certificateId: '67013ed823dc3dcfc67a7bbedb79551ef7d1bb277a21a26c902dc8e48bc106f8',
+    serialNumber: '4f1461f61b9edf049e9ded772c4e8108',
+    issuerId: '9a3f1c0e5b7d2e4f6a8c0b1d3e5f7a9c1b3d5e7f9a1c3e5b7d9f1a3c5e7b9d1f',
+    kind: 'device',
+    reason: 'keyCompromise',
+    revokedAt: '2026-11-25T08:00:00.000Z',
+    thingName: 'thing-0042',
+  },
+  'CA Created': {
+    caId: '9a3f1c0e5b7d2e4f6a8c0b1d3e5f7a9c1b3d5e7f9a1c3e5b7d9f1a3c5e7b9d1f',
+    kind: 'intermediate',
+    parentId: '1b3d5e7f9a1c3e5b7d9f1a3c5e7b9d1f9a3f1c0e5b7d2e4f6a8c0b1d3e5f7a9c',
+    commonName: 'Factory Line 3 Issuing CA',
+    serialNumber: '5a0c1e2f3a4b5c6d7e8f9a0b1c2d3e4f',
+    keyType: 'ec-p256',
+    notBefore: '2026-11-24T21:00:00.000Z',
+    notAfter: '2031-11-23T21:00:00.000Z',
+  },
   'Batch Completed': {
     taskId: '5f0c2a57-3b9e-4f0e-9f5e-0d4f2b9c1a11',
     supplierId: 'demo',

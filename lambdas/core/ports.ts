@@ -259,7 +259,10 @@ export interface CaStore {
 
 /** Stores a new CA's key where CaKeyStore.load finds it (SSM SecureString on AWS, encrypted file locally). */
 export interface CaKeyWriter {
-  save(caId: string, ca: { certificatePem: string; chainPem?: string; privateKey: import('node:crypto').KeyObject }): Promise<void>;
+  save(
+    caId: string,
+    ca: { certificatePem: string; chainPem?: string; privateKey: import('node:crypto').KeyObject },
+  ): Promise<void>;
 }
 
 /** Things that should rotate to a healthy CA (the rotation thing group on AWS IoT; the local registry locally). */

@@ -20,11 +20,23 @@ const param = (event: APIGatewayProxyEvent, name: string): string => {
   return value;
 };
 
+/**
+ * `routes`: further route handlers tried first (the CA hierarchy API), each answering `undefined` for routes that
+ * are not its own; they share this handler's error mapping.
+ */
 export const createHandler =
-  (deps: BatchDeps, logger?: ErrorLogger) =>
+  (
+    deps: BatchDeps,
+    logger?: ErrorLogger,
+    routes: ((event: APIGatewayProxyEvent) => Promise<APIGatewayProxyResult | undefined>)[] = [],
+  ) =>
   async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
     let type = 'application/json';
     try {
+      for (const handle of routes) {
+        const result = await handle(event);
+        if (result) return result;
+      }
       const route = `${event.httpMethod} ${event.resource}`;
       switch (route) {
         case 'POST /supplier/{supplierId}/certificates': {

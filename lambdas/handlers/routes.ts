@@ -6,3 +6,16 @@ export const BULK_ROUTES: Route[] = [
   { method: 'GET', resource: '/certificates/{taskId}/task' },
   { method: 'GET', resource: '/certificates/{taskId}' },
 ];
+
+export const CA_ROUTES: Route[] = [
+  { method: 'POST', resource: '/cas/root' },
+  { method: 'GET', resource: '/cas' },
+  { method: 'GET', resource: '/cas/{caId}' },
+  { method: 'POST', resource: '/cas/{caId}/intermediates' },
+  { method: 'POST', resource: '/cas/{caId}/revoke' },
+  { method: 'GET', resource: '/cas/{caId}/crl' },
+  { method: 'POST', resource: '/certificates/server' },
+  { method: 'POST', resource: '/certificates/device' },
+  { method: 'GET', resource: '/certificates' },
+  { method: 'POST', resource: '/certificates/{certificateId}/revoke' },
+];
