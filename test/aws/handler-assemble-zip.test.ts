@@ -217,6 +217,9 @@ beforeEach(() => {
   ssmMock
     .on(cmd(GetParameterCommand), { Name: `cdf-ca-chain-${caId}` })
     .rejects(new ParameterNotFound({ message: 'parameter not found', $metadata: {} }));
+  ssmMock
+    .on(cmd(GetParameterCommand), { Name: `cdf-ca-cert-${caId}` })
+    .rejects(new ParameterNotFound({ message: 'parameter not found', $metadata: {} }));
   iotMock.on(cmd(DescribeCACertificateCommand), { certificateId: caId }).resolves({
     certificateDescription: { certificateId: caId, certificatePem: intermediate.certificate.pem, status: 'ACTIVE' },
   });

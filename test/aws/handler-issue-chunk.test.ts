@@ -206,6 +206,9 @@ beforeEach(() => {
   ssmMock
     .on(cmd(GetParameterCommand), { Name: `cdf-ca-chain-${caId}` })
     .rejects(new ParameterNotFound({ message: 'parameter not found', $metadata: {} }));
+  ssmMock
+    .on(cmd(GetParameterCommand), { Name: `cdf-ca-cert-${caId}` })
+    .rejects(new ParameterNotFound({ message: 'parameter not found', $metadata: {} }));
   iotMock.on(cmd(DescribeCACertificateCommand), { certificateId: caId }).resolves({
     certificateDescription: { certificateId: caId, certificatePem: intermediate.certificate.pem, status: 'ACTIVE' },
   });
@@ -280,9 +283,10 @@ describe('IssueChunk with a certflow CA (key in SSM, certificate in AWS IoT)', (
       'S3.GetObject',
       'DynamoDB.Get',
       'S3.HeadObject',
-      'SSM.GetParameter',
+      'SSM.GetParameter', // key
+      'SSM.GetParameter', // certificate (absent: a CDF CA)
+      'SSM.GetParameter', // chain
       'IoT.DescribeCACertificate',
-      'SSM.GetParameter',
       'S3.PutObject',
       'S3.PutObject',
       'EventBridge.PutEvents',
@@ -304,6 +308,7 @@ describe('IssueChunk with a certflow CA (key in SSM, certificate in AWS IoT)', (
     });
     expect(ssmMock.commandCalls(cmd(GetParameterCommand)).map((c) => c.args[0].input)).toEqual([
       { Name: `cdf-ca-key-${caId}`, WithDecryption: true },
+      { Name: `cdf-ca-cert-${caId}` },
       { Name: `cdf-ca-chain-${caId}` },
     ]);
     expect(iotMock).toHaveReceivedCommandWith(cmd(DescribeCACertificateCommand), { certificateId: caId });
@@ -389,9 +394,10 @@ describe('IssueChunk with a certflow CA (key in SSM, certificate in AWS IoT)', (
       'S3.GetObject',
       'DynamoDB.Get',
       'S3.HeadObject',
-      'SSM.GetParameter',
+      'SSM.GetParameter', // key
+      'SSM.GetParameter', // certificate (absent: a CDF CA)
+      'SSM.GetParameter', // chain
       'IoT.DescribeCACertificate',
-      'SSM.GetParameter',
       'S3.PutObject',
       'S3.PutObject',
       'S3.PutObject',

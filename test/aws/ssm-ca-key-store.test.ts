@@ -45,6 +45,8 @@ function given(ca: CreatedCa, options: { keyPem?: string; chain?: string } = {})
   } else {
     ssmMock.on(cmd(GetParameterCommand), { Name: `cdf-ca-chain-${id}` }).rejects(notFound());
   }
+  // a CDF CA: no certificate in SSM, it is registered with AWS IoT
+  ssmMock.on(cmd(GetParameterCommand), { Name: `cdf-ca-cert-${id}` }).rejects(notFound());
   iotMock
     .on(cmd(DescribeCACertificateCommand), { certificateId: id })
     .resolves({ certificateDescription: { certificateId: id, certificatePem: ca.certificate.pem, status: 'ACTIVE' } });
@@ -71,6 +73,16 @@ beforeEach(() => {
 });
 
 describe('SsmCaKeyStore', () => {
+  it('reads the certificate of a CA certflow created from cdf-ca-cert-{caId}, without asking AWS IoT', async () => {
+    given(intermediate, { chain: root.certificate.pem });
+    ssmMock
+      .on(cmd(GetParameterCommand), { Name: `cdf-ca-cert-${caId}` })
+      .resolves({ Parameter: { Name: `cdf-ca-cert-${caId}`, Type: 'String', Value: intermediate.certificate.pem } });
+    const loaded = await newStore().load(caId);
+    expect(loaded.issuer.certificate.id).toBe(caId);
+    expect(iotMock).not.toHaveReceivedCommand(cmd(DescribeCACertificateCommand));
+  });
+
   it('loads the key from SSM and the certificate from AWS IoT, with the chain above it', async () => {
     given(intermediate, { chain: root.certificate.pem });
     const loaded = await newStore().load(caId);
@@ -185,7 +197,7 @@ describe('SsmCaKeyStore', () => {
     const c = await store.load(caId);
     expect(a).toBe(b);
     expect(c).toBe(a);
-    expect(ssmMock).toHaveReceivedCommandTimes(cmd(GetParameterCommand), 2); // key + chain, once
+    expect(ssmMock).toHaveReceivedCommandTimes(cmd(GetParameterCommand), 3); // key + certificate + chain, once
     expect(iotMock).toHaveReceivedCommandTimes(cmd(DescribeCACertificateCommand), 1);
   });
 

@@ -8,6 +8,8 @@ import { isAwsError } from './sdk-errors';
 export const caKeyParameter = (caId: string): string => `cdf-ca-key-${caId}`;
 export const caChainParameter = (caId: string): string => `cdf-ca-chain-${caId}`;
 export const caKmsKeyParameter = (caId: string): string => `cdf-ca-kms-key-${caId}`;
+/** the certificate of a CA created by certflow (not registered with AWS IoT) */
+export const caCertParameter = (caId: string): string => `cdf-ca-cert-${caId}`;
 
 export const caNotFound = (caId: string, cause: unknown): NotFoundError =>
   new NotFoundError('CA_NOT_FOUND', `CA ${caId} not found`, { cause, details: { caId } });
@@ -26,6 +28,12 @@ export async function getParameter(ssm: SSMClient, name: string, decrypt: boolea
 }
 
 /** The CA certificate registered with AWS IoT (`DescribeCACertificate`). */
+/** The CA certificate: SSM `cdf-ca-cert-{caId}` for CAs certflow created, else AWS IoT (CDF's CAs). */
+export async function caCertificate(ssm: SSMClient, iot: IoTClient, caId: string): Promise<ParsedCertificate> {
+  const pem = await getParameter(ssm, caCertParameter(caId), false);
+  return pem ? parseCertificate(pem) : describeCaCertificate(iot, caId);
+}
+
 export async function describeCaCertificate(iot: IoTClient, caId: string): Promise<ParsedCertificate> {
   let pem: string | undefined;
   try {

@@ -9,14 +9,15 @@ import {
   caChainParameter,
   caKeyParameter,
   caNotFound,
-  describeCaCertificate,
+  caCertificate,
   getParameter,
   LoadCache,
 } from './ca-certificates';
 
 /**
  * CaKeyStore as CDF keeps CAs: the private key PEM in the SSM SecureString `cdf-ca-key-{caId}`, the certificate
- * registered with AWS IoT (`DescribeCACertificate`), and optionally the chain above it in `cdf-ca-chain-{caId}`.
+ * in `cdf-ca-cert-{caId}` (CAs certflow created) or registered with AWS IoT (`DescribeCACertificate`, CDF's CAs),
+ * and optionally the chain above it in `cdf-ca-chain-{caId}`.
  * Loaded CAs are cached for the life of the container. The key is never logged nor put in an error.
  */
 export class SsmCaKeyStore implements CaKeyStore {
@@ -34,7 +35,7 @@ export class SsmCaKeyStore implements CaKeyStore {
   private async fetch(caId: string): Promise<LoadedCa> {
     const [keyPem, certificate, bundle] = await Promise.all([
       getParameter(this.ssm, caKeyParameter(caId), true),
-      describeCaCertificate(this.iot, caId),
+      caCertificate(this.ssm, this.iot, caId),
       getParameter(this.ssm, caChainParameter(caId), false),
     ]);
     if (keyPem === undefined) throw caNotFound(caId, new Error(`SSM parameter ${caKeyParameter(caId)} not found`));
