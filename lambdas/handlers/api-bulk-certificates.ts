@@ -9,7 +9,9 @@ import { NotFoundError, ValidationError } from '../core/errors';
 import { BatchDeps, createBatch, getDownload, getTask, taskView } from '../core/bulk/service';
 import { awsBatchDeps, defaultClients } from '../adapters/aws/bulk-deps';
 import { lambdaBundle, logger } from './bundle';
-import { BulkApiEnv } from './env';
+import { ApiEnv } from './env';
+import { awsCaDeps } from '../adapters/aws/ca-deps';
+import { createCaRoutes } from './api-cas';
 import { basePath, errorResult, ErrorLogger, header, json, jsonBody, negotiate } from './http';
 
 export { BULK_ROUTES } from './routes';
@@ -87,4 +89,7 @@ export const createHandler =
     }
   };
 
-export const handler = lambdaBundle(BulkApiEnv, (env) => createHandler(awsBatchDeps(env, defaultClients()), logger));
+export const handler = lambdaBundle(ApiEnv, (env) => {
+  const clients = defaultClients();
+  return createHandler(awsBatchDeps(env, clients), logger, [createCaRoutes(awsCaDeps(env, clients))]);
+});

@@ -28,10 +28,30 @@ export const BulkEnv = z.object({
 });
 export type BulkEnv = z.infer<typeof BulkEnv>;
 
+/** The CA hierarchy and inventory (API, inventory workflow, expiry sweep). */
+export const CaEnv = z.object({
+  INVENTORY_TABLE_NAME: z.string().min(1),
+  CA_TABLE_NAME: z.string().min(1),
+  BUCKET_NAME: z.string().min(1),
+  EVENT_BUS_NAME: z.string().min(1),
+  /** KMS key (id or ARN) encrypting CA keys in SSM SecureString; empty: the account's aws/ssm key */
+  CA_KEY_KMS_KEY_ID: z.string().default(''),
+  ROTATION_THING_GROUP: z.string().min(1).default('cdfRotateCertificates'),
+  CRL_VALIDITY_HOURS: positiveInt(24),
+});
+export type CaEnv = z.infer<typeof CaEnv>;
+
 export const BulkApiEnv = BulkEnv.extend({
   BULK_STATE_MACHINE_ARN: z.string().min(1),
 });
 export type BulkApiEnv = z.infer<typeof BulkApiEnv>;
+
+/** The REST API function serves bulk issuance and the CA hierarchy (they share /certificates/{id}). */
+export const ApiEnv = BulkApiEnv.extend(CaEnv.shape);
+export type ApiEnv = z.infer<typeof ApiEnv>;
+
+export const InventoryEnv = z.object({ INVENTORY_TABLE_NAME: z.string().min(1) });
+export type InventoryEnv = z.infer<typeof InventoryEnv>;
 
 /** Names of the variables each schema declares (the CDK side fills exactly these). */
 export type EnvNames<T extends z.ZodObject> = keyof z.input<T>;

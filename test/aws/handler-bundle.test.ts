@@ -41,6 +41,13 @@ const LAMBDA_ENV = {
   MAX_QUANTITY: '1000000',
 };
 
+/** The API function also serves the CA hierarchy. */
+const API_ENV = {
+  ...LAMBDA_ENV,
+  INVENTORY_TABLE_NAME: 'certflow-inventory-prod',
+  CA_TABLE_NAME: 'certflow-cas-prod',
+};
+
 const saved = new Map<string, string | undefined>();
 /** Sets (or, for undefined, removes) variables of process.env until the end of the test. */
 function setEnv(vars: Record<string, string | undefined>): void {
@@ -119,7 +126,7 @@ describe('api-bulk-certificates handler', () => {
 
   it('rejects the invocation when SUPPLIERS names an ACM PCA CA by a malformed ARN', async () => {
     setEnv({
-      ...LAMBDA_ENV,
+      ...API_ENV,
       BULK_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:111122223333:stateMachine:certflow-bulk-issuance',
       // ACM PCA CA ids are UUIDs: `…/abc` is refused when the container starts, not when a batch reaches it
       SUPPLIERS: JSON.stringify({
@@ -131,7 +138,7 @@ describe('api-bulk-certificates handler', () => {
 
   it('answers a request once the environment is complete', async () => {
     setEnv({
-      ...LAMBDA_ENV,
+      ...API_ENV,
       BULK_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:111122223333:stateMachine:certflow-bulk-issuance',
     });
     const result = await apiHandler(event as never, context);

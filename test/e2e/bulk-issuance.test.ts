@@ -277,7 +277,8 @@ describe('bulk issuance on the local runtime', () => {
   it('emits events that match their published schemas, with no key material', async () => {
     await cf.bus.drain();
     const kinds = new Set(cf.bus.history.map((e) => e['detail-type']));
-    for (const kind of ['Certificate Issued', 'Batch Completed', 'Batch Failed', 'CA Created']) expect(kinds).toContain(kind);
+    for (const kind of ['Certificate Issued', 'Batch Completed', 'Batch Failed', 'CA Created'])
+      expect(kinds).toContain(kind);
     for (const event of cf.bus.history) {
       expect(event.source).toBe('certflow');
       const schema = EVENT_SCHEMAS[event['detail-type'] as keyof typeof EVENT_SCHEMAS];

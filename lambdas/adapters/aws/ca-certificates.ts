@@ -31,7 +31,14 @@ export async function getParameter(ssm: SSMClient, name: string, decrypt: boolea
 /** The CA certificate: SSM `cdf-ca-cert-{caId}` for CAs certflow created, else AWS IoT (CDF's CAs). */
 export async function caCertificate(ssm: SSMClient, iot: IoTClient, caId: string): Promise<ParsedCertificate> {
   const pem = await getParameter(ssm, caCertParameter(caId), false);
-  return pem ? parseCertificate(pem) : describeCaCertificate(iot, caId);
+  if (!pem) return describeCaCertificate(iot, caId);
+  const certificate = parseCertificate(pem);
+  if (certificate.id !== caId) {
+    throw new ValidationError('CA_CERT_MISMATCH', `${caCertParameter(caId)} holds another certificate`, {
+      details: { caId },
+    });
+  }
+  return certificate;
 }
 
 export async function describeCaCertificate(iot: IoTClient, caId: string): Promise<ParsedCertificate> {

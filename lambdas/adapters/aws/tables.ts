@@ -41,6 +41,40 @@ export const TASK_TABLE: TableDefinition = {
   ],
 };
 
+/**
+ * The certificate inventory, one item per certificate (`DynamoInventory`). Besides the InventoryRecord fields each
+ * item carries three derived key attributes:
+ * - `issuedKey = issuedAt + '#' + certificateId` — sort key of index `byIssuer` (partition `issuerId`): an issuer's
+ *   certificates in a stable order, ties on issuedAt broken by the id;
+ * - `expiryBucket = 'exp#' + h`, h the first hex digit of the certificate id (16 write shards, so that a whole
+ *   fleet's expiry dates never pile onto one partition), and `expiryKey = notAfter + '#' + certificateId` —
+ *   partition and sort key of index `byExpiry`. "Expiring before T" queries the 16 shards with `expiryKey < T` and
+ *   merges them (k-way merge); the page token records a position per shard.
+ * Dates in the keys are normalised to `Date.toISOString()` so that string order is time order.
+ */
+export const INVENTORY_TABLE: TableDefinition = {
+  tableName: 'certflow-inventory',
+  partitionKey: { name: 'certificateId', type: 'S' },
+  globalSecondaryIndexes: [
+    {
+      indexName: 'byIssuer',
+      partitionKey: { name: 'issuerId', type: 'S' },
+      sortKey: { name: 'issuedKey', type: 'S' },
+    },
+    {
+      indexName: 'byExpiry',
+      partitionKey: { name: 'expiryBucket', type: 'S' },
+      sortKey: { name: 'expiryKey', type: 'S' },
+    },
+  ],
+};
+
+/** certflow's CAs, one item per CA keyed by its certificate id (`DynamoCaStore`); few items, listed by Scan. */
+export const CA_TABLE: TableDefinition = {
+  tableName: 'certflow-cas',
+  partitionKey: { name: 'caId', type: 'S' },
+};
+
 /** The CreateTable input for a definition (on-demand billing, indexes projecting ALL): used by local/ and tests. */
 export function createTableInput(def: TableDefinition): {
   TableName: string;

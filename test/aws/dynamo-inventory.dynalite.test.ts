@@ -1,0 +1,257 @@
+/**
+ * DynamoInventory against a real DynamoDB wire-protocol server (dynalite, in memory, on 127.0.0.1): the same server
+ * the local runtime uses. Checks what mocks cannot: key conditions, filters with Limit, ExclusiveStartKey on the
+ * indexes, the shard merge across pages.
+ */
+import { createHash } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { ValidationError } from '../../lambdas/core/errors';
+import type { InventoryPage, InventoryQuery, InventoryRecord } from '../../lambdas/core/ports';
+import { DynamoInventory, expiryShard } from '../../lambdas/adapters/aws/dynamo-inventory';
+import { createTableInput, INVENTORY_TABLE } from '../../lambdas/adapters/aws/tables';
+
+// dynalite ships no types
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const dynalite = require('dynalite') as (options: { createTableMs?: number }) => Server;
+
+let server: Server;
+let client: DynamoDBClient;
+let inventory: DynamoInventory;
+
+const ISSUER_A = 'a'.repeat(64);
+const ISSUER_B = 'arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/b';
+const id = (n: number): string => createHash('sha256').update(`certificate-${n}`).digest('hex');
+const BASE = Date.parse('2026-01-01T00:00:00.000Z');
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** 250 certificates: 150 of issuer A, 100 of issuer B; issuedAt ties in groups of 10, notAfter scattered */
+const records: InventoryRecord[] = Array.from({ length: 250 }, (_, n) => ({
+  certificateId: id(n),
+  kind: 'device',
+  commonName: `device-${n}`,
+  issuerId: n % 5 < 3 ? ISSUER_A : ISSUER_B,
+  serialNumber: n.toString(16),
+  notBefore: iso(BASE),
+  notAfter: iso(BASE + ((n * 7919) % 365) * 86_400_000 + n * 1000),
+  status: 'active',
+  issuedAt: iso(BASE + Math.floor(n / 10) * 60_000),
+  batchId: 'batch-1',
+}));
+const ofIssuer = (issuerId: string) =>
+  records
+    .filter((r) => r.issuerId === issuerId)
+    .sort((x, y) => x.issuedAt.localeCompare(y.issuedAt) || x.certificateId.localeCompare(y.certificateId));
+const revokedIds = ofIssuer(ISSUER_A)
+  .filter((_, i) => i % 20 === 3)
+  .map((r) => r.certificateId);
+
+/** every page of a listing, checking that each page but the last is full */
+async function allPages(
+  list: (query: InventoryQuery) => Promise<InventoryPage>,
+  query: Omit<InventoryQuery, 'nextToken'>,
+): Promise<InventoryPage[]> {
+  const pages: InventoryPage[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await list({ ...query, ...(nextToken !== undefined ? { nextToken } : {}) });
+    pages.push(page);
+    nextToken = page.nextToken;
+    if (nextToken !== undefined) expect(page.items).toHaveLength(query.limit);
+  } while (nextToken !== undefined);
+  return pages;
+}
+
+const ids = (pages: InventoryPage[]): string[] => pages.flatMap((p) => p.items.map((r) => r.certificateId));
+
+beforeAll(async () => {
+  server = dynalite({ createTableMs: 0 });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  client = new DynamoDBClient({
+    endpoint: `http://127.0.0.1:${port}`,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 1,
+  });
+  await client.send(new CreateTableCommand(createTableInput(INVENTORY_TABLE)));
+  inventory = new DynamoInventory(client, INVENTORY_TABLE.tableName);
+  await inventory.putIssued(records);
+});
+
+afterAll(async () => {
+  client?.destroy();
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+});
+
+describe('DynamoInventory on dynalite', () => {
+  it('creates the table from INVENTORY_TABLE with the byIssuer and byExpiry indexes', async () => {
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: INVENTORY_TABLE.tableName }));
+    expect(Table?.KeySchema).toEqual([{ AttributeName: 'certificateId', KeyType: 'HASH' }]);
+    expect(Table?.GlobalSecondaryIndexes?.map((i) => [i.IndexName, i.KeySchema])).toEqual([
+      [
+        'byIssuer',
+        [
+          { AttributeName: 'issuerId', KeyType: 'HASH' },
+          { AttributeName: 'issuedKey', KeyType: 'RANGE' },
+        ],
+      ],
+      [
+        'byExpiry',
+        [
+          { AttributeName: 'expiryBucket', KeyType: 'HASH' },
+          { AttributeName: 'expiryKey', KeyType: 'RANGE' },
+        ],
+      ],
+    ]);
+  });
+
+  it('stores the records as given and reads them back', async () => {
+    expect(new Set(records.map((r) => expiryShard(r.certificateId))).size).toBe(16);
+    await expect(inventory.get(records[17]!.certificateId)).resolves.toEqual(records[17]);
+    await expect(inventory.get('0'.repeat(64))).resolves.toBeUndefined();
+  });
+
+  it('lists an issuer in pages of 40: every certificate exactly once, in issuedAt then id order', async () => {
+    const pages = await allPages((q) => inventory.listByIssuer(ISSUER_A, q), { limit: 40 });
+    expect(pages.map((p) => p.items.length)).toEqual([40, 40, 40, 30]);
+    expect(ids(pages)).toEqual(ofIssuer(ISSUER_A).map((r) => r.certificateId));
+    const b = await allPages((q) => inventory.listByIssuer(ISSUER_B, q), { limit: 40 });
+    expect(ids(b)).toEqual(ofIssuer(ISSUER_B).map((r) => r.certificateId));
+    // a page that ends exactly at the end carries no token
+    const whole = await inventory.listByIssuer(ISSUER_B, { limit: 100 });
+    expect(whole.items).toHaveLength(100);
+    expect(whole.nextToken).toBeUndefined();
+    await expect(inventory.listByIssuer('nobody', { limit: 10 })).resolves.toEqual({ items: [] });
+  });
+
+  it('marks certificates revoked once, and filters on status with full pages', async () => {
+    expect(revokedIds).toHaveLength(8);
+    const seven = revokedIds.slice(0, 7);
+    for (const certificateId of seven) {
+      await expect(inventory.markRevoked(certificateId, '2026-03-01T00:00:00.000Z', 'keyCompromise')).resolves.toBe(
+        'revoked',
+      );
+    }
+    await expect(inventory.markRevoked(seven[0]!, '2026-03-02T00:00:00.000Z', 'superseded')).resolves.toBe('already');
+    await expect(inventory.markRevoked('f'.repeat(64), '2026-03-02T00:00:00.000Z', 'superseded')).resolves.toBe(
+      'missing',
+    );
+    await expect(inventory.get('f'.repeat(64))).resolves.toBeUndefined(); // the update created nothing
+    await expect(inventory.get(seven[0]!)).resolves.toMatchObject({
+      status: 'revoked',
+      revokedAt: '2026-03-01T00:00:00.000Z',
+      revocationReason: 'keyCompromise',
+    });
+
+    const revoked = await allPages((q) => inventory.listByIssuer(ISSUER_A, q), { status: 'revoked', limit: 3 });
+    expect(revoked.map((p) => p.items.length)).toEqual([3, 3, 1]);
+    expect(ids(revoked)).toEqual(seven);
+    expect(revoked.flatMap((p) => p.items).every((r) => r.status === 'revoked')).toBe(true);
+
+    const active = await allPages((q) => inventory.listByIssuer(ISSUER_A, q), { status: 'active', limit: 40 });
+    expect(active.map((p) => p.items.length)).toEqual([40, 40, 40, 23]);
+    expect(ids(active)).toEqual(
+      ofIssuer(ISSUER_A)
+        .map((r) => r.certificateId)
+        .filter((i) => !seven.includes(i)),
+    );
+    await expect(inventory.listByIssuer(ISSUER_B, { status: 'revoked', limit: 10 })).resolves.toEqual({ items: [] });
+  });
+
+  it('does not un-revoke or change anything when issuance events are replayed', async () => {
+    await inventory.putIssued(records.map((r) => ({ ...r, commonName: 'replayed' })));
+    for (const certificateId of revokedIds.slice(0, 7)) {
+      await expect(inventory.get(certificateId)).resolves.toMatchObject({
+        status: 'revoked',
+        revocationReason: 'keyCompromise',
+        commonName: expect.stringMatching(/^device-/),
+      });
+    }
+    await expect(inventory.get(records[0]!.certificateId)).resolves.toEqual(records[0]);
+  });
+
+  it('lists certificates expiring before a date, soonest first, across the shards and pages', async () => {
+    const before = iso(BASE + 120 * 86_400_000);
+    const expected = records
+      .filter((r) => r.notAfter < before)
+      .sort((x, y) => x.notAfter.localeCompare(y.notAfter) || x.certificateId.localeCompare(y.certificateId))
+      .map((r) => r.certificateId);
+    expect(expected.length).toBeGreaterThan(60);
+    expect(expected.length).toBeLessThan(250);
+
+    for (const limit of [1, 7, 25, 1000]) {
+      const pages = await allPages((q) => inventory.listExpiring(before, q), { limit });
+      expect(ids(pages)).toEqual(expected);
+      expect(pages).toHaveLength(Math.max(1, Math.ceil(expected.length / limit)));
+    }
+    // the boundary is exclusive
+    const first = records.find((r) => r.certificateId === expected[0])!;
+    await expect(inventory.listExpiring(first.notAfter, { limit: 10 })).resolves.toEqual({ items: [] });
+  });
+
+  it('filters expiring certificates on status', async () => {
+    const before = iso(BASE + 400 * 86_400_000); // after every notAfter
+    const revoked = await allPages((q) => inventory.listExpiring(before, q), { status: 'revoked', limit: 2 });
+    const seven = revokedIds.slice(0, 7);
+    expect(revoked.map((p) => p.items.length)).toEqual([2, 2, 2, 1]);
+    const expected = records
+      .filter((r) => seven.includes(r.certificateId))
+      .sort((x, y) => x.notAfter.localeCompare(y.notAfter))
+      .map((r) => r.certificateId);
+    expect(ids(revoked)).toEqual(expected);
+    const active = await allPages((q) => inventory.listExpiring(before, q), { status: 'active', limit: 50 });
+    expect(ids(active)).toHaveLength(243);
+  });
+
+  it('skips and repeats nothing when the listed certificates are revoked between pages', async () => {
+    const issuer = 'c'.repeat(64);
+    const batch = Array.from({ length: 30 }, (_, n) => ({
+      ...records[n]!,
+      certificateId: id(1000 + n),
+      issuerId: issuer,
+    }));
+    await inventory.putIssued(batch);
+    const seen: string[] = [];
+    let nextToken: string | undefined;
+    do {
+      const page = await inventory.listByIssuer(issuer, {
+        status: 'active',
+        limit: 4,
+        ...(nextToken ? { nextToken } : {}),
+      });
+      for (const r of page.items) {
+        seen.push(r.certificateId);
+        await inventory.markRevoked(r.certificateId, '2026-03-03T00:00:00.000Z', 'cACompromise');
+      }
+      nextToken = page.nextToken;
+    } while (nextToken);
+    expect([...seen].sort()).toEqual(batch.map((r) => r.certificateId).sort());
+    expect(new Set(seen).size).toBe(30);
+  });
+
+  it('refuses malformed tokens with INVALID_NEXT_TOKEN', async () => {
+    const issuerPage = await inventory.listByIssuer(ISSUER_A, { limit: 5 });
+    const expiryPage = await inventory.listExpiring(iso(BASE + 400 * 86_400_000), { limit: 5 });
+    const bad = [
+      'garbage!',
+      Buffer.from('{}').toString('base64url'),
+      expiryPage.nextToken!, // another listing's token
+    ];
+    for (const nextToken of bad) {
+      const caught = await inventory.listByIssuer(ISSUER_A, { limit: 5, nextToken }).catch((e: unknown) => e);
+      expect(caught).toBeInstanceOf(ValidationError);
+      expect(caught).toMatchObject({ code: 'INVALID_NEXT_TOKEN' });
+    }
+    // a token of one issuer is not a token of another
+    await expect(
+      inventory.listByIssuer(ISSUER_B, { limit: 5, nextToken: issuerPage.nextToken! }),
+    ).rejects.toMatchObject({ code: 'INVALID_NEXT_TOKEN' });
+    for (const nextToken of ['garbage!', issuerPage.nextToken!]) {
+      await expect(inventory.listExpiring(iso(BASE), { limit: 5, nextToken })).rejects.toMatchObject({
+        code: 'INVALID_NEXT_TOKEN',
+      });
+    }
+  });
+});
