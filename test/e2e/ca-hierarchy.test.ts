@@ -2,7 +2,7 @@
  * The CA hierarchy, the inventory fed by events, revocation and CRLs, end to end on the local runtime:
  * root → 2 intermediates → 50 device certificates each + a 1,000-certificate batch; revoke one intermediate.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocal, type LocalCertflow } from '../../local/certflow';
@@ -150,7 +150,7 @@ describe('CA hierarchy, inventory, revocation and CRLs', () => {
   });
 
   it('adds a 1,000-certificate bulk batch signed by cell A', async () => {
-    const suppliers = JSON.parse(require('node:fs').readFileSync(suppliersFile(cf.dataDir), 'utf8'));
+    const suppliers = JSON.parse(readFileSync(suppliersFile(cf.dataDir), 'utf8'));
     writeFileSync(
       suppliersFile(cf.dataDir),
       JSON.stringify({ ...suppliers, cellA: { type: 'certflow', caId: cellA } }),
