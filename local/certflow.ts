@@ -22,6 +22,7 @@ import type { CaDeps } from '../lambdas/core/ca/service';
 import { createCaRoutes } from '../lambdas/handlers/api-cas';
 import { CA_ROUTES } from '../lambdas/handlers/routes';
 import { createHandler as createRecordInventory } from '../lambdas/handlers/sfn-record-inventory';
+import { createHandler as createExpirySweep } from '../lambdas/handlers/sfn-expiry-sweep';
 import { FileCaKeyStore } from '../lambdas/adapters/local/file-ca-key-store';
 import { LocalCertificateRegistry, REGISTRY_TABLE } from '../lambdas/adapters/local/local-certificate-registry';
 import { LocalEventBus } from '../lambdas/adapters/local/local-event-bus';
@@ -63,6 +64,10 @@ export interface LocalOptions {
   /** ms between retries instead of the ASL's backoff (tests) */
   retryIntervalMs?: number;
   clock?: Clock;
+  /** Certificate Expiring for certificates expiring within this many days (default 30) */
+  expiryWindowDays?: number;
+  /** how often the expiry sweep runs (default hourly; 0: only on demand) */
+  expirySweepIntervalMs?: number;
   /** called before each chunk is signed; throwing fails that chunk (fault injection in tests) */
   beforeChunk?: (input: { taskId: string; index: number }) => void | Promise<void>;
 }
@@ -76,6 +81,8 @@ export interface LocalCertflow {
   batchDeps: BatchDeps;
   caKeys: FileCaKeyStore;
   caDeps: CaDeps;
+  /** runs the expiry sweep workflow now */
+  sweepExpiring(): Promise<unknown>;
   /** executions restarted because their task was still running when the runtime last stopped */
   resumed: string[];
   close(): Promise<void>;
@@ -122,6 +129,29 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
     });
     bus.addRule('inventory', INVENTORY_RULE_PATTERN, (event) => inventoryRunner.start(event.id, event).result);
+
+    // the expiry sweep: a schedule on AWS, a timer here (and sweepExpiring() on demand)
+    const sweepRunner = new StateMachineRunner({
+      definition: join(STATE_MACHINES_DIR, 'expiry-sweep.asl.json'),
+      stateMachineName: 'certflow-expiry-sweep',
+      substitutions: { ExpirySweepFunctionArn: lambdaArn('certflow-expiry-sweep') },
+      resources: {
+        [lambdaArn('certflow-expiry-sweep')]: createExpirySweep(
+          { inventory, events: bus, clock },
+          options.expiryWindowDays ?? 30,
+        ),
+      },
+      ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+    });
+    const sweepExpiring = async (): Promise<unknown> =>
+      sweepRunner.start(`sweep-${clock.now().toISOString().replace(/[:.]/g, '-')}-${randomUUID().slice(0, 8)}`, {})
+        .result;
+    const sweepEvery = options.expirySweepIntervalMs ?? 3_600_000;
+    if (sweepEvery > 0) {
+      const timer = setInterval(() => void sweepExpiring().catch(() => undefined), sweepEvery);
+      timer.unref();
+      closers.unshift(async () => clearInterval(timer));
+    }
     const boot = await bootstrap(dataDir, caDeps);
     const config: BulkConfig = {
       ...DEFAULT_BULK_CONFIG,
@@ -236,6 +266,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       batchDeps,
       caKeys,
       caDeps,
+      sweepExpiring,
       resumed,
       close: async () => {
         for (const close of closers) await close().catch(() => undefined);

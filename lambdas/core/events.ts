@@ -84,12 +84,27 @@ export const CaCreatedDetail = z
   .strict()
   .describe('A certflow CA (root or intermediate) was created; its key is in the CA key store.');
 
+export const CertificateExpiringDetail = z
+  .object({
+    certificateId: z.string().regex(/^[0-9a-f]{64}$/),
+    serialNumber: z.string().regex(/^[0-9a-f]+$/),
+    issuerId: z.string(),
+    kind: z.enum(['root', 'intermediate', 'server', 'device']),
+    commonName: z.string(),
+    notAfter: z.string(),
+    windowDays: z.number().int(),
+    thingName: z.string().optional(),
+  })
+  .strict()
+  .describe('A certificate expires within the sweep window; sent once per certificate and window.');
+
 export const EVENT_SCHEMAS = {
   'Batch Completed': BatchCompletedDetail,
   'Batch Failed': BatchFailedDetail,
   'Certificate Issued': CertificateIssuedDetail,
   'Certificate Revoked': CertificateRevokedDetail,
   'CA Created': CaCreatedDetail,
+  'Certificate Expiring': CertificateExpiringDetail,
 } as const;
 export type DetailType = keyof typeof EVENT_SCHEMAS;
 
@@ -113,6 +128,16 @@ export const EVENT_EXAMPLES: { [K in DetailType]: z.input<(typeof EVENT_SCHEMAS)
     kind: 'device',
     reason: 'keyCompromise',
     revokedAt: '2026-11-25T08:00:00.000Z',
+    thingName: 'thing-0042',
+  },
+  'Certificate Expiring': {
+    certificateId: '67013ed823dc3dcfc67a7bbedb79551ef7d1bb277a21a26c902dc8e48bc106f8',
+    serialNumber: '4f1461f61b9edf049e9ded772c4e8108',
+    issuerId: '9a3f1c0e5b7d2e4f6a8c0b1d3e5f7a9c1b3d5e7f9a1c3e5b7d9f1a3c5e7b9d1f',
+    kind: 'device',
+    commonName: 'thing-0042',
+    notAfter: '2026-12-20T21:36:47.000Z',
+    windowDays: 30,
     thingName: 'thing-0042',
   },
   'CA Created': {

@@ -219,6 +219,8 @@ export interface Inventory {
   listExpiring(before: string, query: InventoryQuery): Promise<InventoryPage>;
   /** marks one certificate revoked, once: `already` when it was revoked before, `missing` when unknown */
   markRevoked(certificateId: string, revokedAt: string, reason: string): Promise<'revoked' | 'already' | 'missing'>;
+  /** remembers that `Certificate Expiring` was sent for this window; false when it had been already */
+  markExpiringNotified(certificateId: string, window: string): Promise<boolean>;
 }
 
 export type CaKind = 'root' | 'intermediate';

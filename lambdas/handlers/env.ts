@@ -68,3 +68,11 @@ export function readEnv<T extends z.ZodObject>(
   }
   return result.data;
 }
+
+export const ExpiryEnv = z.object({
+  INVENTORY_TABLE_NAME: z.string().min(1),
+  EVENT_BUS_NAME: z.string().min(1),
+  /** Certificate Expiring for certificates expiring within this many days */
+  EXPIRY_WINDOW_DAYS: positiveInt(30),
+});
+export type ExpiryEnv = z.infer<typeof ExpiryEnv>;

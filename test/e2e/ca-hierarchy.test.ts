@@ -283,3 +283,43 @@ describe('CA hierarchy, inventory, revocation and CRLs', () => {
     expect(res.body.code).toBe(code);
   });
 });
+
+describe('expiry sweep', () => {
+  it('sends Certificate Expiring once per certificate within the window, and not for later or revoked ones', async () => {
+    const sweepDir = mkdtempSync(join(tmpdir(), 'certflow-sweep-'));
+    const local = await startLocal({
+      dataDir: sweepDir,
+      port: 0,
+      workers: 1,
+      retryIntervalMs: 0,
+      expiryWindowDays: 30,
+      expirySweepIntervalMs: 0,
+    });
+    try {
+      const post = (body: unknown) =>
+        fetch(`${local.url}/certificates/device`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        }).then((r) => r.json() as Promise<{ certificateId: string }>);
+      const issuerId = local.bootstrap.issuingCaId;
+      const soon = await post({ issuerId, thingName: 'soon', validityDays: 10 });
+      const soonRevoked = await post({ issuerId, thingName: 'soon-revoked', validityDays: 12 });
+      const later = await post({ issuerId, thingName: 'later', validityDays: 90 });
+      await local.bus.drain();
+      await fetch(`${local.url}/certificates/${soonRevoked.certificateId}/revoke`, { method: 'POST' });
+      await local.bus.drain();
+
+      await local.sweepExpiring();
+      const expiring = () =>
+        local.bus.history.filter((e) => e['detail-type'] === 'Certificate Expiring').map((e) => e.detail.certificateId);
+      expect(expiring()).toEqual([soon.certificateId]);
+      expect(expiring()).not.toContain(later.certificateId);
+      await local.sweepExpiring();
+      expect(expiring()).toEqual([soon.certificateId]); // once per certificate and window
+    } finally {
+      await local.close();
+      rmSync(sweepDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -351,6 +351,25 @@ export class DynamoInventory implements Inventory {
     return (await this.getItem(certificateId)) ? 'already' : 'missing';
   }
 
+  async markExpiringNotified(certificateId: string, window: string): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { certificateId },
+          UpdateExpression: 'SET expiringNotified = :window',
+          ConditionExpression:
+            'attribute_exists(certificateId) AND (attribute_not_exists(expiringNotified) OR expiringNotified <> :window)',
+          ExpressionAttributeValues: { ':window': window },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isAwsError(error, 'ConditionalCheckFailedException')) return false;
+      throw error;
+    }
+  }
+
   /** Reads the next slice of one shard into its buffer (Queries again while a filter leaves the slice empty). */
   private async readShard(
     cursor: ShardCursor,
