@@ -18,7 +18,8 @@ import { S3ObjectStore } from '../lambdas/adapters/aws/s3-object-store';
 import { CA_TABLE, INVENTORY_TABLE, TASK_TABLE } from '../lambdas/adapters/aws/tables';
 import { DynamoCaStore } from '../lambdas/adapters/aws/dynamo-ca-store';
 import { DynamoInventory } from '../lambdas/adapters/aws/dynamo-inventory';
-import type { CaDeps } from '../lambdas/core/ca/service';
+import { REVOKE_ISSUED_WORKFLOW, type CaDeps } from '../lambdas/core/ca/service';
+import { createHandler as createRevokeIssued } from '../lambdas/handlers/sfn-revoke-issued';
 import { createCaRoutes } from '../lambdas/handlers/api-cas';
 import { CA_ROUTES } from '../lambdas/handlers/routes';
 import { createHandler as createRecordInventory } from '../lambdas/handlers/sfn-record-inventory';
@@ -66,6 +67,8 @@ export interface LocalOptions {
   clock?: Clock;
   /** Certificate Expiring for certificates expiring within this many days (default 30) */
   expiryWindowDays?: number;
+  /** certificates a CA revocation handles in the request before its workflow takes over (default 2,000) */
+  revokeSliceSize?: number;
   /** how often the expiry sweep runs (default hourly; 0: only on demand) */
   expirySweepIntervalMs?: number;
   /** called before each chunk is signed; throwing fails that chunk (fault injection in tests) */
@@ -81,6 +84,8 @@ export interface LocalCertflow {
   batchDeps: BatchDeps;
   caKeys: FileCaKeyStore;
   caDeps: CaDeps;
+  /** the compromise-response workflow (revoke-issued), for tests and the console */
+  revokeRunner: StateMachineRunner;
   /** runs the expiry sweep workflow now */
   sweepExpiring(): Promise<unknown>;
   /** executions restarted because their task was still running when the runtime last stopped */
@@ -118,7 +123,22 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       events: bus,
       objects,
       clock,
+      ...(options.revokeSliceSize !== undefined ? { revokeSliceSize: options.revokeSliceSize } : {}),
+      workflows: {
+        start: async (workflow, name, input) => {
+          if (workflow !== REVOKE_ISSUED_WORKFLOW) throw new Error(`no local workflow ${workflow}`);
+          revokeRunner.start(name, input).result.catch(() => undefined);
+        },
+      },
     };
+    // the compromise response beyond one slice, called by caDeps.workflows only after the runtime is up
+    const revokeRunner = new StateMachineRunner({
+      definition: join(STATE_MACHINES_DIR, 'revoke-issued.asl.json'),
+      stateMachineName: 'certflow-revoke-issued',
+      substitutions: { RevokeIssuedFunctionArn: lambdaArn('certflow-revoke-issued') },
+      resources: { [lambdaArn('certflow-revoke-issued')]: createRevokeIssued(caDeps) },
+      ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+    });
 
     // the inventory workflow, started by the same rule as on AWS (issuance and revocation events)
     const inventoryRunner = new StateMachineRunner({
@@ -267,6 +287,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       caKeys,
       caDeps,
       sweepExpiring,
+      revokeRunner,
       resumed,
       close: async () => {
         for (const close of closers) await close().catch(() => undefined);

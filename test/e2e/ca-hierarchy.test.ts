@@ -323,3 +323,58 @@ describe('expiry sweep', () => {
     }
   });
 });
+
+describe('compromise response larger than one slice', () => {
+  it('revokes the first slice in the request and the rest in the revoke-issued workflow, then publishes the CRL', async () => {
+    const sliceDir = mkdtempSync(join(tmpdir(), 'certflow-slices-'));
+    const local = await startLocal({
+      dataDir: sliceDir,
+      port: 0,
+      workers: 1,
+      retryIntervalMs: 0,
+      revokeSliceSize: 40,
+      expirySweepIntervalMs: 0,
+    });
+    try {
+      const api = async (method: string, path: string, body?: unknown) => {
+        const res = await fetch(`${local.url}${path}`, {
+          method,
+          headers: { 'content-type': 'application/json' },
+          ...(body ? { body: JSON.stringify(body) } : {}),
+        });
+        return (await res.json()) as Record<string, unknown>;
+      };
+      const cell = (await api('POST', `/cas/${local.bootstrap.rootCaId}/intermediates`, {
+        subject: { commonName: 'Cell S' },
+      })) as { caId: string };
+      for (let i = 0; i < 130; i++)
+        await api('POST', '/certificates/device', { issuerId: cell.caId, thingName: `s-${i}` });
+      await local.bus.drain();
+      const result = await api('POST', `/cas/${cell.caId}/revoke`, {});
+      expect(result).toMatchObject({ certificatesRevoked: 40, complete: false });
+      let executions = local.revokeRunner.list();
+      for (let i = 0; i < 100 && executions.some((e) => e.status === 'RUNNING'); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        executions = local.revokeRunner.list();
+      }
+      expect(executions).toHaveLength(1);
+      expect(executions[0]!.status).toBe('SUCCEEDED');
+      const active = (await api('GET', `/certificates?issuer=${cell.caId}&status=active&limit=1000`)) as {
+        items: unknown[];
+      };
+      const revoked = (await api('GET', `/certificates?issuer=${cell.caId}&status=revoked&limit=1000`)) as {
+        items: unknown[];
+      };
+      expect(active.items).toHaveLength(0);
+      expect(revoked.items).toHaveLength(130);
+      const crl = await fetch(`${local.url}/cas/${cell.caId}/crl`);
+      const file = join(sliceDir, 'cell.crl');
+      writeFileSync(file, Buffer.from(await crl.arrayBuffer()));
+      const text = (await openssl(['crl', '-inform', 'DER', '-in', file, '-noout', '-text'])).stdout;
+      expect(text.match(/Serial Number:/g)).toHaveLength(130);
+    } finally {
+      await local.close();
+      rmSync(sliceDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -30,6 +30,7 @@ import type {
   InventoryRecord,
   ObjectStore,
   RotationGroup,
+  WorkflowStarter,
 } from '../ports';
 import type {
   CreateCaBody,
@@ -50,6 +51,10 @@ export interface CaDeps {
   rotation?: RotationGroup;
   /** hours until a CRL's nextUpdate (default 24) */
   crlValidityHours?: number;
+  /** certificates a compromise response revokes per slice before handing the rest to its workflow (default 2,000) */
+  revokeSliceSize?: number;
+  /** starts the revoke-issued workflow for compromise responses larger than one slice */
+  workflows?: WorkflowStarter;
 }
 
 export const certificateKey = (certificateId: string): string => `certificates/${certificateId}.pem`;
@@ -382,7 +387,8 @@ const revokedEvent = (record: InventoryRecord, reason: string, revokedAt: string
  * POST /cas/{caId}/revoke — compromise response: the CA is revoked (its parent's CRL says so), every certificate
  * it issued is marked revoked (all pages of the issuer index), `Certificate Revoked` is sent for each, the CA
  * publishes a CRL listing them, and the things that held them are added to the rotation group so they rotate to a
- * healthy CA. Returns how many were affected.
+ * healthy CA. Returns how many were affected; beyond one slice (`revokeSliceSize`) the revoke-issued workflow
+ * continues and `complete` is false.
  */
 export async function revokeCa(deps: CaDeps, caId: string, body: RevokeBody) {
   const ca = await getCa(deps, caId);
@@ -398,36 +404,87 @@ export async function revokeCa(deps: CaDeps, caId: string, body: RevokeBody) {
   }
   if (ca.parentId) await publishCrl(deps, ca.parentId);
 
-  let revoked = 0;
-  const things = new Set<string>();
-  let nextToken: string | undefined;
-  do {
-    const page = await deps.inventory.listByIssuer(caId, {
-      status: 'active',
-      limit: CERTIFICATES_PER_EVENT,
-      ...(nextToken ? { nextToken } : {}),
+  const slice = await revokeIssuedBy(deps, { caId, revokedAt });
+  if (!slice.done) {
+    if (!deps.workflows) throw new Error('more certificates than one slice and no workflow to continue');
+    await deps.workflows.start(REVOKE_ISSUED_WORKFLOW, `revoke-${caId.slice(0, 16)}-${Date.parse(revokedAt)}`, {
+      caId,
+      revokedAt,
+      nextToken: slice.nextToken,
     });
-    const events = [];
-    for (const record of page.items) {
-      if (record.certificateId === caId) continue;
-      if ((await deps.inventory.markRevoked(record.certificateId, revokedAt, 'cACompromise')) !== 'revoked') continue;
-      revoked++;
-      if (record.thingName) things.add(record.thingName);
-      events.push(revokedEvent(record, 'cACompromise', revokedAt));
-    }
-    await deps.events.publish(events);
-    nextToken = page.nextToken;
-  } while (nextToken);
-  if (deps.rotation && things.size > 0) await deps.rotation.add([...things]);
-  const crl = await publishCrl(deps, caId);
+  }
   return {
     caId,
     status: 'revoked' as const,
     reason,
     revokedAt,
-    certificatesRevoked: revoked,
+    certificatesRevoked: slice.revoked,
+    thingsToRotate: slice.thingsToRotate,
+    /** false: the rest is revoked by the revoke-issued workflow (Certificate Revoked events, then a new CRL) */
+    complete: slice.done,
+    ...(slice.crlNumber !== undefined ? { crlNumber: slice.crlNumber } : {}),
+  };
+}
+
+export const REVOKE_ISSUED_WORKFLOW = 'revoke-issued';
+
+export interface RevokeIssuedInput {
+  caId: string;
+  revokedAt: string;
+  nextToken?: string | null;
+}
+
+export interface RevokeIssuedResult {
+  caId: string;
+  revokedAt: string;
+  revoked: number;
+  thingsToRotate: number;
+  nextToken: string | null;
+  done: boolean;
+  crlNumber?: number;
+}
+
+/**
+ * One slice of a compromise response: marks up to `revokeSliceSize` active certificates of the CA revoked, sends
+ * `Certificate Revoked` for each, adds their things to the rotation group; on the last slice the CA publishes a
+ * CRL listing them all. Re-running a slice is harmless (already revoked certificates are skipped).
+ */
+export async function revokeIssuedBy(deps: CaDeps, input: RevokeIssuedInput): Promise<RevokeIssuedResult> {
+  const budget = deps.revokeSliceSize ?? 2000;
+  let revoked = 0;
+  const things = new Set<string>();
+  let nextToken = input.nextToken ?? undefined;
+  let examined = 0;
+  do {
+    const page = await deps.inventory.listByIssuer(input.caId, {
+      status: 'active',
+      limit: Math.min(CERTIFICATES_PER_EVENT, budget),
+      ...(nextToken ? { nextToken } : {}),
+    });
+    const events = [];
+    for (const record of page.items) {
+      examined++;
+      if (record.certificateId === input.caId) continue;
+      if ((await deps.inventory.markRevoked(record.certificateId, input.revokedAt, 'cACompromise')) !== 'revoked')
+        continue;
+      revoked++;
+      if (record.thingName) things.add(record.thingName);
+      events.push(revokedEvent(record, 'cACompromise', input.revokedAt));
+    }
+    await deps.events.publish(events);
+    nextToken = page.nextToken;
+  } while (nextToken && examined < budget);
+  if (deps.rotation && things.size > 0) await deps.rotation.add([...things]);
+  const done = !nextToken;
+  const crl = done ? await publishCrl(deps, input.caId) : undefined;
+  return {
+    caId: input.caId,
+    revokedAt: input.revokedAt,
+    revoked,
     thingsToRotate: things.size,
-    crlNumber: crl.crlNumber,
+    nextToken: nextToken ?? null,
+    done,
+    ...(crl ? { crlNumber: crl.crlNumber } : {}),
   };
 }
 
