@@ -19,6 +19,7 @@ import { CA_TABLE, INVENTORY_TABLE, TASK_TABLE } from '../lambdas/adapters/aws/t
 import { DynamoCaStore } from '../lambdas/adapters/aws/dynamo-ca-store';
 import { DynamoInventory } from '../lambdas/adapters/aws/dynamo-inventory';
 import { REVOKE_ISSUED_WORKFLOW, type CaDeps } from '../lambdas/core/ca/service';
+import { INVENTORY_RULE_PATTERN } from '../lambdas/core/events';
 import { createHandler as createRevokeIssued } from '../lambdas/handlers/sfn-revoke-issued';
 import { createCaRoutes } from '../lambdas/handlers/api-cas';
 import { CA_ROUTES } from '../lambdas/handlers/routes';

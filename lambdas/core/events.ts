@@ -8,6 +8,12 @@ import type { DomainEvent } from './ports';
 
 export const EVENT_SOURCE = 'certflow';
 
+/** The EventBridge rule pattern that starts the inventory workflow (the CDK stack and the local bus use it). */
+export const INVENTORY_RULE_PATTERN = {
+  source: [EVENT_SOURCE],
+  'detail-type': ['Certificate Issued', 'Certificate Revoked'],
+};
+
 const ErrorDetail = z.object({ code: z.string(), message: z.string() });
 
 export const BatchCompletedDetail = z
