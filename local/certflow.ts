@@ -47,11 +47,7 @@ import { WorkerPool } from './worker-pool';
 
 export const STATE_MACHINES_DIR = resolve(__dirname, '..', 'statemachines');
 export const LOCAL_BUCKET = 'certflow-local';
-/** The EventBridge rule that starts the inventory workflow (the CDK stack uses the same pattern). */
-export const INVENTORY_RULE_PATTERN = {
-  source: ['certflow'],
-  'detail-type': ['Certificate Issued', 'Certificate Revoked'],
-};
+export { INVENTORY_RULE_PATTERN };
 const lambdaArn = (name: string): string => `arn:aws:lambda:us-east-1:000000000000:function:${name}`;
 
 export interface LocalOptions {
