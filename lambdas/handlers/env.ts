@@ -47,7 +47,10 @@ export const BulkApiEnv = BulkEnv.extend({
 export type BulkApiEnv = z.infer<typeof BulkApiEnv>;
 
 /** The REST API function serves bulk issuance and the CA hierarchy (they share /certificates/{id}). */
-export const ApiEnv = BulkApiEnv.extend(CaEnv.shape);
+export const ApiEnv = BulkApiEnv.extend(CaEnv.shape).extend({
+  /** the compromise-response workflow for CA revocations larger than one slice */
+  REVOKE_ISSUED_STATE_MACHINE_ARN: z.string().min(1),
+});
 export type ApiEnv = z.infer<typeof ApiEnv>;
 
 export const InventoryEnv = z.object({ INVENTORY_TABLE_NAME: z.string().min(1) });

@@ -46,6 +46,7 @@ const API_ENV = {
   ...LAMBDA_ENV,
   INVENTORY_TABLE_NAME: 'certflow-inventory-prod',
   CA_TABLE_NAME: 'certflow-cas-prod',
+  REVOKE_ISSUED_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:111122223333:stateMachine:certflow-revoke-issued',
 };
 
 const saved = new Map<string, string | undefined>();

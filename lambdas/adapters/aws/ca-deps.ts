@@ -1,5 +1,5 @@
 /** Builds the CA hierarchy's ports from AWS services, once per Lambda container. */
-import type { CaDeps } from '../../core/ca/service';
+import { REVOKE_ISSUED_WORKFLOW, type CaDeps } from '../../core/ca/service';
 import { systemClock } from '../../core/ports';
 import type { CaEnv } from '../../handlers/env';
 import type { AwsClients } from './bulk-deps';
@@ -10,8 +10,9 @@ import { IotRotationGroup } from './iot-rotation-group';
 import { S3ObjectStore } from './s3-object-store';
 import { SsmCaKeyStore } from './ssm-ca-key-store';
 import { SsmCaKeyWriter } from './ssm-ca-key-writer';
+import { SfnWorkflowStarter } from './sfn-workflow-starter';
 
-export function awsCaDeps(env: CaEnv, clients: AwsClients): CaDeps {
+export function awsCaDeps(env: CaEnv & { REVOKE_ISSUED_STATE_MACHINE_ARN?: string }, clients: AwsClients): CaDeps {
   return {
     cas: new DynamoCaStore(clients.dynamodb, env.CA_TABLE_NAME),
     // certflow-created CAs keep their keys in SSM SecureString (KMS asymmetric CA keys: CDF-style CAs via KmsCaKeyStore)
@@ -27,5 +28,12 @@ export function awsCaDeps(env: CaEnv, clients: AwsClients): CaDeps {
     clock: systemClock,
     rotation: new IotRotationGroup(clients.iot, env.ROTATION_THING_GROUP),
     crlValidityHours: env.CRL_VALIDITY_HOURS,
+    ...(env.REVOKE_ISSUED_STATE_MACHINE_ARN
+      ? {
+          workflows: new SfnWorkflowStarter(clients.sfn, {
+            [REVOKE_ISSUED_WORKFLOW]: env.REVOKE_ISSUED_STATE_MACHINE_ARN,
+          }),
+        }
+      : {}),
   };
 }

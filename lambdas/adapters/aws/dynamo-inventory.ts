@@ -43,7 +43,7 @@ const FILTERED_QUERY_LIMIT = 100;
 const MIN_SHARD_QUERY_LIMIT = 10;
 
 /** Attributes of the stored item that are not InventoryRecord fields. */
-const STORAGE_ATTRIBUTES = ['issuedKey', 'expiryBucket', 'expiryKey'] as const;
+const STORAGE_ATTRIBUTES = ['issuedKey', 'expiryBucket', 'expiryKey', 'expiringNotified'] as const;
 
 type Item = Record<string, unknown>;
 
@@ -357,10 +357,10 @@ export class DynamoInventory implements Inventory {
         new UpdateCommand({
           TableName: this.tableName,
           Key: { certificateId },
-          UpdateExpression: 'SET expiringNotified = :window',
-          ConditionExpression:
-            'attribute_exists(certificateId) AND (attribute_not_exists(expiringNotified) OR expiringNotified <> :window)',
-          ExpressionAttributeValues: { ':window': window },
+          // a string set of the windows notified: each window once, whatever other windows ran in between
+          UpdateExpression: 'ADD expiringNotified :windows',
+          ConditionExpression: 'attribute_exists(certificateId) AND NOT contains(expiringNotified, :window)',
+          ExpressionAttributeValues: { ':windows': new Set([window]), ':window': window },
         }),
       );
       return true;
