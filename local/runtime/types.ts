@@ -2,29 +2,8 @@
  * Plain data shared by the local runtime's building blocks (servers, runner). No I/O here.
  */
 
-/** A DynamoDB key attribute: name and scalar type (S string, N number, B binary). */
-export interface KeyAttribute {
-  name: string;
-  type: 'S' | 'N' | 'B';
-}
-
-/** A global secondary index; the local tables always project ALL attributes. */
-export interface GlobalSecondaryIndexDefinition {
-  indexName: string;
-  partitionKey: KeyAttribute;
-  sortKey?: KeyAttribute;
-}
-
-/**
- * A table as the local runtime creates it (pay-per-request, GSIs projecting ALL). The same shape can describe the
- * CDK tables, so that both runtimes are built from one definition.
- */
-export interface TableDefinition {
-  tableName: string;
-  partitionKey: KeyAttribute;
-  sortKey?: KeyAttribute;
-  globalSecondaryIndexes?: GlobalSecondaryIndexDefinition[];
-}
+// Table definitions are the ones the CDK stack uses: one shape, one source.
+export type { GlobalSecondaryIndexDefinition, KeyAttribute, TableDefinition } from '../../lambdas/adapters/aws/tables';
 
 /** A server started by the local runtime on 127.0.0.1. */
 export interface LocalServer {

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { ValidationError } from '../errors';
 import { CommonNameSpec, parseCommonNameTemplate, resolveQuantity, validateCommonNames } from '../naming/common-name';
 import { DEFAULT_KEY_TYPE, KEY_TYPES, KeyType } from '../pki/keys';
-import { checkSubjectField, SubjectFields } from '../pki/name';
+import { checkSubjectField, SubjectFields, subjectFieldsShape } from '../pki/name';
 import type { SupplierCa } from '../ports';
 
 /** certInfo as CDF's bulkcerts accepts it. */
@@ -10,13 +10,7 @@ export const CertInfoSchema = z
   .object({
     commonName: z.string().min(1).optional(),
     commonNameList: z.array(z.string().min(1)).optional(),
-    organization: z.string().optional(),
-    organizationalUnit: z.string().optional(),
-    locality: z.string().optional(),
-    stateName: z.string().optional(),
-    country: z.string().optional(),
-    emailAddress: z.string().optional(),
-    distinguishedNameQualifier: z.string().optional(),
+    ...subjectFieldsShape,
     includeCA: z.boolean().optional(),
     daysExpiry: z.number().int().min(1).max(825).optional(),
   })

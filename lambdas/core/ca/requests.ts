@@ -2,19 +2,9 @@
 import { z } from 'zod';
 import { KEY_TYPES } from '../pki/keys';
 import { REVOCATION_REASONS } from '../pki/crl';
+import { subjectFieldsShape } from '../pki/name';
 
-export const SubjectSchema = z
-  .object({
-    commonName: z.string().min(1).max(64),
-    organization: z.string().optional(),
-    organizationalUnit: z.string().optional(),
-    locality: z.string().optional(),
-    stateName: z.string().optional(),
-    country: z.string().optional(),
-    emailAddress: z.string().optional(),
-    distinguishedNameQualifier: z.string().optional(),
-  })
-  .strict();
+export const SubjectSchema = z.object({ commonName: z.string().min(1).max(64), ...subjectFieldsShape }).strict();
 
 const validityDays = z.number().int().min(1).max(36_500);
 
