@@ -2,9 +2,12 @@ import { CfnOutput, Duration, Stack, StackProps } from 'aws-cdk-lib';
 import { Construct } from 'constructs';
 import { DeployConfig, loadDeployConfig } from './config';
 import { BatchBucket } from './constructs/batch-bucket';
-import { BulkApi } from './constructs/bulk-api';
 import { BulkIssuance } from './constructs/bulk-issuance';
+import { CaHierarchy } from './constructs/ca-hierarchy';
+import { CertflowApi } from './constructs/certflow-api';
+import { CompromiseResponse } from './constructs/compromise-response';
 import { CertflowEventBus } from './constructs/event-bus';
+import { CertificateInventory } from './constructs/inventory';
 import { TaskTable } from './constructs/task-table';
 
 export interface CertflowStackProps extends StackProps {
@@ -19,7 +22,10 @@ export class CertflowStack extends Stack {
   readonly bucket: BatchBucket;
   readonly bus: CertflowEventBus;
   readonly bulkIssuance: BulkIssuance;
-  readonly bulkApi: BulkApi;
+  readonly caHierarchy: CaHierarchy;
+  readonly inventory: CertificateInventory;
+  readonly compromiseResponse: CompromiseResponse;
+  readonly api: CertflowApi;
 
   constructor(scope: Construct, id: string, props: CertflowStackProps = {}) {
     super(scope, id, props);
@@ -43,17 +49,43 @@ export class CertflowStack extends Stack {
       caKeyStore: config.caKeyStore,
       caKmsKeyArns: config.caKmsKeyArns,
     });
-    this.bulkApi = new BulkApi(this, 'BulkApi', {
+    this.caHierarchy = new CaHierarchy(this, 'CaHierarchy', {
+      rotationThingGroupName: config.rotationThingGroupName,
+      createRotationThingGroup: config.createRotationThingGroup,
+    });
+    this.inventory = new CertificateInventory(this, 'Inventory', { bus: this.bus });
+    this.compromiseResponse = new CompromiseResponse(this, 'CompromiseResponse', {
+      inventory: this.inventory,
+      caHierarchy: this.caHierarchy,
+      bucket: this.bucket,
+      bus: this.bus,
+      crlValidityHours: config.crlValidityHours,
+    });
+    this.api = new CertflowApi(this, 'Api', {
       table: this.table,
       bucket: this.bucket,
+      bus: this.bus,
       stateMachine: this.bulkIssuance.stateMachine,
+      revokeIssuedStateMachine: this.compromiseResponse.stateMachine,
       environment: this.bulkIssuance.environment,
+      inventory: this.inventory,
+      caHierarchy: this.caHierarchy,
+      crlValidityHours: config.crlValidityHours,
     });
 
-    new CfnOutput(this, 'ApiUrl', { value: this.bulkApi.url, description: 'bulk issuance REST API (IAM auth)' });
+    new CfnOutput(this, 'ApiUrl', {
+      value: this.api.url,
+      description: 'REST API (IAM auth): bulk issuance, CA hierarchy, inventory',
+    });
     new CfnOutput(this, 'BatchBucketName', { value: this.bucket.bucketName });
     new CfnOutput(this, 'TaskTableName', { value: this.table.tableName });
+    new CfnOutput(this, 'InventoryTableName', { value: this.inventory.inventoryTable.tableName });
+    new CfnOutput(this, 'CaTableName', { value: this.inventory.caTable.tableName });
     new CfnOutput(this, 'EventBusName', { value: this.bus.eventBusName });
     new CfnOutput(this, 'BulkStateMachineArn', { value: this.bulkIssuance.stateMachine.stateMachineArn });
+    new CfnOutput(this, 'InventoryStateMachineArn', { value: this.inventory.stateMachine.stateMachineArn });
+    new CfnOutput(this, 'RevokeIssuedStateMachineArn', { value: this.compromiseResponse.stateMachine.stateMachineArn });
+    new CfnOutput(this, 'CaKeysKmsKeyArn', { value: this.caHierarchy.caKeysKeyArn });
+    new CfnOutput(this, 'RotationThingGroupName', { value: this.caHierarchy.rotationThingGroupName });
   }
 }

@@ -50,6 +50,15 @@ export const DeployConfigSchema = z
       .default('certflow'),
     /** days the bus archive keeps events for replay */
     eventArchiveDays: wholeNumber(1, 3650, 90),
+    /** the AWS IoT static thing group that devices join to rotate their certificates (CDF's name by default) */
+    rotationThingGroupName: z
+      .string()
+      .regex(/^[a-zA-Z0-9:_-]{1,128}$/, 'an AWS IoT thing group name: 1-128 of a-z A-Z 0-9 : _ -')
+      .default('cdfRotateCertificates'),
+    /** false when the group exists already (e.g. made by CDF): the stack then uses it by name and does not own it */
+    createRotationThingGroup: fromJson(z.boolean()).default(true),
+    /** hours until a CRL's nextUpdate (the CA API re-publishes a CA's CRL on each revocation) */
+    crlValidityHours: wholeNumber(1, 8760, 24),
   })
   .strict()
   .superRefine((config, ctx) => {

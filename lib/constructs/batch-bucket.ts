@@ -3,9 +3,16 @@ import { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { batchPrefix } from '../../lambdas/core/bulk/keys';
+import { certificateKey, crlKey } from '../../lambdas/core/ca/service';
+
+const topFolder = (key: string): string => `${key.split('/')[0]}/`;
 
 /** The key prefix of every batch object (`batches/`), taken from the key layout the core writes. */
-export const BATCHES_PREFIX = `${batchPrefix('-').split('/')[0]}/`;
+export const BATCHES_PREFIX = topFolder(batchPrefix('-'));
+/** The key prefix of the certificates the CA API issues (`certificates/{certificateId}.pem`). */
+export const CERTIFICATES_PREFIX = topFolder(certificateKey('-'));
+/** The key prefix of the CAs' CRLs (`crls/{caId}.crl` and `crls/{caId}.crl.pem`). */
+export const CRLS_PREFIX = topFolder(crlKey('-', 'der'));
 
 /** The S3 object actions certflow's functions use; grants name them one by one (no `s3:*`). */
 export type BatchObjectAction = 's3:GetObject' | 's3:PutObject' | 's3:DeleteObject' | 's3:AbortMultipartUpload';
@@ -20,8 +27,10 @@ export interface BatchBucketProps {
 }
 
 /**
- * The bucket of bulk issuance (chunk zips, manifests, batch zips under `batches/{taskId}/`): private, TLS only,
- * SSE-S3, unversioned, batches expire after a configurable number of days, server access logs to their own bucket.
+ * The bucket of certflow's objects: bulk issuance (chunk zips, manifests, batch zips under `batches/{taskId}/`)
+ * and the CA hierarchy (issued certificates under `certificates/`, CRLs under `crls/`). Private, TLS only, SSE-S3,
+ * unversioned; batches expire after a configurable number of days (certificates and CRLs do not); server access
+ * logs to their own bucket.
  */
 export class BatchBucket extends Construct {
   readonly bucket: Bucket;
@@ -74,10 +83,18 @@ export class BatchBucket extends Construct {
 
   /** Grants exactly `actions` on the batch objects (`batches/*`), nothing else in the bucket. */
   grantBatchObjects(grantee: IGrantable, ...actions: BatchObjectAction[]): Grant {
+    return this.grantObjects(grantee, [BATCHES_PREFIX], ...actions);
+  }
+
+  /** Grants exactly `actions` on the objects under `prefixes` (each a folder such as `crls/`), nothing else. */
+  grantObjects(grantee: IGrantable, prefixes: readonly string[], ...actions: BatchObjectAction[]): Grant {
+    for (const prefix of prefixes) {
+      if (!/^[A-Za-z0-9._-]+\/$/.test(prefix)) throw new Error(`${this.node.path}: not a folder prefix: ${prefix}`);
+    }
     return Grant.addToPrincipal({
       grantee,
       actions,
-      resourceArns: [this.bucket.arnForObjects(`${BATCHES_PREFIX}*`)],
+      resourceArns: prefixes.map((prefix) => this.bucket.arnForObjects(`${prefix}*`)),
     });
   }
 

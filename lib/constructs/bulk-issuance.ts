@@ -6,9 +6,15 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { caChainParameter, caKeyParameter, caKmsKeyParameter } from '../../lambdas/adapters/aws/ca-certificates';
+import {
+  caCertParameter,
+  caChainParameter,
+  caKeyParameter,
+  caKmsKeyParameter,
+} from '../../lambdas/adapters/aws/ca-certificates';
 import type { SupplierCa } from '../../lambdas/core/ports';
 import { BulkEnv } from '../../lambdas/handlers/env';
+import { checkSubstitutions } from '../asl';
 import { arnFinding, arnFindingMatching, objectsFinding } from '../nag';
 import { BATCHES_PREFIX, type BatchBucket } from './batch-bucket';
 import { CertflowFunction, FunctionEnvironment, handlerEntry, PROJECT_ROOT } from './certflow-function';
@@ -17,11 +23,6 @@ import type { TaskTable } from './task-table';
 
 /** The bulk-issuance workflow definition, shared with the local runtime. */
 export const BULK_DEFINITION_PATH = path.join(PROJECT_ROOT, 'statemachines', 'bulk-issuance.asl.json');
-
-/** The `${Name}` placeholders of an ASL document, each once. */
-export function placeholdersOf(definition: string): string[] {
-  return [...new Set([...definition.matchAll(/\$\{([A-Za-z0-9_]+)\}/g)].map((m) => m[1]!))];
-}
 
 /** The labels of the Distributed Map states of an ASL document (their child executions are named after them). */
 export function distributedMapLabels(definition: string): string[] {
@@ -192,15 +193,7 @@ export class BulkIssuance extends Construct {
       TaskTableName: table.tableName,
       EventBusName: bus.eventBusName,
     };
-    const placeholders = placeholdersOf(definition);
-    const missing = placeholders.filter((p) => !(p in substitutions));
-    const unused = Object.keys(substitutions).filter((k) => !placeholders.includes(k));
-    if (missing.length > 0 || unused.length > 0) {
-      throw new Error(
-        `${path.relative(PROJECT_ROOT, definitionPath)}: placeholders without a value: [${missing.join(', ')}], ` +
-          `values without a placeholder: [${unused.join(', ')}]`,
-      );
-    }
+    checkSubstitutions(definitionPath, definition, substitutions);
 
     this.logGroup = new LogGroup(this, 'StateMachineLogs', {
       // the vended-logs prefix keeps CloudWatch Logs' resource policy small
@@ -310,9 +303,11 @@ export class BulkIssuance extends Construct {
   private grantCaKeys(fn: CertflowFunction, caKeyStore: 'ssm' | 'kms', kmsKeys: readonly string[]): void {
     const stack = Stack.of(this);
     const parameter = (name: string) => stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: name });
+    // SsmCaKeyStore reads the certificate of a CA certflow created from cdf-ca-cert-{caId} (absent: AWS IoT's
+    // DescribeCACertificate, CDF's CAs); without the grant SSM answers AccessDenied, not ParameterNotFound
     const names =
       caKeyStore === 'ssm'
-        ? [caKeyParameter('*'), caChainParameter('*')]
+        ? [caKeyParameter('*'), caCertParameter('*'), caChainParameter('*')]
         : [caKmsKeyParameter('*'), caChainParameter('*')];
     fn.addToRolePolicy(new PolicyStatement({ actions: ['ssm:GetParameter'], resources: names.map(parameter) }));
     if (caKeyStore === 'ssm') {
@@ -347,7 +342,8 @@ export class BulkIssuance extends Construct {
           id: 'AwsSolutions-IAM5',
           reason:
             'CA ids come from the SUPPLIERS configuration at run time; the grant is limited to the SSM parameter ' +
-            'names the CA key stores read (cdf-ca-key-*/cdf-ca-kms-key-* and cdf-ca-chain-*), GetParameter only.',
+            'names the CA key stores read (cdf-ca-key-* and cdf-ca-cert-*, or cdf-ca-kms-key-*; cdf-ca-chain-*), ' +
+            'GetParameter only.',
           appliesTo: names.map((name) => arnFinding('ssm', `parameter/${name}`)),
         },
         {

@@ -3,7 +3,8 @@ import * as path from 'node:path';
 import aslValidator from 'asl-validator';
 import { Match } from 'aws-cdk-lib/assertions';
 import type { CertflowFunction } from '../../lib/constructs/certflow-function';
-import { BULK_DEFINITION_PATH, placeholdersOf } from '../../lib/constructs/bulk-issuance';
+import { placeholdersOf } from '../../lib/asl';
+import { BULK_DEFINITION_PATH } from '../../lib/constructs/bulk-issuance';
 import {
   actionsOf,
   assetText,
@@ -173,7 +174,8 @@ describe('BulkIssuance state machine', () => {
 describe('BulkIssuance functions', () => {
   it('run on Node.js 22, arm64, traced, JSON logs into their own log group, source maps on', () => {
     const functions = built.template.findResources('AWS::Lambda::Function');
-    expect(Object.keys(functions)).toHaveLength(5);
+    // the four workflow functions, the API function, the inventory's record function and RevokeIssued
+    expect(Object.keys(functions)).toHaveLength(7);
     for (const fn of Object.values(functions) as { Properties: Record<string, unknown> }[]) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs22.x',
@@ -218,6 +220,9 @@ describe('BulkIssuance functions', () => {
     const ssm = statements.find((s) => actionsOf(s).includes('ssm:GetParameter'))!;
     expect(JSON.stringify(ssm.Resource)).toContain(':parameter/cdf-ca-key-*');
     expect(JSON.stringify(ssm.Resource)).toContain(':parameter/cdf-ca-chain-*');
+    // SsmCaKeyStore reads the certificate of a CA certflow created from cdf-ca-cert-{caId}
+    expect(JSON.stringify(ssm.Resource)).toContain(':parameter/cdf-ca-cert-*');
+    expect(actionsOf(ssm)).toEqual(['ssm:GetParameter']);
     const decrypt = statements.find((s) => actionsOf(s).includes('kms:Decrypt'))!;
     expect(JSON.stringify(decrypt.Condition)).toContain('kms:ViaService');
     expect(statements.flatMap(actionsOf)).not.toContain('kms:Sign');

@@ -49,6 +49,8 @@ describe('cdk-nag AwsSolutions', () => {
       'AwsSolutions-IAM4',
       'AwsSolutions-IAM5',
       'AwsSolutions-L1',
+      'AwsSolutions-SF1',
+      'AwsSolutions-SQS3',
     ]);
   });
 

@@ -66,3 +66,19 @@ export function statementsOfRole(template: Template, roleLogicalId: string): Sta
 export function assetText(assembly: CloudAssembly, objectKey: string): string {
   return readFileSync(path.join(assembly.directory, `asset.${objectKey}`), 'utf8');
 }
+
+/**
+ * A resource of a policy statement as text: `Fn::Join` flattened, `Ref` as `${Name}`, `Fn::GetAtt` as
+ * `${Name.Attribute}`, e.g. `arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/cdf-ca-key-*`.
+ */
+export function resourceText(resource: unknown): string {
+  if (typeof resource === 'string') return resource;
+  const r = resource as Record<string, unknown>;
+  if ('Ref' in r) return `\${${String(r.Ref)}}`;
+  if ('Fn::GetAtt' in r) return `\${${(r['Fn::GetAtt'] as string[]).join('.')}}`;
+  if ('Fn::Join' in r) {
+    const [separator, parts] = r['Fn::Join'] as [string, unknown[]];
+    return parts.map(resourceText).join(separator);
+  }
+  throw new Error(`no text for ${JSON.stringify(resource)}`);
+}

@@ -22,6 +22,9 @@ describe('parseDeployConfig', () => {
       caKmsKeyArns: [],
       eventBusName: 'certflow',
       eventArchiveDays: 90,
+      rotationThingGroupName: 'cdfRotateCertificates',
+      createRotationThingGroup: true,
+      crlValidityHours: 24,
     });
   });
 
@@ -31,11 +34,15 @@ describe('parseDeployConfig', () => {
       suppliers: '{"acme":{"type":"certflow","caId":"acme-ca"}}',
       caKeyStore: 'kms',
       caKmsKeyArns: `["${KEY_ARN}"]`,
+      createRotationThingGroup: 'false',
+      crlValidityHours: '6',
     });
     expect(config).toMatchObject({
       chunkSize: 250,
       suppliers: { acme: { type: 'certflow', caId: 'acme-ca' } },
       caKmsKeyArns: [KEY_ARN],
+      createRotationThingGroup: false,
+      crlValidityHours: 6,
     });
   });
 
@@ -45,6 +52,9 @@ describe('parseDeployConfig', () => {
     ['error/concurrency above the Distributed Map limit', { maxConcurrency: 20_000 }, /maxConcurrency/],
     ['error/supplier CA', { suppliers: { acme: { type: 'certflow', caId: 'a b' } } }, /suppliers/],
     ['error/unknown key', { chunksize: 10 }, /chunksize/],
+    ['error/thing group name', { rotationThingGroupName: 'rotate now' }, /rotationThingGroupName/],
+    ['error/CRL validity', { crlValidityHours: 0 }, /crlValidityHours/],
+    ['error/create flag', { createRotationThingGroup: 'maybe' }, /createRotationThingGroup/],
   ])('%s', (_, input, message) => {
     expect(() => parseDeployConfig(input)).toThrow(message);
   });
@@ -68,8 +78,27 @@ describe('CertflowStack with KMS CA keys and custom settings', () => {
   beforeAll(() => {
     built = buildCertflowApp({
       bundle: false,
-      config: { caKeyStore: 'kms', caKmsKeyArns: [KEY_ARN], chunkSize: 250, maxConcurrency: 40, lifecycleDays: 7 },
+      config: {
+        caKeyStore: 'kms',
+        caKmsKeyArns: [KEY_ARN],
+        chunkSize: 250,
+        maxConcurrency: 40,
+        lifecycleDays: 7,
+        rotationThingGroupName: 'fleetRotation',
+        createRotationThingGroup: false,
+        crlValidityHours: 12,
+      },
     });
+  });
+
+  it('uses an existing rotation thing group by name, without owning it', () => {
+    built.template.resourceCountIs('AWS::IoT::ThingGroup', 0);
+    built.template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ ROTATION_THING_GROUP: 'fleetRotation', CRL_VALIDITY_HOURS: '12' }) },
+    });
+    const statements = statementsOfRole(built.template, logicalId(built.stack.api.handler.role));
+    const add = statements.find((s) => actionsOf(s).includes('iot:AddThingToThingGroup'))!;
+    expect(JSON.stringify(add.Resource)).toContain(':thinggroup/fleetRotation');
   });
 
   it('grants kms:Sign and kms:GetPublicKey on the configured keys only, and no SecureString decryption', () => {

@@ -1,5 +1,12 @@
 import { Match } from 'aws-cdk-lib/assertions';
-import { createTableInput, TASK_TABLE } from '../../lambdas/adapters/aws/tables';
+import type { CertflowTable } from '../../lib/constructs/certflow-table';
+import {
+  CA_TABLE,
+  createTableInput,
+  INVENTORY_TABLE,
+  TableDefinition,
+  TASK_TABLE,
+} from '../../lambdas/adapters/aws/tables';
 import { buildCertflowApp, CertflowApp, logicalId } from './certflow-app';
 
 let built: CertflowApp;
@@ -8,45 +15,88 @@ beforeAll(() => {
   built = buildCertflowApp({ bundle: false });
 });
 
-describe('TaskTable', () => {
-  it('has the key schema, attributes and indexes of TASK_TABLE, as the local runtime creates it', () => {
-    const local = createTableInput(TASK_TABLE);
-    built.template.hasResourceProperties('AWS::DynamoDB::Table', {
+describe.each([
+  ['task', TASK_TABLE, (app: CertflowApp): CertflowTable => app.stack.table],
+  ['inventory', INVENTORY_TABLE, (app: CertflowApp): CertflowTable => app.stack.inventory.inventoryTable],
+  ['CA', CA_TABLE, (app: CertflowApp): CertflowTable => app.stack.inventory.caTable],
+] as [string, TableDefinition, (app: CertflowApp) => CertflowTable][])('the %s table', (_, definition, tableOf) => {
+  const resource = () =>
+    (built.template.toJSON().Resources as Record<string, { Properties: Record<string, unknown> } & object>)[
+      logicalId(tableOf(built).table)
+    ]!;
+
+  it('has exactly the key schema, attributes and indexes of its definition, as the local runtime creates it', () => {
+    const local = createTableInput(definition);
+    const props = resource().Properties;
+    expect({
+      KeySchema: props.KeySchema,
+      AttributeDefinitions: props.AttributeDefinitions,
+      GlobalSecondaryIndexes: props.GlobalSecondaryIndexes,
+      BillingMode: props.BillingMode,
+    }).toEqual({
       KeySchema: local.KeySchema,
-      AttributeDefinitions: Match.arrayWith(local.AttributeDefinitions),
+      AttributeDefinitions: local.AttributeDefinitions,
       GlobalSecondaryIndexes: local.GlobalSecondaryIndexes,
-      BillingMode: 'PAY_PER_REQUEST',
-    });
-    const [table] = Object.values(built.template.findResources('AWS::DynamoDB::Table'));
-    const props = (table as { Properties: { AttributeDefinitions: unknown[] } }).Properties;
-    expect(props.AttributeDefinitions).toHaveLength(local.AttributeDefinitions.length);
-  });
-
-  it('has the byStatus index', () => {
-    built.template.hasResourceProperties('AWS::DynamoDB::Table', {
-      GlobalSecondaryIndexes: [
-        {
-          IndexName: 'byStatus',
-          KeySchema: [
-            { AttributeName: 'gsi1pk', KeyType: 'HASH' },
-            { AttributeName: 'createdAt', KeyType: 'RANGE' },
-          ],
-          Projection: { ProjectionType: 'ALL' },
-        },
-      ],
+      BillingMode: local.BillingMode,
     });
   });
 
-  it('is encrypted, point-in-time recoverable, protected and retained', () => {
-    built.template.hasResource('AWS::DynamoDB::Table', {
-      Properties: Match.objectLike({
+  it('is on demand, encrypted, point-in-time recoverable, protected and retained', () => {
+    expect(resource()).toMatchObject({
+      Properties: {
+        BillingMode: 'PAY_PER_REQUEST',
         PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
         SSESpecification: { SSEEnabled: true },
         DeletionProtectionEnabled: true,
-      }),
+      },
       DeletionPolicy: 'Retain',
       UpdateReplacePolicy: 'Retain',
     });
+  });
+});
+
+describe('the table indexes', () => {
+  const indexesOf = (table: CertflowTable) =>
+    (built.template.toJSON().Resources as Record<string, { Properties: Record<string, unknown> }>)[
+      logicalId(table.table)
+    ]!.Properties.GlobalSecondaryIndexes;
+
+  it('of the task table: byStatus (gsi1pk, createdAt), projecting ALL', () => {
+    expect(indexesOf(built.stack.table)).toEqual([
+      {
+        IndexName: 'byStatus',
+        KeySchema: [
+          { AttributeName: 'gsi1pk', KeyType: 'HASH' },
+          { AttributeName: 'createdAt', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      },
+    ]);
+  });
+
+  it('of the CA table: none (CAs are few, listed by Scan)', () => {
+    expect(indexesOf(built.stack.inventory.caTable)).toBeUndefined();
+  });
+
+  it('of the inventory table: byIssuer (issuerId, issuedKey) and byExpiry (expiryBucket, expiryKey), projecting ALL', () => {
+    expect(indexesOf(built.stack.inventory.inventoryTable)).toEqual([
+      {
+        IndexName: 'byIssuer',
+        KeySchema: [
+          { AttributeName: 'issuerId', KeyType: 'HASH' },
+          { AttributeName: 'issuedKey', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      },
+      {
+        IndexName: 'byExpiry',
+        KeySchema: [
+          { AttributeName: 'expiryBucket', KeyType: 'HASH' },
+          { AttributeName: 'expiryKey', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'ALL' },
+      },
+    ]);
   });
 });
 

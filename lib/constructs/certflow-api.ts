@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Annotations, Duration, RemovalPolicy } from 'aws-cdk-lib';
 import {
   AccessLogFormat,
   AuthorizationType,
@@ -20,37 +20,67 @@ import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import type { z } from 'zod';
 import { CreateBatchBodySchema } from '../../lambdas/core/bulk/request';
-import { BULK_ROUTES } from '../../lambdas/handlers/routes';
-import { BulkApiEnv, BulkEnv } from '../../lambdas/handlers/env';
+import {
+  CreateCaBodySchema,
+  DeviceCertificateBodySchema,
+  RevokeBodySchema,
+  ServerCertificateBodySchema,
+} from '../../lambdas/core/ca/requests';
+import { BULK_ROUTES, CA_ROUTES } from '../../lambdas/handlers/routes';
+import { ApiEnv, BulkEnv } from '../../lambdas/handlers/env';
 import { CDF_MEDIA_TYPE, Route } from '../../lambdas/handlers/http';
 import { apiGatewaySchema } from '../json-schema';
 import { objectsFinding } from '../nag';
-import { BATCHES_PREFIX, type BatchBucket } from './batch-bucket';
+import { BATCHES_PREFIX, CERTIFICATES_PREFIX, CRLS_PREFIX, type BatchBucket } from './batch-bucket';
+import type { CaHierarchy } from './ca-hierarchy';
 import { CertflowFunction, FunctionEnvironment, handlerEntry } from './certflow-function';
+import type { CertflowEventBus } from './event-bus';
+import type { CertificateInventory } from './inventory';
 import type { TaskTable } from './task-table';
 
 /** `METHOD /resource`, the key of a route. */
 export const routeKey = (route: Route): string => `${route.method.toUpperCase()} ${route.resource}`;
 
+/** Every route of the REST API: bulk issuance and the CA hierarchy, served by one function. */
+export const API_ROUTES: readonly Route[] = [...BULK_ROUTES, ...CA_ROUTES];
+
 /** The request bodies the handler parses, by route: API Gateway validates them with the same schemas. */
-export const BULK_BODY_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
+export const API_BODY_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
   'POST /supplier/{supplierId}/certificates': CreateBatchBodySchema,
+  'POST /cas/root': CreateCaBodySchema,
+  'POST /cas/{caId}/intermediates': CreateCaBodySchema,
+  'POST /cas/{caId}/revoke': RevokeBodySchema,
+  'POST /certificates/server': ServerCertificateBodySchema,
+  'POST /certificates/device': DeviceCertificateBodySchema,
+  'POST /certificates/{certificateId}/revoke': RevokeBodySchema,
 };
 
 /** The JSON media types the handler reads bodies in (the model applies to each). */
 export const JSON_MEDIA_TYPES = ['application/json', CDF_MEDIA_TYPE];
 
+/** The binary media types the handler answers with (base64 bodies API Gateway decodes): zips and DER CRLs. */
+export const BINARY_MEDIA_TYPES = ['application/zip', 'application/pkix-crl'];
+
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
-export interface BulkApiProps {
+export interface CertflowApiProps {
   readonly table: TaskTable;
   readonly bucket: BatchBucket;
+  readonly bus: CertflowEventBus;
   readonly stateMachine: IStateMachine;
-  /** the bulk functions' environment (BulkIssuance.environment); the API adds the state machine ARN */
+  /** the revoke-issued workflow (CompromiseResponse), started for CA revocations larger than one slice */
+  readonly revokeIssuedStateMachine: IStateMachine;
+  /** the bulk functions' environment (BulkIssuance.environment); the API adds the state machine ARN and the CA's */
   readonly environment: FunctionEnvironment<typeof BulkEnv>;
-  /** default BULK_ROUTES, the handler's own route table */
+  /** the inventory and CA tables */
+  readonly inventory: CertificateInventory;
+  /** the CA keys' KMS key and the rotation thing group */
+  readonly caHierarchy: CaHierarchy;
+  /** hours until a CRL's nextUpdate, default 24 */
+  readonly crlValidityHours?: number;
+  /** default API_ROUTES, the handlers' own route tables */
   readonly routes?: readonly Route[];
-  /** body schemas by `METHOD /resource`, default BULK_BODY_SCHEMAS */
+  /** body schemas by `METHOD /resource`, default API_BODY_SCHEMAS */
   readonly bodySchemas?: Readonly<Record<string, z.ZodType>>;
   /** default 'prod' */
   readonly stageName?: string;
@@ -63,30 +93,44 @@ export interface BulkApiProps {
 }
 
 /**
- * The bulk-issuance REST API: API Gateway (IAM auth on every method) → one Lambda proxy integration running the
- * same handler as the local HTTP server. Resources and methods come from the handler's route table; request
- * bodies are validated from the handler's zod schemas.
+ * The certflow REST API: API Gateway (IAM auth on every method) → one Lambda proxy integration running the same
+ * handler as the local HTTP server, for bulk issuance and the CA hierarchy (they share `GET /certificates/{id}`).
+ * Resources and methods come from the handlers' route tables; request bodies are validated from the handlers' zod
+ * schemas.
  */
-export class BulkApi extends Construct {
+export class CertflowApi extends Construct {
   readonly api: RestApi;
-  readonly handler: CertflowFunction<typeof BulkApiEnv>;
+  readonly handler: CertflowFunction<typeof ApiEnv>;
   readonly methods: Method[] = [];
   readonly requestValidator: RequestValidator;
   readonly accessLogs: LogGroup;
   readonly cloudWatchRole: Role;
 
-  constructor(scope: Construct, id: string, props: BulkApiProps) {
+  constructor(scope: Construct, id: string, props: CertflowApiProps) {
     super(scope, id);
-    const routes = props.routes ?? BULK_ROUTES;
-    const bodySchemas = props.bodySchemas ?? BULK_BODY_SCHEMAS;
+    const routes = props.routes ?? API_ROUTES;
+    const bodySchemas = props.bodySchemas ?? API_BODY_SCHEMAS;
     const logRetention = props.logRetention ?? RetentionDays.THREE_MONTHS;
+    const { inventory, caHierarchy, bucket } = props;
     checkRoutes(routes, bodySchemas);
+    for (const conflict of siblingPathParameterConflicts(routes)) {
+      Annotations.of(this).addWarningV2('certflow:api-sibling-path-parameters', conflict);
+    }
 
     this.handler = new CertflowFunction(this, 'Handler', {
       entry: handlerEntry('api-bulk-certificates'),
-      description: 'certflow bulk issuance REST API',
-      envSchema: BulkApiEnv,
-      environment: { ...props.environment, BULK_STATE_MACHINE_ARN: props.stateMachine.stateMachineArn },
+      description: 'certflow REST API: bulk issuance, CA hierarchy, inventory',
+      envSchema: ApiEnv,
+      environment: {
+        ...props.environment,
+        BULK_STATE_MACHINE_ARN: props.stateMachine.stateMachineArn,
+        REVOKE_ISSUED_STATE_MACHINE_ARN: props.revokeIssuedStateMachine.stateMachineArn,
+        INVENTORY_TABLE_NAME: inventory.inventoryTable.tableName,
+        CA_TABLE_NAME: inventory.caTable.tableName,
+        CA_KEY_KMS_KEY_ID: caHierarchy.caKeysKeyArn,
+        ROTATION_THING_GROUP: caHierarchy.rotationThingGroupName,
+        CRL_VALIDITY_HOURS: String(props.crlValidityHours ?? 24),
+      },
       memorySize: 1024,
       // API Gateway's integration timeout is 29 s
       timeout: Duration.seconds(29),
@@ -94,11 +138,35 @@ export class BulkApi extends Construct {
     });
     // createBatch: idempotency key (PutItem), task (PutItem), failed start (UpdateItem); reads (GetItem)
     props.table.grant(this.handler, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem');
-    // the batch request (PutObject), inline zips and presigned GETs (GetObject)
-    props.bucket.grantBatchObjects(this.handler, 's3:GetObject', 's3:PutObject');
-    // a zip removed by the lifecycle rule must read as 404 (OBJECT_NOT_FOUND), not 403
-    props.bucket.grantList(this.handler);
+    // DynamoInventory: get (GetItem), markRevoked (UpdateItem), listByIssuer / listExpiring (Query on the indexes);
+    // the inventory workflow writes the issued certificates (PutItem), not the API
+    inventory.inventoryTable.grant(this.handler, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+    inventory.inventoryTable.grantIndexQuery(this.handler);
+    // DynamoCaStore: create (PutItem), get (GetItem), list (Scan), nextCrlNumber and markRevoked (UpdateItem)
+    inventory.caTable.grant(
+      this.handler,
+      'dynamodb:PutItem',
+      'dynamodb:GetItem',
+      'dynamodb:Scan',
+      'dynamodb:UpdateItem',
+    );
+    // the batch request (PutObject), inline zips and presigned GETs (GetObject); issued certificates and CRLs
+    bucket.grantObjects(
+      this.handler,
+      [BATCHES_PREFIX, CERTIFICATES_PREFIX, CRLS_PREFIX],
+      's3:GetObject',
+      's3:PutObject',
+    );
+    // a zip removed by the lifecycle rule (or a CRL not published yet) must read as 404, not 403
+    bucket.grantList(this.handler);
     props.stateMachine.grantStartExecution(this.handler);
+    props.revokeIssuedStateMachine.grantStartExecution(this.handler);
+    // CA Created, Certificate Issued, Certificate Revoked
+    props.bus.grantPutEvents(this.handler);
+    // SsmCaKeyWriter and SsmCaKeyStore (CA parameters, CA key KMS key via SSM, DescribeCACertificate)
+    caHierarchy.grantCaKeyStore(this.handler, 'readWrite');
+    // IotRotationGroup: the things of a revoked CA join the rotation group
+    caHierarchy.grantRotation(this.handler);
     NagSuppressions.addResourceSuppressions(
       this.handler.role,
       [
@@ -109,6 +177,13 @@ export class BulkApi extends Construct {
             'batch request and reads (or presigns) zips under the batches/ prefix only.',
           appliesTo: [objectsFinding(BATCHES_PREFIX)],
         },
+        {
+          id: 'AwsSolutions-IAM5',
+          reason:
+            'Issued certificates are keyed certificates/{certificateId}.pem and CRLs crls/{caId}.crl(.pem), with ' +
+            'ids (SHA-256 of the certificate) made at request time: GetObject/PutObject under those prefixes only.',
+          appliesTo: [objectsFinding(CERTIFICATES_PREFIX), objectsFinding(CRLS_PREFIX)],
+        },
       ],
       true,
     );
@@ -118,10 +193,10 @@ export class BulkApi extends Construct {
       removalPolicy: RemovalPolicy.RETAIN,
     });
     this.api = new RestApi(this, 'Api', {
-      restApiName: 'certflow-bulk',
-      description: 'certflow bulk certificate issuance (CDF bulkcerts compatible)',
+      restApiName: 'certflow',
+      description: 'certflow: bulk certificate issuance (CDF bulkcerts compatible), CA hierarchy and inventory',
       endpointConfiguration: { types: [EndpointType.REGIONAL] },
-      binaryMediaTypes: ['application/zip'],
+      binaryMediaTypes: BINARY_MEDIA_TYPES,
       defaultMethodOptions: { authorizationType: AuthorizationType.IAM },
       // the CloudWatch Logs role of API Gateway is set below, explicitly
       cloudWatchRole: false,
@@ -164,20 +239,22 @@ export class BulkApi extends Construct {
       validateRequestParameters: true,
     });
     const integration = new LambdaIntegration(this.handler.function, { proxy: true, allowTestInvoke: false });
-    const models = new Map<string, Model>();
+    // one model per schema (routes that take the same body share it)
+    const models = new Map<z.ZodType, Model>();
     for (const route of routes) {
       const key = routeKey(route);
       const bodySchema = bodySchemas[key];
       let requestModels: Record<string, Model> | undefined;
       if (bodySchema) {
-        let model = models.get(key);
+        let model = models.get(bodySchema);
         if (!model) {
+          const keys = Object.keys(bodySchemas).filter((k) => bodySchemas[k] === bodySchema);
           model = this.api.addModel(`BodyModel${models.size}`, {
             contentType: 'application/json',
-            description: `request body of ${key}`,
+            description: `request body of ${keys.join(', ')}`,
             schema: apiGatewaySchema(bodySchema),
           });
-          models.set(key, model);
+          models.set(bodySchema, model);
         }
         requestModels = Object.fromEntries(JSON_MEDIA_TYPES.map((type) => [type, model]));
       }
@@ -241,5 +318,36 @@ function checkRoutes(routes: readonly Route[], bodySchemas: Readonly<Record<stri
     if (BODY_METHODS.has(route.method.toUpperCase()) && !bodySchemas[key]) problems.push(`${key}: no body schema`);
   }
   for (const key of Object.keys(bodySchemas)) if (!seen.has(key)) problems.push(`body schema ${key}: no such route`);
-  if (problems.length > 0) throw new Error(`bulk API routes: ${problems.join('; ')}`);
+  if (problems.length > 0) throw new Error(`API routes: ${problems.join('; ')}`);
+}
+
+/**
+ * API Gateway allows one path parameter among the children of a resource: `/a/{x}` and `/a/{y}/b` cannot both
+ * exist (CreateResource fails: "A sibling ({x}) of this resource already has a variable path part -- only one is
+ * allowed"). The routes that would need two, one message per resource.
+ */
+export function siblingPathParameterConflicts(routes: readonly Route[]): string[] {
+  const variables = new Map<string, Map<string, string[]>>();
+  for (const route of routes) {
+    const parts = route.resource.split('/').slice(1);
+    for (const [i, part] of parts.entries()) {
+      if (!part.startsWith('{')) continue;
+      const parent = `/${parts.slice(0, i).join('/')}`;
+      const byName = variables.get(parent) ?? new Map<string, string[]>();
+      variables.set(parent, byName);
+      const users = byName.get(part) ?? [];
+      if (!users.includes(routeKey(route))) users.push(routeKey(route));
+      byName.set(part, users);
+    }
+  }
+  const conflicts: string[] = [];
+  for (const [parent, byName] of variables) {
+    if (byName.size < 2) continue;
+    const list = [...byName].map(([name, users]) => `${name} (${users.join(', ')})`).join(' and ');
+    conflicts.push(
+      `${parent} has two path parameters as children, ${list}: API Gateway refuses to deploy that; ` +
+        'the routes must use one name for them',
+    );
+  }
+  return conflicts;
 }

@@ -1,0 +1,173 @@
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { EventPattern, Rule } from 'aws-cdk-lib/aws-events';
+import { SfnStateMachine } from 'aws-cdk-lib/aws-events-targets';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
+import { NagSuppressions } from 'cdk-nag';
+import { Construct } from 'constructs';
+import { CA_TABLE, INVENTORY_TABLE } from '../../lambdas/adapters/aws/tables';
+import { INVENTORY_RULE_PATTERN } from '../../lambdas/core/events';
+import { InventoryEnv } from '../../lambdas/handlers/env';
+import { checkSubstitutions } from '../asl';
+import { CertflowFunction, handlerEntry, PROJECT_ROOT } from './certflow-function';
+import { CertflowTable } from './certflow-table';
+import type { CertflowEventBus } from './event-bus';
+
+/** The inventory workflow definition, shared with the local runtime. */
+export const INVENTORY_DEFINITION_PATH = path.join(PROJECT_ROOT, 'statemachines', 'inventory.asl.json');
+
+/** An EventBridge pattern as EventBridge (and the local bus) reads it: `detail-type`, not CDK's `detailType`. */
+export type WireEventPattern = Readonly<Record<string, unknown>>;
+
+/** The CDK form of a wire pattern: `detail-type` becomes `detailType`, which CDK renders back as `detail-type`. */
+export function cdkEventPattern(pattern: WireEventPattern): EventPattern {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(pattern)) {
+    if (key === 'detailType') throw new Error('event pattern: write detail-type, as EventBridge does');
+    out[key === 'detail-type' ? 'detailType' : key] = value;
+  }
+  return out as EventPattern;
+}
+
+export interface CertificateInventoryProps {
+  readonly bus: CertflowEventBus;
+  /** the rule's pattern, default INVENTORY_RULE_PATTERN (the event contract's; the local bus uses it too) */
+  readonly eventPattern?: WireEventPattern;
+  /** the ASL file, default statemachines/inventory.asl.json */
+  readonly definitionPath?: string;
+  /** how often EventBridge retries starting an execution before the event goes to the dead-letter queue, default 185 */
+  readonly retryAttempts?: number;
+  /** how long EventBridge keeps retrying an event, default 24 hours */
+  readonly maxEventAge?: Duration;
+  /** what happens to the tables when the stack is deleted, default RETAIN */
+  readonly tableRemovalPolicy?: RemovalPolicy;
+  /** retention of the function's and the state machine's log groups, default three months */
+  readonly logRetention?: RetentionDays;
+}
+
+/**
+ * The certificate inventory and the CA table, and the inventory workflow that fills the inventory: an EventBridge
+ * rule on the certflow bus (`Certificate Issued`, `Certificate Revoked`) starts an Express state machine running the
+ * shared ASL file, whose one Task invokes the record-inventory Lambda. Events the rule cannot deliver go to an
+ * encrypted dead-letter queue.
+ */
+export class CertificateInventory extends Construct {
+  readonly inventoryTable: CertflowTable;
+  readonly caTable: CertflowTable;
+  readonly recordInventory: CertflowFunction<typeof InventoryEnv>;
+  readonly stateMachine: StateMachine;
+  readonly logGroup: LogGroup;
+  readonly rule: Rule;
+  readonly ruleRole: Role;
+  readonly deadLetterQueue: Queue;
+
+  constructor(scope: Construct, id: string, props: CertificateInventoryProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const logRetention = props.logRetention ?? RetentionDays.THREE_MONTHS;
+
+    this.inventoryTable = new CertflowTable(this, 'Inventory', {
+      definition: INVENTORY_TABLE,
+      removalPolicy: props.tableRemovalPolicy,
+    });
+    this.caTable = new CertflowTable(this, 'Cas', { definition: CA_TABLE, removalPolicy: props.tableRemovalPolicy });
+
+    this.recordInventory = new CertflowFunction(this, 'RecordInventory', {
+      entry: handlerEntry('sfn-record-inventory'),
+      description: 'certflow inventory: record a Certificate Issued or Certificate Revoked event',
+      envSchema: InventoryEnv,
+      environment: { INVENTORY_TABLE_NAME: this.inventoryTable.tableName },
+      memorySize: 256,
+      timeout: Duration.seconds(30),
+      logRetention,
+    });
+    // DynamoInventory: putIssued (conditional PutItem), markRevoked (conditional UpdateItem, then a consistent GetItem)
+    this.inventoryTable.grant(this.recordInventory, 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:GetItem');
+
+    // the state machine
+    const definitionPath = props.definitionPath ?? INVENTORY_DEFINITION_PATH;
+    const substitutions: Record<string, string> = {
+      RecordInventoryFunctionArn: this.recordInventory.functionArn,
+    };
+    checkSubstitutions(definitionPath, readFileSync(definitionPath, 'utf8'), substitutions);
+    this.logGroup = new LogGroup(this, 'StateMachineLogs', {
+      // the vended-logs prefix keeps CloudWatch Logs' resource policy small
+      logGroupName: `/aws/vendedlogs/states/${stack.stackName}-inventory`,
+      retention: logRetention,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    this.stateMachine = new StateMachine(this, 'StateMachine', {
+      comment: 'certflow inventory',
+      stateMachineType: StateMachineType.EXPRESS,
+      definitionBody: DefinitionBody.fromFile(definitionPath),
+      definitionSubstitutions: substitutions,
+      // a failed execution is logged with its input (the event: ids, serials and names, never key material), so
+      // that it can be found and replayed from the bus archive
+      logs: { destination: this.logGroup, level: LogLevel.ERROR, includeExecutionData: true },
+      tracingEnabled: true,
+    });
+    // the Task invokes the unqualified function ARN only
+    this.stateMachine.addToRolePolicy(
+      new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.recordInventory.functionArn] }),
+    );
+    NagSuppressions.addResourceSuppressions(
+      this.stateMachine.role,
+      [
+        {
+          id: 'AwsSolutions-IAM5',
+          reason:
+            'Resource::* only carries the X-Ray write/sampling actions (tracing) and the CloudWatch Logs ' +
+            'log-delivery actions (execution logging): neither service supports resource-level permissions for them.',
+          appliesTo: ['Resource::*'],
+        },
+      ],
+      true,
+    );
+    NagSuppressions.addResourceSuppressions(this.stateMachine, [
+      {
+        id: 'AwsSolutions-SF1',
+        reason:
+          'An Express execution per issuance or revocation event: level ALL would log every state transition of ' +
+          'every event. Level ERROR logs each failed execution with its input; X-Ray traces the rest.',
+      },
+    ]);
+
+    // the rule: EventBridge starts an execution per matching event, retries, then dead-letters the event
+    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    NagSuppressions.addResourceSuppressions(this.deadLetterQueue, [
+      {
+        id: 'AwsSolutions-SQS3',
+        reason:
+          'This queue is the dead-letter queue of the inventory rule target (EventBridge delivers the events it ' +
+          'could not start an execution for); cdk-nag only recognises DLQs of queues and functions.',
+      },
+    ]);
+    this.ruleRole = new Role(this, 'RuleRole', {
+      assumedBy: new ServicePrincipal('events.amazonaws.com', {
+        conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
+      }),
+      description: 'certflow inventory rule: starts executions of the inventory state machine only',
+    });
+    this.rule = new Rule(this, 'Rule', {
+      eventBus: props.bus.bus,
+      description: 'certflow inventory: Certificate Issued and Certificate Revoked → the inventory workflow',
+      eventPattern: cdkEventPattern(props.eventPattern ?? INVENTORY_RULE_PATTERN),
+    });
+    this.rule.addTarget(
+      new SfnStateMachine(this.stateMachine, {
+        role: this.ruleRole,
+        deadLetterQueue: this.deadLetterQueue,
+        retryAttempts: props.retryAttempts ?? 185,
+        maxEventAge: props.maxEventAge ?? Duration.hours(24),
+      }),
+    );
+  }
+}
