@@ -24,11 +24,12 @@ function parse<S extends z.ZodType>(schema: S, value: unknown): z.infer<S> {
   return result.data;
 }
 
-function caIdParam(event: APIGatewayProxyEvent, name: string): string {
+/** A 64-hex id from the path; `field` names it in errors when the path variable has another name. */
+function caIdParam(event: APIGatewayProxyEvent, name: string, field = name): string {
   const id = event.pathParameters?.[name];
   if (!id || !CERTIFICATE_ID_RE.test(id)) {
-    throw new ValidationError('INVALID_REQUEST', `${name} must be 64 lower-case hex characters`, {
-      details: { field: name },
+    throw new ValidationError('INVALID_REQUEST', `${field} must be 64 lower-case hex characters`, {
+      details: { field },
     });
   }
   return id;
@@ -88,10 +89,14 @@ export const createCaRoutes =
           await ca.listCertificates(deps, parse(ListCertificatesQuerySchema, event.queryStringParameters ?? {})),
           negotiate(event),
         );
-      case 'POST /certificates/{certificateId}/revoke':
+      case 'POST /certificates/{taskId}/revoke':
         return json(
           200,
-          await ca.revokeCertificate(deps, caIdParam(event, 'certificateId'), parse(RevokeBodySchema, jsonBody(event))),
+          await ca.revokeCertificate(
+            deps,
+            caIdParam(event, 'taskId', 'certificateId'),
+            parse(RevokeBodySchema, jsonBody(event)),
+          ),
           negotiate(event),
         );
       case 'GET /certificates/{taskId}': {

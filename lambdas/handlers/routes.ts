@@ -17,5 +17,7 @@ export const CA_ROUTES: Route[] = [
   { method: 'POST', resource: '/certificates/server' },
   { method: 'POST', resource: '/certificates/device' },
   { method: 'GET', resource: '/certificates' },
-  { method: 'POST', resource: '/certificates/{certificateId}/revoke' },
+  // API Gateway allows one variable name per path level: under /certificates it is CDF's {taskId}, which holds a
+  // task id (bulk) or a certificate id (64 hex characters) depending on the route
+  { method: 'POST', resource: '/certificates/{taskId}/revoke' },
 ];

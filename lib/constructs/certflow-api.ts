@@ -1,4 +1,4 @@
-import { Annotations, Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import {
   AccessLogFormat,
   AuthorizationType,
@@ -52,7 +52,7 @@ export const API_BODY_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
   'POST /cas/{caId}/revoke': RevokeBodySchema,
   'POST /certificates/server': ServerCertificateBodySchema,
   'POST /certificates/device': DeviceCertificateBodySchema,
-  'POST /certificates/{certificateId}/revoke': RevokeBodySchema,
+  'POST /certificates/{taskId}/revoke': RevokeBodySchema,
 };
 
 /** The JSON media types the handler reads bodies in (the model applies to each). */
@@ -113,9 +113,9 @@ export class CertflowApi extends Construct {
     const logRetention = props.logRetention ?? RetentionDays.THREE_MONTHS;
     const { inventory, caHierarchy, bucket } = props;
     checkRoutes(routes, bodySchemas);
-    for (const conflict of siblingPathParameterConflicts(routes)) {
-      Annotations.of(this).addWarningV2('certflow:api-sibling-path-parameters', conflict);
-    }
+    // API Gateway refuses two variable names on one level at deploy time; fail the synth instead
+    const conflicts = siblingPathParameterConflicts(routes);
+    if (conflicts.length > 0) throw new Error(`${this.node.path}: ${conflicts.join('; ')}`);
 
     this.handler = new CertflowFunction(this, 'Handler', {
       entry: handlerEntry('api-bulk-certificates'),

@@ -354,8 +354,9 @@ function apiEvent(method: string, resource: string, path: string, options: Event
 const postIntermediate = (caId: string, body: unknown) =>
   apiEvent('POST', '/cas/{caId}/intermediates', `/cas/${caId}/intermediates`, { pathParameters: { caId }, body });
 const revokeCertificateEvent = (certificateId: string, body: unknown = {}) =>
-  apiEvent('POST', '/certificates/{certificateId}/revoke', `/certificates/${certificateId}/revoke`, {
-    pathParameters: { certificateId },
+  // API Gateway allows one variable name per level: under /certificates it is CDF's {taskId}
+  apiEvent('POST', '/certificates/{taskId}/revoke', `/certificates/${certificateId}/revoke`, {
+    pathParameters: { taskId: certificateId },
     body,
   });
 const revokeCaEvent = (caId: string, body: unknown = {}) =>
