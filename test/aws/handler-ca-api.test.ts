@@ -1041,9 +1041,9 @@ describe('GET /certificates/{id}', () => {
     expect(sequence()).toEqual([
       'DynamoDB.Get certflow-inventory',
       'S3.GetObject certificates/CERT.pem',
-      'SSM.GetParameter cdf-ca-key-INT',
-      'SSM.GetParameter cdf-ca-cert-INT',
-      'SSM.GetParameter cdf-ca-chain-INT',
+      // the chain comes from the CA store (issuer, then its parent): no CA key is loaded to show a certificate
+      'DynamoDB.Get certflow-cas',
+      'DynamoDB.Get certflow-cas',
     ]);
     expect(dynamoInputs(GetCommand, INVENTORY_TABLE)).toEqual([
       { TableName: INVENTORY_TABLE, Key: { certificateId: certificate.id }, ConsistentRead: true },

@@ -285,18 +285,28 @@ export interface CertificateView extends InventoryRecord {
 export async function getCertificate(deps: CaDeps, certificateId: string): Promise<CertificateView> {
   const record = await deps.inventory.get(certificateId);
   if (!record) throw new NotFoundError('CERTIFICATE_NOT_FOUND', `no certificate ${certificateId} in the inventory`);
+  // certificates of bulk batches live in their batch zip, not one object each
   const pem = await deps.objects.get(certificateKey(certificateId)).then(
     (b) => b.toString('utf8'),
-    () => undefined,
+    (e: unknown) => {
+      if (e instanceof NotFoundError) return undefined;
+      throw e;
+    },
   );
-  let chainPem: string | undefined;
-  if (record.kind !== 'root') {
-    chainPem = await deps.caKeys.load(record.issuerId).then(
-      (ca) => pemBundle(ca.chain),
-      () => undefined,
-    );
-  }
+  const chainPem = record.kind === 'root' ? undefined : await chainFromStore(deps, record.issuerId);
   return { ...record, ...(pem ? { certificatePem: pem } : {}), ...(chainPem ? { chainPem } : {}) };
+}
+
+/** The PEM chain of a certflow CA up to its root, from the CA store (no key is loaded); undefined for other issuers. */
+async function chainFromStore(deps: Pick<CaDeps, 'cas'>, caId: string): Promise<string | undefined> {
+  const pems: string[] = [];
+  for (let id: string | undefined = caId; id && pems.length < 10;) {
+    const ca: CaRecord | undefined = await deps.cas.get(id);
+    if (!ca) return pems.length ? pems.join('') : undefined;
+    pems.push(ca.certificatePem);
+    id = ca.parentId;
+  }
+  return pems.join('');
 }
 
 /** GET /certificates?issuer=&status=&expiringBefore=&limit=&nextToken= */
