@@ -28,6 +28,7 @@ import { createHandler as createExpirySweep } from '../lambdas/handlers/sfn-expi
 import { FileCaKeyStore } from '../lambdas/adapters/local/file-ca-key-store';
 import { LocalCertificateRegistry, REGISTRY_TABLE } from '../lambdas/adapters/local/local-certificate-registry';
 import { LocalEventBus } from '../lambdas/adapters/local/local-event-bus';
+import { LocalRotationGroup } from '../lambdas/adapters/local/local-rotation-group';
 import { DEFAULT_BULK_CONFIG, type BulkConfig } from '../lambdas/core/bulk/request';
 import { BULK_WORKFLOW, type BatchDeps } from '../lambdas/core/bulk/service';
 import { systemClock, type Clock } from '../lambdas/core/ports';
@@ -81,6 +82,8 @@ export interface LocalCertflow {
   batchDeps: BatchDeps;
   caKeys: FileCaKeyStore;
   caDeps: CaDeps;
+  /** the rotation thing group (things whose certificates a compromise response revoked) */
+  rotation: LocalRotationGroup;
   /** the compromise-response workflow (revoke-issued), for tests and the console */
   revokeRunner: StateMachineRunner;
   /** runs the expiry sweep workflow now */
@@ -109,6 +112,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     const caKeys = new FileCaKeyStore(dataDir);
     const bus = new LocalEventBus();
     const inventory = new DynamoInventory(dynamoClient);
+    const rotation = new LocalRotationGroup(dynamoClient);
     const registry = new LocalCertificateRegistry(dynamoClient);
     const tasks = new DynamoTaskStore(dynamoClient, TASK_TABLE.tableName, clock);
     const objects = new S3ObjectStore(s3Client, LOCAL_BUCKET);
@@ -120,6 +124,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       events: bus,
       objects,
       clock,
+      rotation,
       ...(options.revokeSliceSize !== undefined ? { revokeSliceSize: options.revokeSliceSize } : {}),
       workflows: {
         start: async (workflow, name, input) => {
@@ -283,6 +288,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       batchDeps,
       caKeys,
       caDeps,
+      rotation,
       sweepExpiring,
       revokeRunner,
       resumed,

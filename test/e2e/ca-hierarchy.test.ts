@@ -5,6 +5,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { EVENT_SCHEMAS } from '../../lambdas/core/events';
 import { startLocal, type LocalCertflow } from '../../local/certflow';
 import { suppliersFile } from '../../local/bootstrap';
 import { openssl } from '../helpers/openssl';
@@ -217,9 +218,16 @@ describe('CA hierarchy, inventory, revocation and CRLs', () => {
   });
 
   it('revoking cell A revokes its 1,050 certificates, keeps cell B active, and refuses further issuance (409)', async () => {
-    const res = await call<{ certificatesRevoked: number }>('POST', `/cas/${cellA}/revoke`, { reason: 'cACompromise' });
+    const res = await call<{ certificatesRevoked: number; thingsToRotate: number }>('POST', `/cas/${cellA}/revoke`, {
+      reason: 'cACompromise',
+    });
     expect(res.status).toBe(200);
     expect(res.body.certificatesRevoked).toBe(1050);
+    // the 50 things of cell A (batch certificates belong to no thing) now rotate to a healthy CA
+    expect(res.body.thingsToRotate).toBe(50);
+    expect((await cf.rotation.members()).sort()).toEqual(
+      devicesA.map((_, i) => `thing-${cellA.slice(0, 4)}-${i}`).sort(),
+    );
     expect(await listAll(cellA, 1000, 'active')).toHaveLength(0);
     expect(await listAll(cellA, 1000, 'revoked')).toHaveLength(1050);
     expect(await listAll(cellB, 1000, 'active')).toHaveLength(50);
@@ -240,6 +248,17 @@ describe('CA hierarchy, inventory, revocation and CRLs', () => {
     const verdict = await openssl(['verify', '-crl_check_all', '-CAfile', bundle, leaf]);
     expect(verdict.code).not.toBe(0);
     expect(`${verdict.stdout}${verdict.stderr}`).toMatch(/certificate revoked/);
+  });
+
+  it('every event on the bus matches its published schema and carries no key material', async () => {
+    await cf.bus.drain();
+    expect(cf.bus.history.length).toBeGreaterThan(0);
+    for (const event of cf.bus.history) {
+      const schema = EVENT_SCHEMAS[event['detail-type'] as keyof typeof EVENT_SCHEMAS];
+      expect(schema).toBeDefined();
+      expect(schema.safeParse(event.detail).success).toBe(true);
+      expect(JSON.stringify(event.detail)).not.toMatch(/PRIVATE KEY|BEGIN/);
+    }
   });
 
   it.each([
