@@ -7,6 +7,7 @@ import { CaHierarchy } from './constructs/ca-hierarchy';
 import { CertflowApi } from './constructs/certflow-api';
 import { CompromiseResponse } from './constructs/compromise-response';
 import { CertflowEventBus } from './constructs/event-bus';
+import { ExpirySweep } from './constructs/expiry-sweep';
 import { CertificateInventory } from './constructs/inventory';
 import { TaskTable } from './constructs/task-table';
 
@@ -25,6 +26,7 @@ export class CertflowStack extends Stack {
   readonly caHierarchy: CaHierarchy;
   readonly inventory: CertificateInventory;
   readonly compromiseResponse: CompromiseResponse;
+  readonly expirySweep: ExpirySweep;
   readonly api: CertflowApi;
 
   constructor(scope: Construct, id: string, props: CertflowStackProps = {}) {
@@ -61,6 +63,12 @@ export class CertflowStack extends Stack {
       bus: this.bus,
       crlValidityHours: config.crlValidityHours,
     });
+    this.expirySweep = new ExpirySweep(this, 'ExpirySweep', {
+      inventory: this.inventory,
+      bus: this.bus,
+      windowDays: config.expiryWindowDays,
+      interval: Duration.hours(config.expirySweepHours),
+    });
     this.api = new CertflowApi(this, 'Api', {
       table: this.table,
       bucket: this.bucket,
@@ -85,6 +93,7 @@ export class CertflowStack extends Stack {
     new CfnOutput(this, 'BulkStateMachineArn', { value: this.bulkIssuance.stateMachine.stateMachineArn });
     new CfnOutput(this, 'InventoryStateMachineArn', { value: this.inventory.stateMachine.stateMachineArn });
     new CfnOutput(this, 'RevokeIssuedStateMachineArn', { value: this.compromiseResponse.stateMachine.stateMachineArn });
+    new CfnOutput(this, 'ExpirySweepStateMachineArn', { value: this.expirySweep.stateMachine.stateMachineArn });
     new CfnOutput(this, 'CaKeysKmsKeyArn', { value: this.caHierarchy.caKeysKeyArn });
     new CfnOutput(this, 'RotationThingGroupName', { value: this.caHierarchy.rotationThingGroupName });
   }

@@ -59,6 +59,10 @@ export const DeployConfigSchema = z
     createRotationThingGroup: fromJson(z.boolean()).default(true),
     /** hours until a CRL's nextUpdate (the CA API re-publishes a CA's CRL on each revocation) */
     crlValidityHours: wholeNumber(1, 8760, 24),
+    /** hours between two runs of the expiry sweep (its EventBridge schedule), up to a week */
+    expirySweepHours: wholeNumber(1, 168, 24),
+    /** the expiry sweep's window: `Certificate Expiring` for certificates expiring within this many days */
+    expiryWindowDays: wholeNumber(1, 3650, 30),
   })
   .strict()
   .superRefine((config, ctx) => {

@@ -25,6 +25,8 @@ describe('parseDeployConfig', () => {
       rotationThingGroupName: 'cdfRotateCertificates',
       createRotationThingGroup: true,
       crlValidityHours: 24,
+      expirySweepHours: 24,
+      expiryWindowDays: 30,
     });
   });
 
@@ -36,6 +38,8 @@ describe('parseDeployConfig', () => {
       caKmsKeyArns: `["${KEY_ARN}"]`,
       createRotationThingGroup: 'false',
       crlValidityHours: '6',
+      expirySweepHours: '12',
+      expiryWindowDays: '45',
     });
     expect(config).toMatchObject({
       chunkSize: 250,
@@ -43,6 +47,8 @@ describe('parseDeployConfig', () => {
       caKmsKeyArns: [KEY_ARN],
       createRotationThingGroup: false,
       crlValidityHours: 6,
+      expirySweepHours: 12,
+      expiryWindowDays: 45,
     });
   });
 
@@ -55,6 +61,11 @@ describe('parseDeployConfig', () => {
     ['error/thing group name', { rotationThingGroupName: 'rotate now' }, /rotationThingGroupName/],
     ['error/CRL validity', { crlValidityHours: 0 }, /crlValidityHours/],
     ['error/create flag', { createRotationThingGroup: 'maybe' }, /createRotationThingGroup/],
+    ['error/sweep interval', { expirySweepHours: 0 }, /expirySweepHours/],
+    ['error/sweep interval above a week', { expirySweepHours: 169 }, /expirySweepHours/],
+    ['error/sweep interval not whole', { expirySweepHours: 1.5 }, /expirySweepHours/],
+    ['error/expiry window', { expiryWindowDays: 0 }, /expiryWindowDays/],
+    ['error/expiry window above ten years', { expiryWindowDays: 3651 }, /expiryWindowDays/],
   ])('%s', (_, input, message) => {
     expect(() => parseDeployConfig(input)).toThrow(message);
   });
@@ -87,6 +98,8 @@ describe('CertflowStack with KMS CA keys and custom settings', () => {
         rotationThingGroupName: 'fleetRotation',
         createRotationThingGroup: false,
         crlValidityHours: 12,
+        expirySweepHours: 6,
+        expiryWindowDays: 14,
       },
     });
   });
@@ -121,6 +134,20 @@ describe('CertflowStack with KMS CA keys and custom settings', () => {
         Rules: Match.arrayWith([Match.objectLike({ ExpirationInDays: 7, Prefix: 'batches/' })]),
       },
     });
+  });
+
+  it('schedules the expiry sweep every expirySweepHours with the expiryWindowDays window', () => {
+    const { expirySweep } = built.stack;
+    const resources = built.template.toJSON().Resources as Record<string, { Properties: Record<string, unknown> }>;
+    const rule = resources[logicalId(expirySweep.rule)]!.Properties;
+    expect(rule.ScheduleExpression).toBe('rate(6 hours)');
+    const [target] = rule.Targets as { Arn: unknown; Input: string }[];
+    expect(target!.Arn).toEqual({ Ref: logicalId(expirySweep.stateMachine) });
+    expect(JSON.parse(target!.Input)).toEqual({ windowDays: 14 });
+    const env = resources[logicalId(expirySweep.sweep.function)]!.Properties.Environment as {
+      Variables: Record<string, unknown>;
+    };
+    expect(env.Variables.EXPIRY_WINDOW_DAYS).toBe('14');
   });
 
   it('stays clean under cdk-nag', () => {
