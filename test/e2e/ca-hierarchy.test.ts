@@ -397,3 +397,46 @@ describe('compromise response larger than one slice', () => {
     }
   });
 });
+
+describe('issuing from an expired CA', () => {
+  it('answers 409 ISSUER_EXPIRED once the CA has expired (controlled clock)', async () => {
+    const clockDir = mkdtempSync(join(tmpdir(), 'certflow-clock-'));
+    let now = new Date();
+    const local = await startLocal({
+      dataDir: clockDir,
+      port: 0,
+      workers: 1,
+      expirySweepIntervalMs: 0,
+      clock: { now: () => now },
+    });
+    try {
+      const post = async (path: string, body: unknown) => {
+        const res = await fetch(`${local.url}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+        return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+      };
+      const short = await post(`/cas/${local.bootstrap.rootCaId}/intermediates`, {
+        subject: { commonName: 'Short-lived cell' },
+        validityDays: 2,
+      });
+      expect(short.status).toBe(201);
+      expect(
+        (await post('/certificates/device', { issuerId: short.body.caId, thingName: 'early', validityDays: 1 })).status,
+      ).toBe(201);
+      now = new Date(now.getTime() + 3 * 86_400_000);
+      const late = await post('/certificates/device', {
+        issuerId: short.body.caId,
+        thingName: 'late',
+        validityDays: 1,
+      });
+      expect(late.status).toBe(409);
+      expect(late.body.code).toBe('ISSUER_EXPIRED');
+    } finally {
+      await local.close();
+      rmSync(clockDir, { recursive: true, force: true });
+    }
+  });
+});
