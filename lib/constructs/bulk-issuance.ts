@@ -1,9 +1,8 @@
-import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
 import { Effect, Policy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
+import { LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import {
@@ -14,7 +13,7 @@ import {
 } from '../../lambdas/adapters/aws/ca-certificates';
 import type { SupplierCa } from '../../lambdas/core/ports';
 import { BulkEnv } from '../../lambdas/handlers/env';
-import { checkSubstitutions } from '../asl';
+import { aslStateMachine } from '../asl';
 import { arnFinding, arnFindingMatching, objectsFinding } from '../nag';
 import { BATCHES_PREFIX, type BatchBucket } from './batch-bucket';
 import { CertflowFunction, FunctionEnvironment, handlerEntry, PROJECT_ROOT } from './certflow-function';
@@ -184,40 +183,28 @@ export class BulkIssuance extends Construct {
 
     // the state machine
     const definitionPath = props.definitionPath ?? BULK_DEFINITION_PATH;
-    const definition = readFileSync(definitionPath, 'utf8');
-    const substitutions: Record<string, string> = {
-      PlanChunksFunctionArn: this.planChunks.functionArn,
-      IssueChunkFunctionArn: this.issueChunk.functionArn,
-      AssembleZipFunctionArn: this.assembleZip.functionArn,
-      RecordFailureFunctionArn: this.recordFailure.functionArn,
-      TaskTableName: table.tableName,
-      EventBusName: bus.eventBusName,
-    };
-    checkSubstitutions(definitionPath, definition, substitutions);
-
-    this.logGroup = new LogGroup(this, 'StateMachineLogs', {
-      // the vended-logs prefix keeps CloudWatch Logs' resource policy small
-      logGroupName: `/aws/vendedlogs/states/${stack.stackName}-bulk-issuance`,
-      retention: logRetention,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-    this.stateMachine = new StateMachine(this, 'StateMachine', {
+    const workflowFunctions = [this.planChunks, this.issueChunk, this.assembleZip, this.recordFailure];
+    const built = aslStateMachine(this, {
+      name: 'bulk-issuance',
       comment: 'certflow bulk issuance',
-      stateMachineType: StateMachineType.STANDARD,
-      definitionBody: DefinitionBody.fromFile(definitionPath),
-      definitionSubstitutions: substitutions,
+      definitionPath,
+      substitutions: {
+        PlanChunksFunctionArn: this.planChunks.functionArn,
+        IssueChunkFunctionArn: this.issueChunk.functionArn,
+        AssembleZipFunctionArn: this.assembleZip.functionArn,
+        RecordFailureFunctionArn: this.recordFailure.functionArn,
+        TaskTableName: table.tableName,
+        EventBusName: bus.eventBusName,
+      },
+      type: StateMachineType.STANDARD,
       // chunk payloads carry ids only, but execution data stays out of the logs all the same
-      logs: { destination: this.logGroup, level: LogLevel.ALL, includeExecutionData: false },
-      tracingEnabled: true,
+      logs: { level: LogLevel.ALL, includeExecutionData: false },
+      logRetention,
+      // the Task states: lambda:invoke (unqualified ARNs), dynamodb:updateItem, events:putEvents
+      invokes: workflowFunctions.map((f) => f.functionArn),
     });
-
-    // the Task states: lambda:invoke (unqualified ARNs), dynamodb:updateItem, events:putEvents
-    this.stateMachine.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['lambda:InvokeFunction'],
-        resources: [this.planChunks, this.issueChunk, this.assembleZip, this.recordFailure].map((f) => f.functionArn),
-      }),
-    );
+    ({ stateMachine: this.stateMachine, logGroup: this.logGroup } = built);
+    const definition = built.definition;
     table.grant(this.stateMachine, 'dynamodb:UpdateItem');
     bus.grantPutEvents(this.stateMachine);
 
@@ -255,19 +242,6 @@ export class BulkIssuance extends Construct {
         appliesTo: [arnFindingMatching('states', 'execution:<[A-Za-z0-9]+\\.Name>\\/.+')],
       },
     ]);
-    NagSuppressions.addResourceSuppressions(
-      this.stateMachine.role,
-      [
-        {
-          id: 'AwsSolutions-IAM5',
-          reason:
-            'Resource::* only carries the X-Ray write/sampling actions (tracing) and the CloudWatch Logs ' +
-            'log-delivery actions (execution logging): neither service supports resource-level permissions for them.',
-          appliesTo: ['Resource::*'],
-        },
-      ],
-      true,
-    );
   }
 
   /** Suppliers signed by ACM Private CA (those CAs only) or by AWS IoT's own CA (CreateKeysAndCertificate). */

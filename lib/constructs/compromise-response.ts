@@ -1,13 +1,11 @@
-import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
-import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Duration } from 'aws-cdk-lib';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
+import { LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { CaEnv } from '../../lambdas/handlers/env';
-import { checkSubstitutions } from '../asl';
+import { aslStateMachine } from '../asl';
 import { objectsFinding } from '../nag';
 import { CRLS_PREFIX, type BatchBucket } from './batch-bucket';
 import type { CaHierarchy } from './ca-hierarchy';
@@ -47,7 +45,6 @@ export class CompromiseResponse extends Construct {
 
   constructor(scope: Construct, id: string, props: CompromiseResponseProps) {
     super(scope, id);
-    const stack = Stack.of(this);
     const { inventory, caHierarchy, bucket, bus } = props;
     const logRetention = props.logRetention ?? RetentionDays.THREE_MONTHS;
 
@@ -97,38 +94,16 @@ export class CompromiseResponse extends Construct {
 
     // the state machine
     const definitionPath = props.definitionPath ?? REVOKE_ISSUED_DEFINITION_PATH;
-    const substitutions: Record<string, string> = { RevokeIssuedFunctionArn: this.revokeIssued.functionArn };
-    checkSubstitutions(definitionPath, readFileSync(definitionPath, 'utf8'), substitutions);
-    this.logGroup = new LogGroup(this, 'StateMachineLogs', {
-      // the vended-logs prefix keeps CloudWatch Logs' resource policy small
-      logGroupName: `/aws/vendedlogs/states/${stack.stackName}-revoke-issued`,
-      retention: logRetention,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-    this.stateMachine = new StateMachine(this, 'StateMachine', {
+    ({ stateMachine: this.stateMachine, logGroup: this.logGroup } = aslStateMachine(this, {
+      name: 'revoke-issued',
       comment: 'certflow compromise response: revoke the certificates of a revoked CA, then its CRL',
+      definitionPath,
+      substitutions: { RevokeIssuedFunctionArn: this.revokeIssued.functionArn },
       // slices loop until the CA's certificates are all revoked: longer than an Express execution may run
-      stateMachineType: StateMachineType.STANDARD,
-      definitionBody: DefinitionBody.fromFile(definitionPath),
-      definitionSubstitutions: substitutions,
-      logs: { destination: this.logGroup, level: LogLevel.ALL, includeExecutionData: false },
-      tracingEnabled: true,
-    });
-    this.stateMachine.addToRolePolicy(
-      new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.revokeIssued.functionArn] }),
-    );
-    NagSuppressions.addResourceSuppressions(
-      this.stateMachine.role,
-      [
-        {
-          id: 'AwsSolutions-IAM5',
-          reason:
-            'Resource::* only carries the X-Ray write/sampling actions (tracing) and the CloudWatch Logs ' +
-            'log-delivery actions (execution logging): neither service supports resource-level permissions for them.',
-          appliesTo: ['Resource::*'],
-        },
-      ],
-      true,
-    );
+      type: StateMachineType.STANDARD,
+      logs: { level: LogLevel.ALL, includeExecutionData: false },
+      logRetention,
+      invokes: [this.revokeIssued.functionArn],
+    }));
   }
 }

@@ -1,16 +1,15 @@
-import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import { Rule, RuleTargetInput, Schedule } from 'aws-cdk-lib/aws-events';
 import { SfnStateMachine } from 'aws-cdk-lib/aws-events-targets';
-import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
+import { LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { BY_EXPIRY_INDEX } from '../../lambdas/adapters/aws/dynamo-inventory';
 import { ExpiryEnv } from '../../lambdas/handlers/env';
-import { checkSubstitutions } from '../asl';
+import { aslStateMachine } from '../asl';
 import { CertflowFunction, FunctionEnvironment, handlerEntry, PROJECT_ROOT } from './certflow-function';
 import type { CertflowEventBus } from './event-bus';
 import type { CertificateInventory } from './inventory';
@@ -77,42 +76,19 @@ export class ExpirySweep extends Construct {
 
     // the state machine
     const definitionPath = props.definitionPath ?? EXPIRY_SWEEP_DEFINITION_PATH;
-    const substitutions: Record<string, string> = { ExpirySweepFunctionArn: this.sweep.functionArn };
-    checkSubstitutions(definitionPath, readFileSync(definitionPath, 'utf8'), substitutions);
-    this.logGroup = new LogGroup(this, 'StateMachineLogs', {
-      // the vended-logs prefix keeps CloudWatch Logs' resource policy small
-      logGroupName: `/aws/vendedlogs/states/${stack.stackName}-expiry-sweep`,
-      retention: logRetention,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-    this.stateMachine = new StateMachine(this, 'StateMachine', {
+    ({ stateMachine: this.stateMachine, logGroup: this.logGroup } = aslStateMachine(this, {
+      name: 'expiry-sweep',
       comment: 'certflow expiry sweep: Certificate Expiring for certificates expiring within the window',
+      definitionPath,
+      substitutions: { ExpirySweepFunctionArn: this.sweep.functionArn },
       // slices loop until the expiry index is covered: longer than an Express execution may run
-      stateMachineType: StateMachineType.STANDARD,
-      definitionBody: DefinitionBody.fromFile(definitionPath),
-      definitionSubstitutions: substitutions,
+      type: StateMachineType.STANDARD,
       // a failed execution is logged with its input (window, reference time and resume token; no key material),
       // so that it can be resumed where it stopped
-      logs: { destination: this.logGroup, level: LogLevel.ERROR, includeExecutionData: true },
-      tracingEnabled: true,
-    });
-    // the Task invokes the unqualified function ARN only
-    this.stateMachine.addToRolePolicy(
-      new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.sweep.functionArn] }),
-    );
-    NagSuppressions.addResourceSuppressions(
-      this.stateMachine.role,
-      [
-        {
-          id: 'AwsSolutions-IAM5',
-          reason:
-            'Resource::* only carries the X-Ray write/sampling actions (tracing) and the CloudWatch Logs ' +
-            'log-delivery actions (execution logging): neither service supports resource-level permissions for them.',
-          appliesTo: ['Resource::*'],
-        },
-      ],
-      true,
-    );
+      logs: { level: LogLevel.ERROR, includeExecutionData: true },
+      logRetention,
+      invokes: [this.sweep.functionArn],
+    }));
     NagSuppressions.addResourceSuppressions(this.stateMachine, [
       {
         id: 'AwsSolutions-SF1',

@@ -1,18 +1,17 @@
-import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { EventPattern, Rule } from 'aws-cdk-lib/aws-events';
 import { SfnStateMachine } from 'aws-cdk-lib/aws-events-targets';
-import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
-import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
+import { LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { CA_TABLE, INVENTORY_TABLE } from '../../lambdas/adapters/aws/tables';
 import { INVENTORY_RULE_PATTERN } from '../../lambdas/core/events';
 import { InventoryEnv } from '../../lambdas/handlers/env';
-import { checkSubstitutions } from '../asl';
+import { aslStateMachine } from '../asl';
 import { CertflowFunction, handlerEntry, PROJECT_ROOT } from './certflow-function';
 import { CertflowTable } from './certflow-table';
 import type { CertflowEventBus } from './event-bus';
@@ -90,43 +89,18 @@ export class CertificateInventory extends Construct {
 
     // the state machine
     const definitionPath = props.definitionPath ?? INVENTORY_DEFINITION_PATH;
-    const substitutions: Record<string, string> = {
-      RecordInventoryFunctionArn: this.recordInventory.functionArn,
-    };
-    checkSubstitutions(definitionPath, readFileSync(definitionPath, 'utf8'), substitutions);
-    this.logGroup = new LogGroup(this, 'StateMachineLogs', {
-      // the vended-logs prefix keeps CloudWatch Logs' resource policy small
-      logGroupName: `/aws/vendedlogs/states/${stack.stackName}-inventory`,
-      retention: logRetention,
-      removalPolicy: RemovalPolicy.RETAIN,
-    });
-    this.stateMachine = new StateMachine(this, 'StateMachine', {
+    ({ stateMachine: this.stateMachine, logGroup: this.logGroup } = aslStateMachine(this, {
+      name: 'inventory',
       comment: 'certflow inventory',
-      stateMachineType: StateMachineType.EXPRESS,
-      definitionBody: DefinitionBody.fromFile(definitionPath),
-      definitionSubstitutions: substitutions,
+      definitionPath,
+      substitutions: { RecordInventoryFunctionArn: this.recordInventory.functionArn },
+      type: StateMachineType.EXPRESS,
       // a failed execution is logged with its input (the event: ids, serials and names, never key material), so
       // that it can be found and replayed from the bus archive
-      logs: { destination: this.logGroup, level: LogLevel.ERROR, includeExecutionData: true },
-      tracingEnabled: true,
-    });
-    // the Task invokes the unqualified function ARN only
-    this.stateMachine.addToRolePolicy(
-      new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.recordInventory.functionArn] }),
-    );
-    NagSuppressions.addResourceSuppressions(
-      this.stateMachine.role,
-      [
-        {
-          id: 'AwsSolutions-IAM5',
-          reason:
-            'Resource::* only carries the X-Ray write/sampling actions (tracing) and the CloudWatch Logs ' +
-            'log-delivery actions (execution logging): neither service supports resource-level permissions for them.',
-          appliesTo: ['Resource::*'],
-        },
-      ],
-      true,
-    );
+      logs: { level: LogLevel.ERROR, includeExecutionData: true },
+      logRetention,
+      invokes: [this.recordInventory.functionArn],
+    }));
     NagSuppressions.addResourceSuppressions(this.stateMachine, [
       {
         id: 'AwsSolutions-SF1',
