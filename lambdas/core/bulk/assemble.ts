@@ -3,7 +3,7 @@ import { assembleZip, ZipPart } from '../packaging/zip';
 import type { ObjectStore, TaskStore, Clock } from '../ports';
 import { batchZipKey, chunkManifestKey, chunkZipKey } from './keys';
 import { loadBatchRequest, MANIFEST_HEADER, parseManifest } from './chunk';
-import { getTask } from './service';
+import { describeFailure, getTask } from './service';
 
 export interface AssembleDeps {
   objects: ObjectStore;
@@ -66,14 +66,8 @@ export async function assembleBatch(deps: AssembleDeps, input: AssembleInput): P
   const task = await getTask(deps, input.taskId);
   const failed = (input.chunkResults ?? []).find((r) => r.failed);
   if (failed) {
-    const cause = failed.error?.Cause ?? failed.error?.Error ?? 'unknown error';
-    let message = cause;
-    try {
-      const parsed = JSON.parse(cause) as { errorMessage?: string };
-      message = parsed.errorMessage ?? cause;
-    } catch {
-      /* plain text */
-    }
+    // the same reading of a Step Functions error as the failure path's (Lambda's JSON cause, or plain text)
+    const { message } = describeFailure({ Cause: failed.error?.Cause ?? failed.error?.Error ?? 'unknown error' });
     throw new BatchIncompleteError('CHUNK_FAILED', `chunk ${failed.index ?? '?'} failed: ${message}`);
   }
   if (task.status === 'failed')
