@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ValidationError } from '../errors';
 import { CommonNameSpec, parseCommonNameTemplate, resolveQuantity, validateCommonNames } from '../naming/common-name';
 import { DEFAULT_KEY_TYPE, KEY_TYPES, KeyType } from '../pki/keys';
+import { resolveValidity } from '../pki/certificate';
 import { checkSubjectField, SubjectFields, subjectFieldsShape } from '../pki/name';
 import type { SupplierCa } from '../ports';
 
@@ -91,8 +92,6 @@ export function fromZodError(error: z.ZodError, prefix = ''): ValidationError {
   return new ValidationError('INVALID_REQUEST', `${field}: ${message}`, { details: { field } });
 }
 
-const BACKDATE_MS = 60_000;
-
 /** Validates a request body against CDF's rules and certflow's limits; fills defaults from configuration. */
 export function normalizeBatchRequest(
   supplierId: string,
@@ -131,8 +130,8 @@ export function normalizeBatchRequest(
   }
 
   const daysExpiry = info.daysExpiry ?? config.defaultDaysExpiry;
-  const notBefore = new Date(Math.floor((now.getTime() - BACKDATE_MS) / 1000) * 1000);
-  const notAfter = new Date(Math.floor((now.getTime() + daysExpiry * 86_400_000) / 1000) * 1000);
+  // the same validity as a single certificate of `daysExpiry` days, fixed once for the whole batch
+  const { notBefore, notAfter } = resolveValidity({ days: daysExpiry }, now);
   const uniqueNames =
     spec.generator === 'increment' ||
     (spec.generator === 'list' && new Set(spec.list.map((n) => n.toUpperCase())).size === spec.list.length) ||
