@@ -271,3 +271,71 @@ export interface CaKeyWriter {
 export interface RotationGroup {
   add(thingNames: string[]): Promise<void>;
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Device registry and device messages (rotation, provisioning, the certificate provider)
+
+export type RegistryCertificateStatus = 'ACTIVE' | 'INACTIVE' | 'REVOKED' | 'PENDING_ACTIVATION';
+
+export interface ThingRecord {
+  thingName: string;
+  thingArn: string;
+  thingTypeName?: string;
+  attributes: Record<string, string>;
+}
+
+export interface RegisteredCertificate {
+  certificateId: string;
+  certificateArn: string;
+  status: RegistryCertificateStatus;
+  certificatePem?: string;
+  /** the registered CA's certificate id, when registered with one */
+  caCertificateId?: string;
+}
+
+/**
+ * The device registry: things, their certificates (principals), policies and thing groups. AWS IoT on AWS
+ * (`IotDeviceRegistry`); locally a registry kept in dynalite (`LocalDeviceRegistry`), which the local MQTT broker
+ * also consults to admit a device. Methods mirror the AWS IoT calls CDF makes, one call each, so the handler tests
+ * can assert the exact AWS call order. Missing things or certificates: `describe*` answer undefined, the others
+ * throw NotFoundError. Registering a certificate that is registered already answers the existing registration.
+ */
+export interface DeviceRegistry extends CertificateRegistry {
+  describeThing(thingName: string): Promise<ThingRecord | undefined>;
+  /** creates the thing, or answers it when it exists with the same type (attributes are merged) */
+  createThing(input: {
+    thingName: string;
+    thingTypeName?: string;
+    attributes?: Record<string, string>;
+  }): Promise<ThingRecord>;
+  /** merges attributes into the thing's (CDF sets `status` this way) */
+  updateThingAttributes(thingName: string, attributes: Record<string, string>): Promise<void>;
+  /** the thing groups a thing belongs to */
+  listThingGroupsForThing(thingName: string): Promise<string[]>;
+  addThingToThingGroup(thingName: string, groupName: string): Promise<void>;
+  removeThingFromThingGroup(thingName: string, groupName: string): Promise<void>;
+  describeCertificate(certificateId: string): Promise<RegisteredCertificate | undefined>;
+  updateCertificateStatus(certificateId: string, status: RegistryCertificateStatus): Promise<void>;
+  /** deletes an INACTIVE certificate that no thing and no policy holds */
+  deleteCertificate(certificateId: string): Promise<void>;
+  attachThingPrincipal(thingName: string, principalArn: string): Promise<void>;
+  detachThingPrincipal(thingName: string, principalArn: string): Promise<void>;
+  /** the certificate ARNs attached to a thing */
+  listThingPrincipals(thingName: string): Promise<string[]>;
+  /** the things a certificate is attached to */
+  listPrincipalThings(principalArn: string): Promise<string[]>;
+  /** the policy names attached to a certificate */
+  listAttachedPolicies(principalArn: string): Promise<string[]>;
+  attachPolicy(policyName: string, principalArn: string): Promise<void>;
+  detachPolicy(policyName: string, principalArn: string): Promise<void>;
+  /** the policy's document, undefined when there is no such policy */
+  getPolicy(policyName: string): Promise<{ policyName: string; policyArn: string; document: string } | undefined>;
+  /** creates a policy, or answers it when it exists with the same document */
+  createPolicy(policyName: string, document: string): Promise<{ policyName: string; policyArn: string }>;
+}
+
+/** Publishes to devices over MQTT: AWS IoT Data (`IotDataDeviceMessaging`) or the local broker (aedes). */
+export interface DeviceMessaging {
+  /** QoS 1, JSON payload */
+  publish(topic: string, payload: Record<string, unknown>): Promise<void>;
+}
