@@ -18,8 +18,8 @@ import { createHash } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import type { DeviceMessaging, DeviceRegistry } from '../../lambdas/core/ports';
+import { DEFAULT_ROTATION_TOPIC_PREFIX } from '../../lambdas/core/rotation/topics';
 
-export const DEFAULT_TOPIC_PREFIX = 'cdf/certificates';
 /** AWS IoT thing names; an MQTT client id is a thing name here */
 const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
 
@@ -43,7 +43,7 @@ export interface MqttBrokerOptions {
   registry: DeviceRegistry;
   /** default `cdf/certificates` */
   topicPrefix?: string;
-  onMessage?: (message: DeviceMessage) => void | Promise<void>;
+  onMessage?: (message: DeviceMessage) => unknown;
   log?: (message: string, extra?: Record<string, unknown>) => void;
 }
 
@@ -112,7 +112,7 @@ export async function admissionRefusal(
 }
 
 export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttBroker> {
-  const prefix = options.topicPrefix ?? DEFAULT_TOPIC_PREFIX;
+  const prefix = options.topicPrefix ?? DEFAULT_ROTATION_TOPIC_PREFIX;
   const log = options.log ?? (() => undefined);
   const principals = new WeakMap<Client, string>();
 
