@@ -62,8 +62,14 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<{ 
 }
 
 /** the first certificate from the CA API, then registered, attached and (by default) put in the rotation group */
-async function enroll(thingName: string, options: { group?: boolean; policy?: string } = {}): Promise<Device> {
-  const res = await call<Device>('POST', '/certificates/device', { issuerId: issuingCaId, thingName });
+async function enroll(
+  thingName: string,
+  options: { group?: boolean; policy?: string; issuerId?: string } = {},
+): Promise<Device> {
+  const res = await call<Device>('POST', '/certificates/device', {
+    issuerId: options.issuerId ?? issuingCaId,
+    thingName,
+  });
   expect(res.status).toBe(201);
   const device = { ...res.body, thingName };
   await cf.registry.createThing({ thingName });
@@ -334,5 +340,22 @@ describe('certificate rotation over MQTT with mutual TLS', () => {
     ]);
     expect(refused.code).toBe(3);
     expect(refused.stderr).toMatch(/rotation failed \(get\): certflow rejected the get: DEVICE_NOT_WHITELISTED/);
+  });
+
+  it('the broker trusts a CA created while it runs, and stops trusting it once it is revoked', async () => {
+    const cell = await call<{ caId: string }>('POST', `/cas/${cf.bootstrap.rootCaId}/intermediates`, {
+      subject: { commonName: 'Cell R' },
+    });
+    expect(cell.status).toBe(201);
+    await cf.bus.drain();
+    const device = await enroll('rot-cell', { issuerId: cell.body.caId, group: false });
+    const c = await connect('rot-cell', device.privateKeyPem, device.certificatePem, device.chainPem);
+    await c.endAsync();
+    expect((await call('POST', `/cas/${cell.body.caId}/revoke`, { reason: 'cACompromise' })).status).toBe(200);
+    await cf.bus.drain();
+    // the device's TLS stack sends Cell R along (it holds it), so the broker refuses it by the chain: CONNACK 5
+    await expect(connect('rot-cell', device.privateKeyPem, device.certificatePem, device.chainPem)).rejects.toThrow(
+      /Not authorized/,
+    );
   });
 });
