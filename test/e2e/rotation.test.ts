@@ -358,4 +358,42 @@ describe('certificate rotation over MQTT with mutual TLS', () => {
       /Not authorized/,
     );
   });
+
+  it('the broker presents a server certificate from the issuing CA for 127.0.0.1 and localhost, kept across restarts', async () => {
+    const stored = JSON.parse(readFileSync(join(cf.dataDir, 'mqtt', 'server.json'), 'utf8')) as {
+      certificateId: string;
+      certificatePem: string;
+    };
+    const root = await call<{ certificatePem: string }>('GET', `/cas/${cf.bootstrap.rootCaId}`);
+    const rootFile = file('root-ca.pem', root.body.certificatePem);
+    const [, port] = /:(\d+)$/.exec(cf.mqttUrl)!;
+    const handshake = await run('sh', [
+      '-c',
+      `openssl s_client -connect 127.0.0.1:${port} -CAfile ${rootFile} -verify_ip 127.0.0.1 -verify_return_error -showcerts </dev/null 2>&1`,
+    ]);
+    expect(handshake.stdout).toMatch(/Verify return code: 0 \(ok\)/);
+    expect(handshake.stdout).toMatch(/i:.*certflow Development Issuing CA/);
+    const served = file(
+      'served.pem',
+      /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/.exec(handshake.stdout)![0],
+    );
+    expect((await openssl(['x509', '-in', served, '-noout', '-ext', 'subjectAltName'])).stdout).toMatch(
+      /DNS:localhost, IP Address:127\.0\.0\.1/,
+    );
+    expect(
+      (await openssl(['x509', '-in', served, '-noout', '-fingerprint', '-sha256'])).stdout
+        .replace(/:/g, '')
+        .toLowerCase(),
+    ).toContain(stored.certificateId);
+
+    // a restart on the same data directory keeps the broker's certificate and the registry: a rotated device connects
+    const device = await enroll('rot-restart');
+    const dataDir = cf.dataDir;
+    await cf.close();
+    cf = await startLocal({ dataDir, port: 0, mqttPort: 0, workers: 1, retryIntervalMs: 0, expirySweepIntervalMs: 0 });
+    const again = JSON.parse(readFileSync(join(dataDir, 'mqtt', 'server.json'), 'utf8')) as { certificateId: string };
+    expect(again.certificateId).toBe(stored.certificateId);
+    const c = await connect('rot-restart', device.privateKeyPem, device.certificatePem, device.chainPem);
+    await c.endAsync();
+  });
 });
