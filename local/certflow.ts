@@ -137,6 +137,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     const bus = new LocalEventBus();
     const inventory = new DynamoInventory(dynamoClient);
     const registry = new LocalDeviceRegistry(dynamoClient, {
+      clock,
       ...(options.rotation?.thingGroupName ? { rotationGroupName: options.rotation.thingGroupName } : {}),
     });
     const tasks = new DynamoTaskStore(dynamoClient, TASK_TABLE.tableName, clock);
@@ -347,9 +348,13 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     };
     const rules = rotationTopics(rotationConfig.topicPrefix).rules;
     const startRotation = (runner: StateMachineRunner) => (input: Record<string, unknown>) => {
+      const name = `${String(input.deviceId)}-${String(input.action)}-${randomUUID()}`;
+      // a workflow answers the device itself (…/rejected); one that fails outright is worth a line in the log
       runner
-        .start(`${String(input.deviceId)}-${String(input.action)}-${randomUUID()}`, input)
-        .result.catch(() => undefined);
+        .start(name, input)
+        .result.catch((e: { error?: string; cause?: string }) =>
+          console.error(`rotation workflow ${name} failed: ${e.error ?? ''} ${e.cause ?? String(e)}`),
+        );
     };
     const trustedCas = async (): Promise<string[]> =>
       (await caDeps.cas.list()).filter((ca) => ca.status === 'active').map((ca) => ca.certificatePem);
