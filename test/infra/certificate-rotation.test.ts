@@ -369,6 +369,24 @@ describe('the rotation functions', () => {
     expect(statements.flatMap(actionsOf)).toEqual(expect.arrayContaining(['events:PutEvents', 'ssm:GetParameter']));
   });
 
+  it('VendCertificate with rotationPcaArn: ACM PCA calls on that CA only, no CA key in SSM', () => {
+    const pcaArn = 'arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/11111111-2222-3333-4444-555555555555';
+    const withPca = buildCertflowApp({ bundle: false, config: { rotationPcaArn: pcaArn } });
+    const statements = statementsOfRole(withPca.template, logicalId(withPca.stack.rotation.vend.role));
+    const pca = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('acm-pca:')));
+    expect(pca.map((s) => ({ a: actionsOf(s).sort(), r: resourcesOf(s) }))).toEqual([
+      {
+        a: ['acm-pca:DescribeCertificateAuthority', 'acm-pca:GetCertificate', 'acm-pca:IssueCertificate'],
+        r: [pcaArn],
+      },
+    ]);
+    expect(statements.flatMap(actionsOf).filter((a) => a.startsWith('ssm:') || a.startsWith('kms:'))).toEqual([]);
+    const env = (withPca.template.toJSON().Resources as Record<string, Resource>)[
+      logicalId(withPca.stack.rotation.vend.function)
+    ]!.Properties.Environment as { Variables: Record<string, unknown> };
+    expect(env.Variables).toMatchObject({ ROTATION_PCA_ARN: pcaArn, ROTATION_CA_ID: '' });
+  });
+
   it('no function has a service-wide action', () => {
     for (const fn of [
       rotation().approve,
