@@ -3,6 +3,7 @@
  * function's `environment` from these schemas, so a missing variable fails at synth, not at 3 a.m.
  */
 import { z } from 'zod';
+import { SupplierCaSchema } from '../adapters/aws/env-supplier-directory';
 
 const positiveInt = (fallback: number) =>
   z.string().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(1)).prefault(String(fallback)); // prefault: the fallback goes through the same parse as a given value
@@ -79,3 +80,30 @@ export const ExpiryEnv = z.object({
   EXPIRY_WINDOW_DAYS: positiveInt(30),
 });
 export type ExpiryEnv = z.infer<typeof ExpiryEnv>;
+
+/** A certflow CA or an ACM Private CA: the CAs the certificate provider can sign with (AWS IoT's own CA is the
+ * behaviour without a provider, so it is refused). */
+export const SigningCaSchema = SupplierCaSchema.refine((ca) => ca.type !== 'aws-iot', {
+  message: 'the certificate provider signs with a certflow CA or an ACM Private CA, not AWS IoT',
+});
+
+/** The AWS IoT certificate provider (fleet provisioning's CreateCertificateFromCsr). */
+export const CertificateProviderEnv = z.object({
+  EVENT_BUS_NAME: z.string().min(1),
+  /** JSON: { "type": "certflow", "caId": "…" } or { "type": "acm-pca", "arn": "arn:aws:acm-pca:…" } */
+  SIGNING_CA: z
+    .string()
+    .transform((value, ctx) => {
+      try {
+        return JSON.parse(value) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'not JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(SigningCaSchema),
+  /** where a certflow CA's key is: SSM SecureString or KMS */
+  CA_KEY_STORE: z.enum(['ssm', 'kms']).default('ssm'),
+  VALIDITY_DAYS: positiveInt(365),
+});
+export type CertificateProviderEnv = z.infer<typeof CertificateProviderEnv>;
