@@ -5,6 +5,7 @@ import { BatchBucket } from './constructs/batch-bucket';
 import { BulkIssuance } from './constructs/bulk-issuance';
 import { CaHierarchy } from './constructs/ca-hierarchy';
 import { CertflowApi } from './constructs/certflow-api';
+import { CertificateProvider } from './constructs/certificate-provider';
 import { CompromiseResponse } from './constructs/compromise-response';
 import { CertflowEventBus } from './constructs/event-bus';
 import { ExpirySweep } from './constructs/expiry-sweep';
@@ -28,6 +29,8 @@ export class CertflowStack extends Stack {
   readonly compromiseResponse: CompromiseResponse;
   readonly expirySweep: ExpirySweep;
   readonly api: CertflowApi;
+  /** only with `certificateProvider.enabled` */
+  readonly certificateProvider?: CertificateProvider;
 
   constructor(scope: Construct, id: string, props: CertflowStackProps = {}) {
     super(scope, id, props);
@@ -80,6 +83,19 @@ export class CertflowStack extends Stack {
       caHierarchy: this.caHierarchy,
       crlValidityHours: config.crlValidityHours,
     });
+
+    const provider = config.certificateProvider;
+    if (provider.enabled && provider.ca) {
+      this.certificateProvider = new CertificateProvider(this, 'CertificateProvider', {
+        bus: this.bus,
+        ca: provider.ca,
+        caKeyStore: config.caKeyStore,
+        caKmsKeyArns: config.caKmsKeyArns,
+        validityDays: provider.validityDays,
+        providerName: provider.name,
+      });
+      new CfnOutput(this, 'CertificateProviderArn', { value: this.certificateProvider.providerArn });
+    }
 
     new CfnOutput(this, 'ApiUrl', {
       value: this.api.url,

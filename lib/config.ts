@@ -7,6 +7,7 @@
 import type { Node } from 'constructs';
 import { z } from 'zod';
 import { SuppliersSchema } from '../lambdas/adapters/aws/env-supplier-directory';
+import { SigningCaSchema } from '../lambdas/handlers/env';
 
 /** The CDK context key of the configuration object, and the prefix of the per-key overrides. */
 export const CONTEXT_KEY = 'certflow';
@@ -63,9 +64,34 @@ export const DeployConfigSchema = z
     expirySweepHours: wholeNumber(1, 168, 24),
     /** the expiry sweep's window: `Certificate Expiring` for certificates expiring within this many days */
     expiryWindowDays: wholeNumber(1, 3650, 30),
+    /**
+     * The AWS IoT certificate provider (fleet provisioning's CreateCertificateFromCsr signed by certflow). Off by
+     * default: an account has one provider, and it takes over CreateCertificateFromCsr for the account's whole fleet.
+     */
+    certificateProvider: fromJson(
+      z.strictObject({
+        enabled: fromJson(z.boolean()).default(false),
+        /** the CA that signs: { type: 'certflow', caId } (key per caKeyStore) or { type: 'acm-pca', arn } */
+        ca: SigningCaSchema.optional(),
+        /** days the certificates are valid for */
+        validityDays: wholeNumber(1, 3650, 365),
+        /** the provider's name (its ARN ends in certificateprovider/{name}) */
+        name: z
+          .string()
+          .regex(/^[\w=,@-]{1,128}$/, 'a certificate provider name: 1-128 of letters, digits, _ = , @ -')
+          .default('certflow'),
+      }),
+    ).prefault({}),
   })
   .strict()
   .superRefine((config, ctx) => {
+    if (config.certificateProvider.enabled && !config.certificateProvider.ca) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['certificateProvider', 'ca'],
+        message: 'an enabled certificate provider needs the CA that signs (a certflow CA id or an ACM PCA ARN)',
+      });
+    }
     if (config.caKeyStore === 'kms' && config.caKmsKeyArns.length === 0) {
       ctx.addIssue({
         code: 'custom',

@@ -27,6 +27,7 @@ describe('parseDeployConfig', () => {
       crlValidityHours: 24,
       expirySweepHours: 24,
       expiryWindowDays: 30,
+      certificateProvider: { enabled: false, validityDays: 365, name: 'certflow' },
     });
   });
 
