@@ -91,6 +91,7 @@ export class CertflowStack extends Stack {
         ca: provider.ca,
         caKeyStore: config.caKeyStore,
         caKmsKeyArns: config.caKmsKeyArns,
+        caTable: this.inventory.caTable,
         validityDays: provider.validityDays,
         providerName: provider.name,
       });

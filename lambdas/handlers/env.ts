@@ -104,6 +104,8 @@ export const CertificateProviderEnv = z.object({
     .pipe(SigningCaSchema),
   /** where a certflow CA's key is: SSM SecureString or KMS */
   CA_KEY_STORE: z.enum(['ssm', 'kms']).default('ssm'),
+  /** the CA table: a certflow CA revoked there stops signing (empty: not checked) */
+  CA_TABLE_NAME: z.string().default(''),
   VALIDITY_DAYS: positiveInt(365),
 });
 export type CertificateProviderEnv = z.infer<typeof CertificateProviderEnv>;

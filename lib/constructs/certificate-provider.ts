@@ -15,6 +15,7 @@ import type { SupplierCa } from '../../lambdas/core/ports';
 import { CertificateProviderEnv } from '../../lambdas/handlers/env';
 import { arnFinding } from '../nag';
 import { CertflowFunction, FunctionEnvironment, handlerEntry } from './certflow-function';
+import type { CertflowTable } from './certflow-table';
 import type { CertflowEventBus } from './event-bus';
 
 /** The operation the provider takes over for the whole account. */
@@ -28,6 +29,8 @@ export interface CertificateProviderProps {
   readonly caKeyStore?: 'ssm' | 'kms';
   /** with caKeyStore 'kms': the CA keys (kms:Sign and kms:GetPublicKey on these only) */
   readonly caKmsKeyArns?: readonly string[];
+  /** the CA table: a certflow CA revoked there stops signing (GetItem on it) */
+  readonly caTable?: CertflowTable;
   /** days the certificates are valid for, default 365 */
   readonly validityDays?: number;
   /** the provider's name, default 'certflow' */
@@ -64,6 +67,7 @@ export class CertificateProvider extends Construct {
       EVENT_BUS_NAME: props.bus.eventBusName,
       SIGNING_CA: JSON.stringify(props.ca),
       CA_KEY_STORE: caKeyStore,
+      ...(props.ca.type === 'certflow' && props.caTable ? { CA_TABLE_NAME: props.caTable.tableName } : {}),
       VALIDITY_DAYS: String(props.validityDays ?? 365),
     };
     this.function = new CertflowFunction(this, 'Signer', {
@@ -79,7 +83,10 @@ export class CertificateProvider extends Construct {
     });
     props.bus.grantPutEvents(this.function);
     if (props.ca.type === 'acm-pca') this.grantPca(props.ca.arn);
-    else this.grantCertflowCa(props.ca.caId, caKeyStore, kmsKeys);
+    else {
+      this.grantCertflowCa(props.ca.caId, caKeyStore, kmsKeys);
+      props.caTable?.grant(this.function, 'dynamodb:GetItem');
+    }
 
     this.providerArn = stack.formatArn({
       service: 'iot',

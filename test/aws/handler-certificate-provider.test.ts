@@ -12,10 +12,12 @@ import {
   IssueCertificateCommand,
   RequestInProgressException,
 } from '@aws-sdk/client-acm-pca';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { DescribeCACertificateCommand, IoTClient } from '@aws-sdk/client-iot';
 import { GetPublicKeyCommand, KMSClient, SignCommand, type SignCommandInput } from '@aws-sdk/client-kms';
 import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { CertificateNotReadyError } from '../../lambdas/adapters/aws/acm-pca-authority';
 import { clientAuthTemplateArn } from '../../lambdas/adapters/aws/acm-pca-csr-signer';
 import {
@@ -23,7 +25,7 @@ import {
   PROVIDER_PCA_WAIT,
   type ProviderClients,
 } from '../../lambdas/adapters/aws/provider-deps';
-import { CsrRejectedError, ValidationError } from '../../lambdas/core/errors';
+import { ConflictError, CsrRejectedError, ValidationError } from '../../lambdas/core/errors';
 import { CertificateIssuedDetail } from '../../lambdas/core/events';
 import {
   createIntermediateCa,
@@ -45,6 +47,7 @@ import { makeCsr } from '../helpers/csr';
 import { callSequence, cmd, mockSdk } from './sdk-mock';
 
 const BUS = 'certflow-bus';
+const CA_TABLE = 'certflow-cas';
 const PCA_ARN = 'arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0';
 const KMS_KEY = 'arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 const PRINCIPAL = '6f0e8c4a2b1d3e5f7a9c0b2d4e6f8a1c3e5b7d9f0a2c4e6b8d0f1a3c5e7b9d2f';
@@ -54,7 +57,8 @@ const iotMock = mockSdk(IoTClient);
 const kmsMock = mockSdk(KMSClient);
 const pcaMock = mockSdk(ACMPCAClient);
 const ebMock = mockSdk(EventBridgeClient);
-const MOCKS = { SSM: ssmMock, IoT: iotMock, KMS: kmsMock, ACMPCA: pcaMock, EventBridge: ebMock };
+const docMock = mockSdk(DynamoDBDocumentClient);
+const MOCKS = { SSM: ssmMock, IoT: iotMock, KMS: kmsMock, ACMPCA: pcaMock, EventBridge: ebMock, DynamoDB: docMock };
 
 const config = { region: 'eu-west-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } };
 const clients = (): ProviderClients => ({
@@ -63,6 +67,7 @@ const clients = (): ProviderClients => ({
   kms: new KMSClient(config),
   pca: new ACMPCAClient(config),
   eventBridge: new EventBridgeClient(config),
+  dynamodb: new DynamoDBClient(config),
 });
 
 const sequence = (): string[] => callSequence(MOCKS);
@@ -160,7 +165,8 @@ function expectCertificateFor(csrPem: string, certificatePem: string, issuerKey:
 describe('certificate provider, certflow CA with its key in SSM', () => {
   it('loads the CA once per container (three GetParameter), signs each CSR and sends Certificate Issued', async () => {
     const caId = givenSsmCa(issuing);
-    const handle = container(certflowEnv(caId));
+    docMock.on(cmd(GetCommand)).resolves({ Item: { caId, kind: 'intermediate', status: 'active' } });
+    const handle = container(env({ SIGNING_CA: JSON.stringify({ type: 'certflow', caId }), CA_TABLE_NAME: CA_TABLE }));
     const first = await makeCsr({ name: 'CN=factory-line-3-0001, O=Acme, C=DE' });
     const second = await makeCsr({
       name: 'CN=factory-line-3-0002',
@@ -178,9 +184,14 @@ describe('certificate provider, certflow CA with its key in SSM', () => {
       'SSM.GetParameter',
       'SSM.GetParameter',
       'SSM.GetParameter',
+      'DynamoDB.Get',
       'EventBridge.PutEvents',
+      'DynamoDB.Get',
       'EventBridge.PutEvents',
     ]);
+    for (const call of docMock.commandCalls(cmd(GetCommand))) {
+      expect(call.args[0].input).toEqual({ TableName: CA_TABLE, Key: { caId }, ConsistentRead: true });
+    }
     expect(ssmMock.commandCalls(cmd(GetParameterCommand)).map((c) => c.args[0].input)).toEqual(
       expect.arrayContaining([
         { Name: `cdf-ca-key-${caId}`, WithDecryption: true },
@@ -258,6 +269,38 @@ describe('certificate provider, certflow CA with its key in SSM', () => {
       info.mockRestore();
       warn.mockRestore();
     }
+  });
+
+  it('stops signing as soon as the CA is revoked in the CA table (409 ISSUER_REVOKED), and emits nothing', async () => {
+    const caId = givenSsmCa(issuing);
+    docMock.on(cmd(GetCommand)).resolves({ Item: { caId, kind: 'intermediate', status: 'revoked' } });
+    const handle = container(env({ SIGNING_CA: JSON.stringify({ type: 'certflow', caId }), CA_TABLE_NAME: CA_TABLE }));
+    const warn = jest.spyOn(logger, 'warn').mockImplementation(() => undefined);
+    try {
+      await expect(handle(request((await makeCsr({ name: 'CN=too-late' })).pem))).rejects.toMatchObject({
+        constructor: ConflictError,
+        code: 'ISSUER_REVOKED',
+        status: 409,
+      });
+    } finally {
+      warn.mockRestore();
+    }
+    expect(ebMock).not.toHaveReceivedAnyCommand();
+  });
+
+  it('signs with a CA the CA table does not know (one CDF made) and without a CA table', async () => {
+    const caId = givenSsmCa(issuing);
+    docMock.on(cmd(GetCommand)).resolves({});
+    const csr = await makeCsr({ name: 'CN=cdf-ca-device' });
+    const withTable = container(
+      env({ SIGNING_CA: JSON.stringify({ type: 'certflow', caId }), CA_TABLE_NAME: CA_TABLE }),
+    );
+    await withTable(request(csr.pem));
+    expect(docMock).toHaveReceivedCommandTimes(cmd(GetCommand), 1);
+    docMock.resetHistory();
+    await container(certflowEnv(caId))(request(csr.pem));
+    expect(docMock).not.toHaveReceivedAnyCommand();
+    expect(ebMock).toHaveReceivedCommandTimes(cmd(PutEventsCommand), 2);
   });
 
   it('signs with the configured validity', async () => {
@@ -552,6 +595,7 @@ describe('CertificateProviderEnv', () => {
       EVENT_BUS_NAME: BUS,
       SIGNING_CA: { type: 'certflow', caId: 'ca-1' },
       CA_KEY_STORE: 'ssm',
+      CA_TABLE_NAME: '',
       VALIDITY_DAYS: 365,
     });
   });

@@ -52,6 +52,7 @@ const grants = (built: CertflowApp) =>
     }));
 const ssmArn = (name: string) => `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/${name}`;
 const busArn = (built: CertflowApp) => `\${${logicalId(built.stack.bus.bus)}.Arn}`;
+const caTableArn = (built: CertflowApp) => `\${${logicalId(built.stack.inventory.caTable.table)}.Arn}`;
 
 describe('CertificateProvider', () => {
   it('is not deployed unless enabled (the default): an account has one provider, for its whole fleet', () => {
@@ -124,16 +125,22 @@ describe('CertificateProvider', () => {
       Runtime: 'nodejs22.x',
       Architectures: ['arm64'],
       Environment: {
-        Variables: {
+        Variables: Match.objectEquals({
           EVENT_BUS_NAME: { Ref: logicalId(certflowSsm.stack.bus.bus) },
           SIGNING_CA: JSON.stringify({ type: 'certflow', caId: CA_ID }),
           CA_KEY_STORE: 'ssm',
+          CA_TABLE_NAME: { Ref: logicalId(certflowSsm.stack.inventory.caTable.table) },
           VALIDITY_DAYS: '90',
           NODE_OPTIONS: '--enable-source-maps',
-        },
+        }),
       },
     });
-    expect(providerOf(pca).environment.SIGNING_CA).toBe(JSON.stringify({ type: 'acm-pca', arn: PCA_ARN }));
+    expect(providerOf(pca).environment).toEqual({
+      EVENT_BUS_NAME: expect.any(String),
+      SIGNING_CA: JSON.stringify({ type: 'acm-pca', arn: PCA_ARN }),
+      CA_KEY_STORE: 'ssm',
+      VALIDITY_DAYS: '90',
+    });
   });
 
   it('grants a certflow CA (SSM): its three parameters, its AWS IoT CA certificate, kms:Decrypt via SSM for its key only', () => {
@@ -157,6 +164,7 @@ describe('CertificateProvider', () => {
           },
         },
       },
+      { actions: ['dynamodb:GetItem'], resources: [caTableArn(certflowSsm)] },
     ]);
     const decrypt = grants(certflowSsm)[3]!.condition as { StringEquals: Record<string, unknown> };
     expect(resourceText(decrypt.StringEquals['kms:EncryptionContext:PARAMETER_ARN'])).toBe(
@@ -176,6 +184,7 @@ describe('CertificateProvider', () => {
         resources: [`arn:\${AWS::Partition}:iot:\${AWS::Region}:\${AWS::AccountId}:cacert/${CA_ID}`],
       },
       { actions: ['kms:GetPublicKey', 'kms:Sign'], resources: [KMS_KEY] },
+      { actions: ['dynamodb:GetItem'], resources: [caTableArn(certflowKms)] },
     ]);
   });
 

@@ -1,5 +1,6 @@
 /** Builds the certificate provider's ports from AWS services, once per Lambda container. */
 import { ACMPCAClient } from '@aws-sdk/client-acm-pca';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { IoTClient } from '@aws-sdk/client-iot';
 import { KMSClient } from '@aws-sdk/client-kms';
@@ -9,6 +10,7 @@ import { systemClock } from '../../core/ports';
 import type { CertificateProviderEnv } from '../../handlers/env';
 import { AcmPcaCertificateAuthority, type AcmPcaOptions } from './acm-pca-authority';
 import { AcmPcaCsrSigner } from './acm-pca-csr-signer';
+import { DynamoCaStore } from './dynamo-ca-store';
 import { EventBridgePublisher } from './eventbridge-publisher';
 import { KmsCaKeyStore } from './kms-signer';
 import { SsmCaKeyStore } from './ssm-ca-key-store';
@@ -19,6 +21,7 @@ export type ProviderClients = {
   kms: KMSClient;
   pca: ACMPCAClient;
   eventBridge: EventBridgeClient;
+  dynamodb: DynamoDBClient;
 };
 
 /**
@@ -33,6 +36,7 @@ export const providerClients = (): ProviderClients => ({
   kms: new KMSClient(CALL_LIMITS),
   pca: new ACMPCAClient(CALL_LIMITS),
   eventBridge: new EventBridgeClient(CALL_LIMITS),
+  dynamodb: new DynamoDBClient(CALL_LIMITS),
 });
 
 /**
@@ -62,7 +66,11 @@ export function awsCertificateProviderDeps(
       env.CA_KEY_STORE === 'kms'
         ? new KmsCaKeyStore(clients.ssm, clients.iot, clients.kms)
         : new SsmCaKeyStore(clients.ssm, clients.iot);
-    signer = new CaKeyStoreCsrSigner(caKeys, ca.caId);
+    signer = new CaKeyStoreCsrSigner(
+      caKeys,
+      ca.caId,
+      env.CA_TABLE_NAME ? new DynamoCaStore(clients.dynamodb, env.CA_TABLE_NAME) : undefined,
+    );
   } else {
     throw new Error('the certificate provider cannot sign with AWS IoT'); // refused by the env schema already
   }

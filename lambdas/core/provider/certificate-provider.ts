@@ -11,7 +11,8 @@ import { fromZodError } from '../bulk/request';
 import { domainEvent } from '../events';
 import { issueFromCsr, type ParsedCertificate } from '../pki/certificate';
 import { type ParsedCsr, parseCsr } from '../pki/csr';
-import type { CaKeyStore, Clock, EventPublisher } from '../ports';
+import { ConflictError } from '../errors';
+import type { CaKeyStore, CaStore, Clock, EventPublisher } from '../ports';
 
 /** A PEM CSR is under 2 KB even for RSA-4096; anything much larger is not a CSR worth parsing. */
 export const MAX_CSR_LENGTH = 16_384;
@@ -38,15 +39,23 @@ export interface CsrSigner {
   sign(csr: ParsedCsr, options: { validityDays: number; now: Date }): Promise<ParsedCertificate>;
 }
 
-/** A certflow CA signs: its key comes from the CA key store (which caches it for the life of the container). */
+/**
+ * A certflow CA signs: its key comes from the CA key store (which caches it for the life of the container). With the
+ * CA store, a CA revoked there (compromise response) stops signing at once (ISSUER_REVOKED); a CA the store does not
+ * know (one CDF made) signs while its certificate is valid.
+ */
 export class CaKeyStoreCsrSigner implements CsrSigner {
   constructor(
     private readonly caKeys: CaKeyStore,
     readonly issuerId: string,
+    private readonly cas?: Pick<CaStore, 'get'>,
   ) {}
 
   async sign(csr: ParsedCsr, options: { validityDays: number; now: Date }): Promise<ParsedCertificate> {
-    const ca = await this.caKeys.load(this.issuerId);
+    const [ca, record] = await Promise.all([this.caKeys.load(this.issuerId), this.cas?.get(this.issuerId)]);
+    if (record?.status === 'revoked') {
+      throw new ConflictError('ISSUER_REVOKED', `CA ${this.issuerId} is revoked`, { details: { caId: this.issuerId } });
+    }
     return issueFromCsr(ca.issuer, csr, {
       profile: 'device',
       validity: { days: options.validityDays },
