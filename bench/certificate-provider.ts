@@ -3,11 +3,12 @@
  *
  *   module load  a fresh `node` requiring the esbuild bundle of the handler, as Lambda's init does (median of 3)
  *   cold         the first call of a new container: SsmCaKeyStore loads the CA (3 GetParameter, PEM parse, key
- *                check), signs, sends Certificate Issued
+ *                check) while the CA table says it is not revoked (GetItem), signs, sends Certificate Issued
  *   warm         p50 / p99 / max over BENCH_PROVIDER_CALLS calls (default 300) of the same container
  *
  * AWS calls are answered in-process by aws-sdk-client-mock (no network): add the real round trips (in-region SSM
- * GetParameter and EventBridge PutEvents, typically 10–30 ms each) to the cold figure and one PutEvents to the warm.
+ * GetParameter, DynamoDB GetItem, EventBridge PutEvents: typically 5–30 ms each) to the cold figure, and one GetItem
+ * and one PutEvents to the warm ones.
  * Run alone with `npx tsx bench/certificate-provider.ts`; `npm run bench` runs it last.
  */
 import { execFileSync } from 'node:child_process';
@@ -16,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { build } from 'esbuild';
 import { awsCertificateProviderDeps, providerClients } from '../lambdas/adapters/aws/provider-deps';
 import {
@@ -96,6 +98,8 @@ async function scenario(caKeyType: KeyType, csrKeyType: KeyType): Promise<string
   };
   const ssm = mockSdk(SSMClient);
   const eventBridge = mockSdk(EventBridgeClient);
+  const dynamodb = mockSdk(DynamoDBDocumentClient);
+  dynamodb.on(cmd(GetCommand)).resolves({ Item: { caId, status: 'active' } });
   ssm
     .on(cmd(GetParameterCommand))
     .callsFake((input: { Name?: string }) => ({ Parameter: { Value: parameters[input.Name!] } }));
@@ -104,6 +108,7 @@ async function scenario(caKeyType: KeyType, csrKeyType: KeyType): Promise<string
     const env = readEnv(CertificateProviderEnv, {
       EVENT_BUS_NAME: 'certflow',
       SIGNING_CA: JSON.stringify({ type: 'certflow', caId }),
+      CA_TABLE_NAME: 'certflow-cas',
     });
     const csrs = csrPool(csrKeyType, CALLS + 1);
     const request = (i: number) => ({
@@ -130,6 +135,7 @@ async function scenario(caKeyType: KeyType, csrKeyType: KeyType): Promise<string
   } finally {
     ssm.restore();
     eventBridge.restore();
+    dynamodb.restore();
   }
 }
 
