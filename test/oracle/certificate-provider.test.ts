@@ -5,12 +5,23 @@
  */
 import { readFileSync } from 'node:fs';
 import { CsrRejectedError } from '../../lambdas/core/errors';
-import { createIntermediateCa, createRootCa, type CreatedCa, type KeyType, toDer, toPem } from '../../lambdas/core/pki';
+import {
+  createIntermediateCa,
+  createRootCa,
+  type CreatedCa,
+  issueLeaf,
+  type KeyType,
+  pemBundle,
+  privateKeyToPem,
+  toDer,
+  toPem,
+} from '../../lambdas/core/pki';
 import type { DomainEvent, LoadedCa } from '../../lambdas/core/ports';
 import { CaKeyStoreCsrSigner } from '../../lambdas/core/provider/certificate-provider';
 import { createHandler } from '../../lambdas/handlers/iot-certificate-provider';
 import { logger } from '../../lambdas/handlers/bundle';
 import { openssl, scratch } from '../helpers/openssl';
+import { handshake } from '../helpers/tls';
 
 const files = scratch();
 afterAll(() => files.cleanup());
@@ -130,6 +141,39 @@ describe.each<[string, KeyType]>([
       const [notBefore, notAfter] = [...dates.matchAll(/=(.+)/g)].map((m) => Date.parse(m[1]!));
       expect(Math.round((notAfter! - notBefore!) / 86_400_000)).toBe(397);
       expect(events.at(-1)!.detail).toMatchObject({ origin: 'certificate-provider', issuerId: issuing.certificate.id });
+    },
+  );
+
+  it.each(Object.keys(CSR_KEYS))(
+    'the answer for an openssl %s CSR is a client credential a stock TLS server accepts (mutual TLS)',
+    async (csrKey) => {
+      const name = `${caKeyType}-${csrKey}-tls`;
+      const csr = await opensslCsr(name, CSR_KEYS[csrKey]!, `/O=Acme Devices/CN=${name}`);
+      const { certificatePem } = await handle({
+        certificateSigningRequest: csr.pem,
+        principalId: 'p-1',
+        clientId: name,
+      });
+      const server = await issueLeaf(issuing.issuer, {
+        profile: 'server',
+        subject: { commonName: 'broker.certflow.test' },
+        sans: { ip: ['127.0.0.1'] },
+        validity: { days: 5 },
+        now: new Date(),
+      });
+      const outcome = await handshake(
+        {
+          key: privateKeyToPem(server.privateKey),
+          cert: pemBundle([server.certificate, issuing.certificate]),
+          ca: root.certificate.pem,
+        },
+        {
+          key: readFileSync(`${files.dir}/${name}.key`, 'utf8'),
+          cert: `${certificatePem}${issuing.certificate.pem}`,
+          ca: root.certificate.pem,
+        },
+      );
+      expect(outcome).toEqual({ authorized: true, serverSawPeer: name, received: 'hello' });
     },
   );
 
