@@ -23,6 +23,7 @@ import { clientAuthTemplateArn } from '../../lambdas/adapters/aws/acm-pca-csr-si
 import {
   awsCertificateProviderDeps,
   PROVIDER_PCA_WAIT,
+  providerClients,
   type ProviderClients,
 } from '../../lambdas/adapters/aws/provider-deps';
 import { ConflictError, CsrRejectedError, ValidationError } from '../../lambdas/core/errors';
@@ -42,7 +43,8 @@ import {
 import { IssuedCertificateMismatchError } from '../../lambdas/core/provider/certificate-provider';
 import { logger } from '../../lambdas/handlers/bundle';
 import { CertificateProviderEnv, readEnv } from '../../lambdas/handlers/env';
-import { createHandler } from '../../lambdas/handlers/iot-certificate-provider';
+import { createHandler, handler } from '../../lambdas/handlers/iot-certificate-provider';
+import type { Context } from 'aws-lambda';
 import { makeCsr } from '../helpers/csr';
 import { callSequence, cmd, mockSdk } from './sdk-mock';
 
@@ -574,6 +576,57 @@ describe('certificate provider, ACM Private CA', () => {
       error.mockRestore();
     }
     expect(ebMock).not.toHaveReceivedAnyCommand();
+  });
+});
+
+describe('the Lambda entry point', () => {
+  it('reads its environment once, then answers AWS IoT with { certificatePem } from the CA it loaded once', async () => {
+    const caId = givenSsmCa(issuing);
+    docMock.on(cmd(GetCommand)).resolves({ Item: { caId, status: 'active' } });
+    const variables = {
+      AWS_REGION: 'eu-west-1',
+      EVENT_BUS_NAME: BUS,
+      SIGNING_CA: JSON.stringify({ type: 'certflow', caId }),
+      CA_TABLE_NAME: CA_TABLE,
+      VALIDITY_DAYS: '30',
+    };
+    const saved = { ...process.env };
+    Object.assign(process.env, variables);
+    const info = jest.spyOn(logger, 'info').mockImplementation(() => undefined);
+    const context = { functionName: 'certflow-provider', awsRequestId: 'r-1', getRemainingTimeInMillis: () => 5000 };
+    try {
+      const csrs = [await makeCsr({ name: 'CN=entry-0001' }), await makeCsr({ name: 'CN=entry-0002' })];
+      for (const csr of csrs) {
+        const answer = await handler(request(csr.pem), context as unknown as Context);
+        expect(Object.keys(answer)).toEqual(['certificatePem']);
+        expectCertificateFor(csr.pem, answer.certificatePem, createPublicKey(issuing.privateKey), 30);
+      }
+      process.env.SIGNING_CA = 'changed after the cold start';
+      await handler(request(csrs[0]!.pem), context as unknown as Context);
+    } finally {
+      process.env = saved;
+      info.mockRestore();
+    }
+    expect(ssmMock).toHaveReceivedCommandTimes(cmd(GetParameterCommand), 3);
+    expect(docMock).toHaveReceivedCommandWith(cmd(GetCommand), {
+      TableName: CA_TABLE,
+      Key: { caId },
+      ConsistentRead: true,
+    });
+    expect(ebMock).toHaveReceivedCommandTimes(cmd(PutEventsCommand), 3);
+  });
+
+  it('gives every SDK client 1 s per request, 0.5 s to connect and one retry (AWS IoT waits 5 s)', async () => {
+    for (const client of Object.values(providerClients())) {
+      const { config } = client as unknown as {
+        config: { maxAttempts: () => Promise<number>; requestHandler: { configProvider: Promise<object> } };
+      };
+      expect(await config.maxAttempts()).toBe(2);
+      expect(await config.requestHandler.configProvider).toMatchObject({
+        connectionTimeout: 500,
+        requestTimeout: 1000,
+      });
+    }
   });
 });
 
