@@ -14,15 +14,18 @@ import {
 import { lambdaBundle, logger } from './bundle';
 import { CertificateProviderEnv } from './env';
 
+/** principalId and clientId as AWS IoT sent them, for the logs (before validation: only short strings). */
+function callerOf(event: unknown): { principalId?: string; clientId?: string } {
+  const fields = typeof event === 'object' && event !== null ? (event as Record<string, unknown>) : {};
+  const short = (value: unknown) => (typeof value === 'string' && value.length <= 256 ? value : undefined);
+  return { principalId: short(fields.principalId), clientId: short(fields.clientId) };
+}
+
 export const createHandler =
   (deps: CertificateProviderDeps) =>
   async (event: unknown): Promise<CertificateProviderResponse> => {
     const started = Date.now();
-    const ids = typeof event === 'object' && event !== null ? (event as Record<string, unknown>) : {};
-    const caller = {
-      principalId: typeof ids.principalId === 'string' ? ids.principalId : undefined,
-      clientId: typeof ids.clientId === 'string' ? ids.clientId : undefined,
-    };
+    const caller = callerOf(event);
     try {
       const { certificatePem, certificate } = await provideCertificate(deps, event);
       logger.info('certificate issued', {

@@ -95,7 +95,6 @@ export interface CertificateProviderDeps {
 
 export interface ProvidedCertificate extends CertificateProviderResponse {
   certificate: ParsedCertificate;
-  request: Pick<CertificateProviderRequest, 'principalId' | 'clientId'>;
 }
 
 /** Parses AWS IoT's request; throws INVALID_REQUEST naming the first faulty field. */
@@ -133,9 +132,5 @@ export async function provideCertificate(deps: CertificateProviderDeps, input: u
       ],
     }),
   ]);
-  return {
-    certificatePem: certificate.pem,
-    certificate,
-    request: { principalId: request.principalId, clientId: request.clientId },
-  };
+  return { certificatePem: certificate.pem, certificate };
 }
