@@ -305,6 +305,21 @@ describe('certificate provider, certflow CA with its key in SSM', () => {
     expect(ebMock).toHaveReceivedCommandTimes(cmd(PutEventsCommand), 2);
   });
 
+  it('refuses to sign a certificate that would outlive its CA (VALIDITY_EXCEEDS_ISSUER), and emits nothing', async () => {
+    const caId = givenSsmCa(issuing);
+    const handle = container(env({ SIGNING_CA: JSON.stringify({ type: 'certflow', caId }), VALIDITY_DAYS: '2000' }));
+    const warn = jest.spyOn(logger, 'warn').mockImplementation(() => undefined);
+    try {
+      await expect(handle(request((await makeCsr({ name: 'CN=long-lived' })).pem))).rejects.toMatchObject({
+        constructor: ValidationError,
+        code: 'VALIDITY_EXCEEDS_ISSUER',
+      });
+    } finally {
+      warn.mockRestore();
+    }
+    expect(ebMock).not.toHaveReceivedAnyCommand();
+  });
+
   it('signs with the configured validity', async () => {
     const caId = givenSsmCa(issuing);
     const handle = container(env({ SIGNING_CA: JSON.stringify({ type: 'certflow', caId }), VALIDITY_DAYS: '30' }));
