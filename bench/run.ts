@@ -15,6 +15,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocal, type LocalCertflow } from '../local/certflow';
+import { benchCertificateProvider } from './certificate-provider';
 
 const EC = Number(process.env.BENCH_EC ?? 10_000);
 const RSA = Number(process.env.BENCH_RSA ?? 200);
@@ -172,6 +173,7 @@ async function main(): Promise<void> {
     await cf.close();
     rmSync(dataDir, { recursive: true, force: true });
   }
+  await benchCertificateProvider();
 }
 
 main().catch((e) => {

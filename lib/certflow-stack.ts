@@ -6,6 +6,7 @@ import { BulkIssuance } from './constructs/bulk-issuance';
 import { CaHierarchy } from './constructs/ca-hierarchy';
 import { CertflowApi } from './constructs/certflow-api';
 import { CertificateRotation } from './constructs/certificate-rotation';
+import { CertificateProvider } from './constructs/certificate-provider';
 import { CompromiseResponse } from './constructs/compromise-response';
 import { CertflowEventBus } from './constructs/event-bus';
 import { ExpirySweep } from './constructs/expiry-sweep';
@@ -30,6 +31,8 @@ export class CertflowStack extends Stack {
   readonly expirySweep: ExpirySweep;
   readonly api: CertflowApi;
   readonly rotation: CertificateRotation;
+  /** only with `certificateProvider.enabled` */
+  readonly certificateProvider?: CertificateProvider;
 
   constructor(scope: Construct, id: string, props: CertflowStackProps = {}) {
     super(scope, id, props);
@@ -96,6 +99,19 @@ export class CertflowStack extends Stack {
       requireRegisteredThing: config.rotationRequireRegisteredThing,
       registerWithCa: config.rotationRegisterWithCa,
     });
+    const provider = config.certificateProvider;
+    if (provider.enabled && provider.ca) {
+      this.certificateProvider = new CertificateProvider(this, 'CertificateProvider', {
+        bus: this.bus,
+        ca: provider.ca,
+        caKeyStore: config.caKeyStore,
+        caKmsKeyArns: config.caKmsKeyArns,
+        caTable: this.inventory.caTable,
+        validityDays: provider.validityDays,
+        providerName: provider.name,
+      });
+      new CfnOutput(this, 'CertificateProviderArn', { value: this.certificateProvider.providerArn });
+    }
 
     new CfnOutput(this, 'ApiUrl', {
       value: this.api.url,

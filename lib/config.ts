@@ -8,6 +8,7 @@ import type { Node } from 'constructs';
 import { z } from 'zod';
 import { SuppliersSchema } from '../lambdas/adapters/aws/env-supplier-directory';
 import { DEFAULT_ROTATION_TOPIC_PREFIX, TOPIC_PREFIX_PATTERN } from '../lambdas/core/rotation/topics';
+import { SigningCaSchema } from '../lambdas/handlers/env';
 
 /** The CDK context key of the configuration object, and the prefix of the per-key overrides. */
 export const CONTEXT_KEY = 'certflow';
@@ -92,6 +93,24 @@ export const DeployConfigSchema = z
     rotationRequireRegisteredThing: fromJson(z.boolean()).default(true),
     /** register rotated certificates with their CA's certificate (the CA must be registered with AWS IoT) */
     rotationRegisterWithCa: fromJson(z.boolean()).default(true),
+    /**
+     * The AWS IoT certificate provider (fleet provisioning's CreateCertificateFromCsr signed by certflow). Off by
+     * default: an account has one provider, and it takes over CreateCertificateFromCsr for the account's whole fleet.
+     */
+    certificateProvider: fromJson(
+      z.strictObject({
+        enabled: fromJson(z.boolean()).default(false),
+        /** the CA that signs: { type: 'certflow', caId } (key per caKeyStore) or { type: 'acm-pca', arn } */
+        ca: SigningCaSchema.optional(),
+        /** days the certificates are valid for */
+        validityDays: wholeNumber(1, 3650, 365),
+        /** the provider's name (its ARN ends in certificateprovider/{name}) */
+        name: z
+          .string()
+          .regex(/^[\w=,@-]{1,128}$/, 'a certificate provider name: 1-128 of letters, digits, _ = , @ -')
+          .default('certflow'),
+      }),
+    ).prefault({}),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -100,6 +119,13 @@ export const DeployConfigSchema = z
         code: 'custom',
         path: ['rotationPcaArn'],
         message: 'rotated certificates are signed by rotationCaId or by rotationPcaArn, not both',
+      });
+    }
+    if (config.certificateProvider.enabled && !config.certificateProvider.ca) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['certificateProvider', 'ca'],
+        message: 'an enabled certificate provider needs the CA that signs (a certflow CA id or an ACM PCA ARN)',
       });
     }
     if (config.caKeyStore === 'kms' && config.caKmsKeyArns.length === 0) {

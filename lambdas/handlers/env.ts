@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { TOPIC_PREFIX_PATTERN } from '../core/rotation/topics';
+import { SupplierCaSchema } from '../adapters/aws/env-supplier-directory';
 
 const positiveInt = (fallback: number) =>
   z.string().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(1)).prefault(String(fallback)); // prefault: the fallback goes through the same parse as a given value
@@ -115,3 +116,31 @@ export const RotationEnv = z.object({
   ROTATION_REGISTER_WITH_CA: flag(true),
 });
 export type RotationEnv = z.infer<typeof RotationEnv>;
+/** A certflow CA or an ACM Private CA: the CAs the certificate provider can sign with (AWS IoT's own CA is the
+ * behaviour without a provider, so it is refused). */
+export const SigningCaSchema = SupplierCaSchema.refine((ca) => ca.type !== 'aws-iot', {
+  message: 'the certificate provider signs with a certflow CA or an ACM Private CA, not AWS IoT',
+});
+
+/** The AWS IoT certificate provider (fleet provisioning's CreateCertificateFromCsr). */
+export const CertificateProviderEnv = z.object({
+  EVENT_BUS_NAME: z.string().min(1),
+  /** JSON: { "type": "certflow", "caId": "…" } or { "type": "acm-pca", "arn": "arn:aws:acm-pca:…" } */
+  SIGNING_CA: z
+    .string()
+    .transform((value, ctx) => {
+      try {
+        return JSON.parse(value) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'not JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(SigningCaSchema),
+  /** where a certflow CA's key is: SSM SecureString or KMS */
+  CA_KEY_STORE: z.enum(['ssm', 'kms']).default('ssm'),
+  /** the CA table: a certflow CA revoked there stops signing (empty: not checked) */
+  CA_TABLE_NAME: z.string().default(''),
+  VALIDITY_DAYS: positiveInt(365),
+});
+export type CertificateProviderEnv = z.infer<typeof CertificateProviderEnv>;

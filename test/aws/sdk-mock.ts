@@ -32,3 +32,11 @@ export function cmd<C extends CommandClass>(
 export function mockSdk(client: { prototype: object }): AwsStub<object, MetadataBearer, unknown> {
   return mockClient(client as never);
 }
+
+/** The calls every mock received, in the order they were made, as `Service.Command` (e.g. `SSM.GetParameter`). */
+export function callSequence(mocks: Record<string, AwsStub<object, MetadataBearer, unknown>>): string[] {
+  const calls = Object.entries(mocks).flatMap(([service, mock]) =>
+    mock.calls().map((call) => ({ call, name: `${service}.${call.args[0].constructor.name.replace(/Command$/, '')}` })),
+  );
+  return calls.sort((a, b) => (a.call.calledBefore(b.call) ? -1 : 1)).map((c) => c.name);
+}

@@ -33,6 +33,7 @@ describe('parseDeployConfig', () => {
       deletePreviousCertificate: false,
       rotationRequireRegisteredThing: true,
       rotationRegisterWithCa: true,
+      certificateProvider: { enabled: false, validityDays: 365, name: 'certflow' },
     });
   });
 

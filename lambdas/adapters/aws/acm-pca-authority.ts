@@ -16,6 +16,8 @@ export interface PcaIssueInput {
   signingAlgorithm: PcaSigningAlgorithm;
   /** retries with the same token within 5 minutes return the same certificate; longer than 36 → hashed to 36 */
   idempotencyToken?: string;
+  /** an ACM PCA certificate template (default: PCA's EndEntityCertificate/V1) */
+  templateArn?: string;
 }
 
 export interface PcaIssuedCertificate {
@@ -90,6 +92,7 @@ export class AcmPcaCertificateAuthority {
         ...(input.idempotencyToken !== undefined
           ? { IdempotencyToken: pcaIdempotencyToken(input.idempotencyToken) }
           : {}),
+        ...(input.templateArn !== undefined ? { TemplateArn: input.templateArn } : {}),
       }),
     );
     if (!CertificateArn) throw new Error('ACM PCA accepted the request without returning a certificate ARN');
