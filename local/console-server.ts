@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { taskView } from '../lambdas/core/bulk/service';
-import type { TaskStore } from '../lambdas/core/ports';
+import type { BatchTask, TaskStatus, TaskStore } from '../lambdas/core/ports';
 import type { RawHandler } from './http-server';
 import { redactKeyMaterial } from './redact';
 import type {
@@ -38,6 +38,8 @@ const ASSETS: Record<string, string> = {
   'console.css': 'text/css; charset=utf-8',
   'console.js': 'text/javascript; charset=utf-8',
 };
+/** in the order a task goes through them */
+const TASK_STATUSES: TaskStatus[] = ['pending', 'in_progress', 'complete', 'failed'];
 const STATUSES: ExecutionStatus[] = ['RUNNING', 'SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED'];
 /** events of one execution returned at most (a 1,000-chunk batch has ~6,000) */
 const MAX_EVENTS = 20_000;
@@ -266,9 +268,18 @@ export function createConsoleHandler(sources: ConsoleSources): RawHandler {
       }
       case 'batches': {
         if (parts.length !== 1) break;
-        const tasks = await sources.tasks.listByStatus(['pending', 'in_progress', 'complete', 'failed']);
+        // one query per status: a task whose status changes between two of them is listed twice; keep the later
+        const byId = new Map<string, BatchTask>();
+        for (const task of await sources.tasks.listByStatus(TASK_STATUSES)) {
+          const seen = byId.get(task.taskId);
+          if (!seen || TASK_STATUSES.indexOf(task.status) > TASK_STATUSES.indexOf(seen.status))
+            byId.set(task.taskId, task);
+        }
+        const tasks = [...byId.values()].sort(
+          (a, b) => b.createdAt.localeCompare(a.createdAt) || b.taskId.localeCompare(a.taskId),
+        );
         const limit = Math.min(Math.max(Number(query.get('limit') ?? 100) || 100, 1), 1000);
-        return sendJson(res, 200, { batches: tasks.reverse().slice(0, limit).map(taskView) });
+        return sendJson(res, 200, { batches: tasks.slice(0, limit).map(taskView) });
       }
       case 'suppliers':
         if (parts.length !== 1) break;

@@ -14,7 +14,7 @@
       else if (k === 'class') node.className = v;
       else node.setAttribute(k, v === true ? '' : String(v));
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === undefined || child === null || child === false) continue;
       node.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
@@ -87,6 +87,7 @@
   let timer;
   function show(view, ...args) {
     clearInterval(timer);
+    say('');
     for (const v of views) $(`#view-${v}`).hidden = v !== view;
     const current = view === 'execution' ? 'executions' : view;
     for (const a of document.querySelectorAll('header nav a[data-view]')) {
@@ -289,7 +290,7 @@
             {},
             el('td', { class: 'num' }, e.id),
             el('td', {}, e.type),
-            el('td', {}, e.stateName || ''),
+            el('td', {}, e.stateName || e.parentStateName || ''),
             el('td', { class: 'num' }, e.mapIndex ?? ''),
             el('td', { class: 'num' }, ms(e.startedAfterMs)),
             el('td', {}, new Date(e.timestamp).toISOString()),
@@ -366,7 +367,12 @@
                       class: 'small danger',
                       on: {
                         click: () =>
-                          confirmRevoke(ca.caId, `${ca.kind} CA ${ca.commonName} and every certificate it issued`, cas),
+                          confirmRevoke(
+                            ca.caId,
+                            `${ca.kind} CA ${ca.commonName} and every certificate it issued`,
+                            cas,
+                            'cACompromise',
+                          ),
                       },
                     },
                     'Revoke…',
@@ -471,11 +477,11 @@
   }
 
   // revocation, with a confirmation ------------------------------------------------------------------------------
-  async function confirmRevoke(id, what, after) {
+  async function confirmRevoke(id, what, after, defaultReason = 'keyCompromise') {
     const dialog = $('#revoke-dialog');
     const reasons = await schemaEnum('/certificates/{taskId}/revoke', 'post', ['properties', 'reason']);
     const select = $('#revoke-reason');
-    select.replaceChildren(...reasons.map((r) => el('option', { selected: r === 'keyCompromise' }, r)));
+    select.replaceChildren(...reasons.map((r) => el('option', { selected: r === defaultReason }, r)));
     $('#revoke-text').textContent = `Revoke the ${what}?`;
     dialog.returnValue = '';
     dialog.showModal();
