@@ -1,17 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import {
-  EVENT_EXAMPLES,
-  EVENT_SCHEMAS,
-  eventEnvelopeSchema,
-  eventSchemaFile,
-  type DetailType,
-} from '../../lambdas/core/events';
+import { EVENT_SCHEMAS, eventEnvelopeSchema, eventSchemaFile, type DetailType } from '../../lambdas/core/events';
 import type { Route } from '../../lambdas/handlers/http';
 import { API_OPERATIONS, openApiDocument } from '../../lambdas/handlers/openapi';
 import * as routeTables from '../../lambdas/handlers/routes';
 import { generatedDocs } from '../../local/docs';
+import { exampleEvent } from '../helpers/events';
 
 const DOCS = join(__dirname, '../../docs');
 type Json = Record<string, unknown>;
@@ -118,17 +113,7 @@ describe('the event JSON Schemas', () => {
   it.each(Object.keys(EVENT_SCHEMAS))('docs/events/ has %s, and its example event validates against it', (type) => {
     const detailType = type as DetailType;
     const schema = JSON.parse(readFileSync(join(DOCS, 'events', eventSchemaFile(detailType)), 'utf8')) as Json;
-    const event = {
-      version: '0',
-      id: '6a7e8feb-b491-4cf7-a9f1-bf3703467718',
-      'detail-type': detailType,
-      source: 'certflow',
-      account: '111122223333',
-      time: '2026-11-24T21:36:38Z',
-      region: 'eu-west-1',
-      resources: [],
-      detail: EVENT_EXAMPLES[detailType],
-    };
+    const event = exampleEvent(detailType);
     expect(eventEnvelopeSchema(detailType).safeParse(event).success).toBe(true);
     const fromFile = z.fromJSONSchema(schema as never);
     expect(fromFile.safeParse(event).success).toBe(true);
