@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { z } from 'zod';
 import { startLocal, type LocalCertflow } from '../../local/certflow';
 import { openssl } from '../helpers/openssl';
 import { unzipList, unzipTest } from '../helpers/zip';
@@ -235,13 +236,61 @@ describe('the local console in chromium', () => {
     await shot('6-ca-tree');
     expect(pageErrors).toEqual([]);
   });
-});
 
-test('GET /openapi.json documents every route the running server exposes', async () => {
-  const doc = (await (await fetch(`${cf.url}/openapi.json`)).json()) as { paths: Record<string, object> };
-  expect(cf.routes.length).toBeGreaterThan(0);
-  for (const route of cf.routes)
-    expect(Object.keys(doc.paths[route.resource] ?? {})).toContain(route.method.toLowerCase());
+  it('GET /openapi.json documents every route the running server exposes', async () => {
+    const doc = (await (await fetch(`${cf.url}/openapi.json`)).json()) as { paths: Record<string, object> };
+    expect(cf.routes.length).toBeGreaterThan(0);
+    for (const route of cf.routes)
+      expect(Object.keys(doc.paths[route.resource] ?? {})).toContain(route.method.toLowerCase());
+  });
+
+  it('the running server answers as its OpenAPI document says', async () => {
+    type Media = { schema: object };
+    type Op = { responses: Record<string, { content?: Record<string, Media> }> };
+    const doc = (await (await fetch(`${cf.url}/openapi.json`)).json()) as { paths: Record<string, Record<string, Op>> };
+    const check = async (method: string, resource: string, path: string, body?: unknown) => {
+      const res = await fetch(`${cf.url}${path}`, {
+        method,
+        redirect: 'manual',
+        headers: { accept: 'application/json', ...(body ? { 'content-type': 'application/json' } : {}) },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
+      const documented = doc.paths[resource]![method.toLowerCase()]!.responses[String(res.status)];
+      expect([method, resource, res.status, documented !== undefined]).toEqual([method, resource, res.status, true]);
+      const schema = documented!.content!['application/json']!.schema;
+      const result = z.fromJSONSchema(schema as never).safeParse(await res.json());
+      if (!result.success) throw new Error(`${method} ${path} ${res.status}: ${result.error.message}`);
+      return res.status;
+    };
+    const issuer = cf.bootstrap.issuingCaId;
+    const { items } = (await (await fetch(`${cf.url}/certificates?issuer=${issuer}&limit=2`)).json()) as {
+      items: { certificateId: string }[];
+    };
+    const [{ taskId }] = (
+      (await (await fetch(`${cf.url}/console/api/batches`)).json()) as { batches: { taskId: string }[] }
+    ).batches as [{ taskId: string }];
+    expect(await check('GET', '/certificates/{taskId}/task', `/certificates/${taskId}/task`)).toBe(200);
+    expect(await check('GET', '/cas', '/cas')).toBe(200);
+    expect(await check('GET', '/cas/{caId}', `/cas/${issuer}`)).toBe(200);
+    expect(await check('GET', '/certificates', `/certificates?issuer=${issuer}&limit=2`)).toBe(200);
+    expect(await check('GET', '/certificates/{taskId}', `/certificates/${items[0]!.certificateId}`)).toBe(200);
+    const device = { issuerId: issuer, thingName: 'thing-openapi' };
+    expect(await check('POST', '/certificates/device', '/certificates/device', device)).toBe(201);
+    const revoke = { reason: 'superseded' };
+    expect(
+      await check('POST', '/certificates/{taskId}/revoke', `/certificates/${items[1]!.certificateId}/revoke`, revoke),
+    ).toBe(200);
+    expect(
+      await check('POST', '/certificates/{taskId}/revoke', `/certificates/${items[1]!.certificateId}/revoke`, revoke),
+    ).toBe(409);
+    expect(
+      await check('POST', '/supplier/{supplierId}/certificates', '/supplier/demo/certificates', { quantity: 0 }),
+    ).toBe(400);
+    expect(
+      await check('POST', '/supplier/{supplierId}/certificates', '/supplier/nobody/certificates', { quantity: 1 }),
+    ).toBe(404);
+    expect(await check('GET', '/certificates/{taskId}/task', '/certificates/no-such-task/task')).toBe(404);
+  });
 });
 
 // the screenshots folder is git-ignored
