@@ -58,15 +58,32 @@
     return `${Math.floor(value / 60000)} min ${Math.round((value % 60000) / 1000)} s`;
   }
   const json = (value) => (value === undefined ? '' : JSON.stringify(value, null, 2));
-  function details(label, fields) {
+  /** details whose content is built when first opened (long histories stay fast); `key` keeps it open across
+   * refreshes of a running execution */
+  const openDetails = new Set();
+  function details(label, fields, key) {
     const shown = fields.filter(([, v]) => v !== undefined && v !== null);
     if (shown.length === 0) return '';
-    return el(
-      'details',
-      {},
-      el('summary', {}, label),
-      shown.map(([name, v]) => [el('h4', {}, name), el('pre', {}, typeof v === 'string' ? v : json(v))]),
-    );
+    const node = el('details', {}, el('summary', {}, label));
+    let filled = false;
+    const fill = () => {
+      if (filled) return;
+      filled = true;
+      node.append(
+        ...shown.flatMap(([name, v]) => [el('h4', {}, name), el('pre', {}, typeof v === 'string' ? v : json(v))]),
+      );
+    };
+    node.addEventListener('toggle', () => {
+      if (node.open) {
+        fill();
+        openDetails.add(key);
+      } else openDetails.delete(key);
+    });
+    if (key !== undefined && openDetails.has(key)) {
+      fill();
+      node.open = true;
+    }
+    return node;
   }
   function fillRows(tbody, rows, emptyText, columns) {
     tbody.replaceChildren(...rows);
@@ -235,6 +252,7 @@
 
   async function execution(stateMachine, name) {
     document.title = `${name} · certflow`;
+    openDetails.clear();
     const render = async () => {
       const x = await api(
         'GET',
@@ -257,7 +275,7 @@
       $('#execution-output').textContent = x.output === undefined ? '—' : json(x.output);
       fillRows(
         $('#states-table tbody'),
-        x.states.map((s) =>
+        x.states.map((s, i) =>
           el(
             'tr',
             {},
@@ -271,11 +289,15 @@
             el(
               'td',
               {},
-              details('Input / output', [
-                ['Input', s.input],
-                ['Output', s.output],
-                ['Cause', s.cause],
-              ]),
+              details(
+                'Input / output',
+                [
+                  ['Input', s.input],
+                  ['Output', s.output],
+                  ['Cause', s.cause],
+                ],
+                `state-${i}`,
+              ),
             ),
           ),
         ),
@@ -297,14 +319,18 @@
             el(
               'td',
               {},
-              details('Details', [
-                ['Input', e.input],
-                ['Output', e.output],
-                ['Error', e.error],
-                ['Cause', e.cause],
-                ['Retry', e.retry],
-                ['Caught', e.caught],
-              ]),
+              details(
+                'Details',
+                [
+                  ['Input', e.input],
+                  ['Output', e.output],
+                  ['Error', e.error],
+                  ['Cause', e.cause],
+                  ['Retry', e.retry],
+                  ['Caught', e.caught],
+                ],
+                `event-${e.id}`,
+              ),
             ),
           ),
         ),
