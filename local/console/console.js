@@ -421,7 +421,7 @@
     const list = await loadCas();
     const selected = issuer || form.issuer.value;
     form.issuer.replaceChildren(
-      el('option', { value: '' }, 'any (needs “expiring before”)'),
+      el('option', { value: '' }, 'any issuer (give an expiry date)'),
       ...list.map((ca) =>
         el('option', { value: ca.caId, selected: ca.caId === selected }, `${ca.commonName} (${short(ca.caId)})`),
       ),

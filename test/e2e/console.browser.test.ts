@@ -155,7 +155,7 @@ describe('the local console in chromium', () => {
     expect(entries.filter((e) => e.endsWith('/certificate.pem'))).toHaveLength(QUANTITY);
   });
 
-  it('searches the inventory by issuer and pages through it', async () => {
+  it('searches the inventory by issuer, status and expiry, and pages through it', async () => {
     await page.getByRole('link', { name: 'Inventory' }).click();
     const form = page.locator('#inventory-form');
     await form.getByLabel('Issuer').selectOption(cf.bootstrap.issuingCaId);
@@ -177,6 +177,23 @@ describe('the local console in chromium', () => {
     await form.getByRole('button', { name: 'Search' }).click();
     await page.getByText('No certificates match.').waitFor();
     await form.getByLabel('Status').selectOption('');
+    await form.getByRole('button', { name: 'Search' }).click();
+    await until(async () => (await rows.count()) === 25);
+    // by expiry, any issuer: the batch's certificates (one year) expire within 400 days, the CAs do not
+    const day = (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
+    await form.getByLabel('Issuer').selectOption('');
+    await form.getByLabel('Expiring before', { exact: true }).fill(day(400));
+    await form.getByLabel('Page size').selectOption('100');
+    await form.getByRole('button', { name: 'Search' }).click();
+    await until(async () => (await rows.count()) === QUANTITY);
+    const kinds = await page.locator('#inventory-table tbody tr[data-certificate] td:nth-child(3)').allTextContents();
+    expect(new Set(kinds)).toEqual(new Set(['device']));
+    await form.getByLabel('Expiring before', { exact: true }).fill(day(1));
+    await form.getByRole('button', { name: 'Search' }).click();
+    await page.getByText('No certificates match.').waitFor();
+    await form.getByLabel('Expiring before', { exact: true }).fill('');
+    await form.getByLabel('Issuer').selectOption(cf.bootstrap.issuingCaId);
+    await form.getByLabel('Page size').selectOption('25');
     await form.getByRole('button', { name: 'Search' }).click();
     await until(async () => (await rows.count()) === 25);
   });
