@@ -143,6 +143,11 @@ export function stateRows(record: ExecutionRecord): StateRow[] {
       case 'StateFailed':
       case 'StateCaught':
         if (!row) break;
+        // a caught failure is logged StateFailed, StateCaught, then StateExited (with the catcher's output)
+        if (e.type === 'StateExited' && row.status === 'Caught') {
+          if (e.output !== undefined) row.output = e.output;
+          break;
+        }
         row.status = e.type === 'StateExited' ? 'Succeeded' : e.type === 'StateFailed' ? 'Failed' : 'Caught';
         row.exitedAt = e.timestamp;
         row.durationMs = at - Date.parse(row.enteredAt);

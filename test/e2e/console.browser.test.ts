@@ -20,6 +20,8 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = resolve(__dirname, '../../test-artifacts/console');
 const dir = mkdtempSync(join(tmpdir(), 'certflow-console-'));
 const QUANTITY = 60;
+let inject = false;
+const retried = new Set<string>();
 
 let cf: LocalCertflow;
 let context: BrowserContext;
@@ -34,6 +36,16 @@ beforeAll(async () => {
     workers: 1,
     retryIntervalMs: 0,
     bulk: { chunkSize: 20 },
+    // once `inject` is on: chunk 1 fails once with a transient error (retried), chunk 2 fails for good (caught)
+    beforeChunk: ({ taskId, index }) => {
+      if (!inject) return;
+      if (index === 1 && !retried.has(taskId)) {
+        retried.add(taskId);
+        throw Object.assign(new Error('injected: throttled'), { name: 'TransientChunkError' });
+      }
+      if (index === 2)
+        throw Object.assign(new Error('injected: the signer is unplugged'), { name: 'InjectedChunkError' });
+    },
   });
   // a fresh profile, no network beyond 127.0.0.1 (playwright adds --headless and --no-sandbox itself as well)
   context = await chromium.launchPersistentContext(join(dir, 'profile'), {
@@ -252,6 +264,42 @@ describe('the local console in chromium', () => {
     await nested.getByText(/^expires /).waitFor();
     await shot('6-ca-tree');
     expect(pageErrors).toEqual([]);
+  });
+
+  it('shows a failed batch: its reason, the retried chunk and the caught failure in the history', async () => {
+    inject = true;
+    await page.getByRole('link', { name: 'Batches' }).click();
+    await page.getByLabel('Quantity').fill(String(QUANTITY));
+    await page.getByRole('button', { name: 'Start batch' }).click();
+    const started = await page
+      .getByRole('status')
+      .filter({ hasText: /Batch .* started/ })
+      .textContent();
+    const failedId = /Batch (\S+) started/.exec(started ?? '')![1]!;
+    const row = page.locator(`#batches-table tr[data-task="${failedId}"]`);
+    await row.getByText('failed', { exact: true }).waitFor({ timeout: 60_000 });
+    await row.getByText(/chunk 3 failed|InjectedChunkError|signer is unplugged/).waitFor();
+    expect(await row.getByRole('link', { name: 'Download zip' }).count()).toBe(0);
+    await row.getByRole('link', { name: 'Execution' }).click();
+    await page.locator('#execution-summary').getByText('FAILED', { exact: true }).waitFor();
+    const states = page.locator('#states-table tbody tr');
+    const rowOf = async (name: string, iteration = '') => {
+      for (const tr of await states.all()) {
+        const cells = await tr.locator('th, td').allTextContents();
+        if (cells[0] === name && cells[2] === iteration) return cells;
+      }
+      throw new Error(`no state row ${name} ${iteration}`);
+    };
+    // State, Type, Iteration, Status, Started after, Duration, Retries, Details
+    expect((await rowOf('IssueChunk', '1'))[3]).toBe('Succeeded');
+    expect((await rowOf('IssueChunk', '1'))[6]).toBe('1');
+    expect((await rowOf('IssueChunk', '2'))[3]).toMatch(/^Caught.*InjectedChunkError/);
+    expect((await rowOf('RecordBatchFailure'))[3]).toBe('Succeeded');
+    expect((await rowOf('BatchFailed'))[3]).toMatch(/^Failed/);
+    const types = await page.locator('#events-table tbody tr td:nth-child(2)').allTextContents();
+    expect(types).toEqual(expect.arrayContaining(['StateRetried', 'StateCaught', 'ExecutionFailed']));
+    await shot('7-failed-execution');
+    inject = false;
   });
 
   it('GET /openapi.json documents every route the running server exposes', async () => {

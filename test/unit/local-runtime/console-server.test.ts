@@ -127,6 +127,36 @@ describe('the execution view', () => {
     const rows = stateRows(runner.describe('exec-2')!);
     expect(rows).toMatchObject([{ name: 'Sign', status: 'Failed', error: 'IssuerExpiredError' }]);
   });
+
+  it('marks a caught failure Caught, with the output of the catcher, and goes on to the next state', async () => {
+    const runner = new StateMachineRunner({
+      stateMachineName: 'catching',
+      definition: {
+        StartAt: 'Sign',
+        States: {
+          Sign: {
+            Type: 'Task',
+            Resource: 'arn:aws:lambda:us-east-1:000000000000:function:sign',
+            Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'RecordFailure' }],
+            End: true,
+          },
+          RecordFailure: { Type: 'Pass', End: true },
+        },
+      },
+      resources: {
+        'arn:aws:lambda:us-east-1:000000000000:function:sign': async () => {
+          throw Object.assign(new Error('CA expired'), { name: 'IssuerExpiredError' });
+        },
+      },
+    });
+    await runner.start('exec-3', { taskId: 't' }).result;
+    const rows = stateRows(runner.describe('exec-3')!);
+    expect(rows.map((r) => [r.name, r.status, r.error])).toEqual([
+      ['Sign', 'Caught', 'IssuerExpiredError'],
+      ['RecordFailure', 'Succeeded', undefined],
+    ]);
+    expect(rows[0]!.output).toMatchObject({ taskId: 't', error: { Error: 'IssuerExpiredError' } });
+  });
 });
 
 describe('the console endpoints', () => {
