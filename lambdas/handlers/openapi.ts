@@ -405,7 +405,7 @@ function operation(route: Route, doc: OperationDoc, body: z.ZodType | undefined)
   for (const [status, r] of Object.entries(doc.responses)) {
     const content: Json = r.schema ? jsonContent(schemaOf(r.schema, 'output'), plain(r.example)) : {};
     for (const [type, description] of Object.entries(r.content ?? {})) {
-      content[type] = { schema: { type: 'string', contentEncoding: 'binary', description } };
+      content[type] = { schema: { type: 'string', contentMediaType: type, description } };
     }
     responses[status] = {
       description: r.description,

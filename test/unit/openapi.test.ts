@@ -67,6 +67,20 @@ describe('the OpenAPI document', () => {
     expect(routeTables.API_ROUTES.map(routeTables.routeKey).sort()).toEqual(documented.sort());
   });
 
+  it('names each operation once and declares exactly the path parameters of its path', () => {
+    const ids = Object.values(doc.paths).flatMap((methods) =>
+      Object.values(methods).map((op) => (op as unknown as { operationId: string }).operationId),
+    );
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const [path, methods] of Object.entries(doc.paths)) {
+      const inPath = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]).sort();
+      for (const op of Object.values(methods) as unknown as { parameters?: { in: string; name: string }[] }[]) {
+        const declared = (op.parameters ?? []).filter((p) => p.in === 'path').map((p) => p.name);
+        expect(declared.sort()).toEqual(inPath);
+      }
+    }
+  });
+
   it('documents every request body with the schema the handler parses with', () => {
     for (const [key, schema] of Object.entries(routeTables.API_BODY_SCHEMAS)) {
       const [method, path] = key.split(' ') as [string, string];
