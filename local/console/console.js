@@ -206,12 +206,16 @@
   async function executions() {
     document.title = 'Executions · certflow';
     const form = $('#executions-filter');
+    // the state machines and their counts, read each time the view opens (the selection is kept)
+    const machines = await api('GET', '/console/api/state-machines');
+    const selected = form.stateMachine.value;
+    form.stateMachine.replaceChildren(
+      el('option', { value: '' }, 'all'),
+      ...machines.map((m) =>
+        el('option', { value: m.name, selected: m.name === selected }, `${m.name} (${m.executions})`),
+      ),
+    );
     if (!executionsFormReady) {
-      const machines = await api('GET', '/console/api/state-machines');
-      form.stateMachine.replaceChildren(
-        el('option', { value: '' }, 'all'),
-        ...machines.map((m) => el('option', { value: m.name }, `${m.name} (${m.executions})`)),
-      );
       form.addEventListener('submit', (e) => {
         e.preventDefault();
         refreshExecutions().catch((err) => say(err.message, true));
