@@ -9,6 +9,7 @@ import { CertificateRotation } from './constructs/certificate-rotation';
 import { CertificateProvider } from './constructs/certificate-provider';
 import { CompromiseResponse } from './constructs/compromise-response';
 import { CertflowEventBus } from './constructs/event-bus';
+import { CertflowEventSchemas } from './constructs/event-schemas';
 import { ExpirySweep } from './constructs/expiry-sweep';
 import { CertificateInventory } from './constructs/inventory';
 import { TaskTable } from './constructs/task-table';
@@ -24,6 +25,7 @@ export class CertflowStack extends Stack {
   readonly table: TaskTable;
   readonly bucket: BatchBucket;
   readonly bus: CertflowEventBus;
+  readonly eventSchemas: CertflowEventSchemas;
   readonly bulkIssuance: BulkIssuance;
   readonly caHierarchy: CaHierarchy;
   readonly inventory: CertificateInventory;
@@ -45,6 +47,7 @@ export class CertflowStack extends Stack {
       eventBusName: config.eventBusName,
       archiveRetention: Duration.days(config.eventArchiveDays),
     });
+    this.eventSchemas = new CertflowEventSchemas(this, 'EventSchemas', { registryName: config.eventBusName });
     this.bulkIssuance = new BulkIssuance(this, 'BulkIssuance', {
       table: this.table,
       bucket: this.bucket,
@@ -122,6 +125,7 @@ export class CertflowStack extends Stack {
     new CfnOutput(this, 'InventoryTableName', { value: this.inventory.inventoryTable.tableName });
     new CfnOutput(this, 'CaTableName', { value: this.inventory.caTable.tableName });
     new CfnOutput(this, 'EventBusName', { value: this.bus.eventBusName });
+    new CfnOutput(this, 'EventSchemaRegistryName', { value: this.eventSchemas.registry.attrRegistryName });
     new CfnOutput(this, 'BulkStateMachineArn', { value: this.bulkIssuance.stateMachine.stateMachineArn });
     new CfnOutput(this, 'InventoryStateMachineArn', { value: this.inventory.stateMachine.stateMachineArn });
     new CfnOutput(this, 'RevokeIssuedStateMachineArn', { value: this.compromiseResponse.stateMachine.stateMachineArn });

@@ -22,7 +22,9 @@ import { REVOKE_ISSUED_WORKFLOW, type CaDeps } from '../lambdas/core/ca/service'
 import { INVENTORY_RULE_PATTERN } from '../lambdas/core/events';
 import { createHandler as createRevokeIssued } from '../lambdas/handlers/sfn-revoke-issued';
 import { createCaRoutes } from '../lambdas/handlers/api-cas';
-import { CA_ROUTES } from '../lambdas/handlers/routes';
+import { API_ROUTES } from '../lambdas/handlers/routes';
+import type { Route } from '../lambdas/handlers/http';
+import { openApiDocument } from '../lambdas/handlers/openapi';
 import { createHandler as createRecordInventory } from '../lambdas/handlers/sfn-record-inventory';
 import { createHandler as createExpirySweep } from '../lambdas/handlers/sfn-expiry-sweep';
 import { FileCaKeyStore } from '../lambdas/adapters/local/file-ca-key-store';
@@ -31,7 +33,7 @@ import { LocalEventBus } from '../lambdas/adapters/local/local-event-bus';
 import { DEFAULT_BULK_CONFIG, type BulkConfig } from '../lambdas/core/bulk/request';
 import { BULK_WORKFLOW, type BatchDeps } from '../lambdas/core/bulk/service';
 import { systemClock, type Clock } from '../lambdas/core/ports';
-import { BULK_ROUTES, createHandler as createBulkApi } from '../lambdas/handlers/api-bulk-certificates';
+import { createHandler as createBulkApi } from '../lambdas/handlers/api-bulk-certificates';
 import { createHandler as createAssemble } from '../lambdas/handlers/sfn-assemble-zip';
 import { createHandler as createIssueChunk } from '../lambdas/handlers/sfn-issue-chunk';
 import type { BuiltChunk } from '../lambdas/core/bulk/chunk-builder';
@@ -46,6 +48,7 @@ import { createHandler as createRotationRollback } from '../lambdas/handlers/sfn
 import { createHandler as createRotationVend } from '../lambdas/handlers/sfn-rotation-vend';
 import { bootstrap, brokerCredentials, readSuppliers, type BootstrapResult } from './bootstrap';
 import type { ChunkWorkerData } from './chunk-worker';
+import { createConsoleHandler } from './console-server';
 import { startHttpServer } from './http-server';
 import { createLocalDynamoDbClient, ensureTable, startDynamoDb } from './runtime/dynamodb-server';
 import { startMqttBroker, type MqttBroker } from './runtime/mqtt-broker';
@@ -112,6 +115,10 @@ export interface LocalCertflow {
   revokeRunner: StateMachineRunner;
   /** runs the expiry sweep workflow now */
   sweepExpiring(): Promise<unknown>;
+  /** every state machine runner (the console lists their executions) */
+  runners: readonly StateMachineRunner[];
+  /** the REST routes the HTTP server answers (the route tables) */
+  routes: readonly Route[];
   /** executions restarted because their task was still running when the runtime last stopped */
   resumed: string[];
   close(): Promise<void>;
@@ -133,6 +140,9 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     await ensureTable(dynamoClient, CA_TABLE);
     await ensureBucket(s3Client, LOCAL_BUCKET);
 
+    // every state machine of the runtime, for the console (a runner made without track() is not shown there)
+    const runners: StateMachineRunner[] = [];
+    const track = (runner: StateMachineRunner): StateMachineRunner => (runners.push(runner), runner);
     const caKeys = new FileCaKeyStore(dataDir);
     const bus = new LocalEventBus();
     const inventory = new DynamoInventory(dynamoClient);
@@ -160,37 +170,43 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       },
     };
     // the compromise response beyond one slice, called by caDeps.workflows only after the runtime is up
-    const revokeRunner = new StateMachineRunner({
-      definition: join(STATE_MACHINES_DIR, 'revoke-issued.asl.json'),
-      stateMachineName: 'certflow-revoke-issued',
-      substitutions: { RevokeIssuedFunctionArn: lambdaArn('certflow-revoke-issued') },
-      resources: { [lambdaArn('certflow-revoke-issued')]: createRevokeIssued(caDeps) },
-      ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
-    });
+    const revokeRunner = track(
+      new StateMachineRunner({
+        definition: join(STATE_MACHINES_DIR, 'revoke-issued.asl.json'),
+        stateMachineName: 'certflow-revoke-issued',
+        substitutions: { RevokeIssuedFunctionArn: lambdaArn('certflow-revoke-issued') },
+        resources: { [lambdaArn('certflow-revoke-issued')]: createRevokeIssued(caDeps) },
+        ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+      }),
+    );
 
     // the inventory workflow, started by the same rule as on AWS (issuance and revocation events)
-    const inventoryRunner = new StateMachineRunner({
-      definition: join(STATE_MACHINES_DIR, 'inventory.asl.json'),
-      stateMachineName: 'certflow-inventory',
-      substitutions: { RecordInventoryFunctionArn: lambdaArn('certflow-record-inventory') },
-      resources: { [lambdaArn('certflow-record-inventory')]: createRecordInventory({ inventory }) },
-      ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
-    });
+    const inventoryRunner = track(
+      new StateMachineRunner({
+        definition: join(STATE_MACHINES_DIR, 'inventory.asl.json'),
+        stateMachineName: 'certflow-inventory',
+        substitutions: { RecordInventoryFunctionArn: lambdaArn('certflow-record-inventory') },
+        resources: { [lambdaArn('certflow-record-inventory')]: createRecordInventory({ inventory }) },
+        ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+      }),
+    );
     bus.addRule('inventory', INVENTORY_RULE_PATTERN, (event) => inventoryRunner.start(event.id, event).result);
 
     // the expiry sweep: a schedule on AWS, a timer here (and sweepExpiring() on demand)
-    const sweepRunner = new StateMachineRunner({
-      definition: join(STATE_MACHINES_DIR, 'expiry-sweep.asl.json'),
-      stateMachineName: 'certflow-expiry-sweep',
-      substitutions: { ExpirySweepFunctionArn: lambdaArn('certflow-expiry-sweep') },
-      resources: {
-        [lambdaArn('certflow-expiry-sweep')]: createExpirySweep(
-          { inventory, events: bus, clock },
-          options.expiryWindowDays ?? 30,
-        ),
-      },
-      ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
-    });
+    const sweepRunner = track(
+      new StateMachineRunner({
+        definition: join(STATE_MACHINES_DIR, 'expiry-sweep.asl.json'),
+        stateMachineName: 'certflow-expiry-sweep',
+        substitutions: { ExpirySweepFunctionArn: lambdaArn('certflow-expiry-sweep') },
+        resources: {
+          [lambdaArn('certflow-expiry-sweep')]: createExpirySweep(
+            { inventory, events: bus, clock },
+            options.expiryWindowDays ?? 30,
+          ),
+        },
+        ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+      }),
+    );
     const sweepExpiring = async (): Promise<unknown> =>
       sweepRunner.start(`sweep-${clock.now().toISOString().replace(/[:.]/g, '-')}-${randomUUID().slice(0, 8)}`, {})
         .result;
@@ -251,42 +267,44 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     };
 
     // called by batchDeps.workflows only after the runtime is up
-    const runner = new StateMachineRunner({
-      definition: join(STATE_MACHINES_DIR, 'bulk-issuance.asl.json'),
-      stateMachineName: 'certflow-bulk-issuance',
-      substitutions: {
-        PlanChunksFunctionArn: lambdaArn('certflow-plan-chunks'),
-        IssueChunkFunctionArn: lambdaArn('certflow-issue-chunk'),
-        AssembleZipFunctionArn: lambdaArn('certflow-assemble-zip'),
-        RecordFailureFunctionArn: lambdaArn('certflow-record-batch-failure'),
-        TaskTableName: TASK_TABLE.tableName,
-        EventBusName: 'certflow-local',
-      },
-      resources: {
-        [lambdaArn('certflow-plan-chunks')]: createPlan(batchDeps) as (i: unknown) => Promise<unknown>,
-        [lambdaArn('certflow-issue-chunk')]: async (input) => {
-          await options.beforeChunk?.(input as { taskId: string; index: number });
-          return issueChunk(input);
+    const runner = track(
+      new StateMachineRunner({
+        definition: join(STATE_MACHINES_DIR, 'bulk-issuance.asl.json'),
+        stateMachineName: 'certflow-bulk-issuance',
+        substitutions: {
+          PlanChunksFunctionArn: lambdaArn('certflow-plan-chunks'),
+          IssueChunkFunctionArn: lambdaArn('certflow-issue-chunk'),
+          AssembleZipFunctionArn: lambdaArn('certflow-assemble-zip'),
+          RecordFailureFunctionArn: lambdaArn('certflow-record-batch-failure'),
+          TaskTableName: TASK_TABLE.tableName,
+          EventBusName: 'certflow-local',
         },
-        [lambdaArn('certflow-assemble-zip')]: createAssemble(batchDeps) as (i: unknown) => Promise<unknown>,
-        [lambdaArn('certflow-record-batch-failure')]: createRecordFailure(batchDeps) as (
-          i: unknown,
-        ) => Promise<unknown>,
-      },
-      sdkIntegrations: {
-        'dynamodb:updateItem': async (params) => {
-          try {
-            return await dynamoClient.send(new UpdateItemCommand(params as unknown as UpdateItemCommandInput));
-          } catch (e) {
-            const err = e as Error;
-            throw Object.assign(new Error(err.message), { name: `DynamoDB.${err.name}` });
-          }
+        resources: {
+          [lambdaArn('certflow-plan-chunks')]: createPlan(batchDeps) as (i: unknown) => Promise<unknown>,
+          [lambdaArn('certflow-issue-chunk')]: async (input) => {
+            await options.beforeChunk?.(input as { taskId: string; index: number });
+            return issueChunk(input);
+          },
+          [lambdaArn('certflow-assemble-zip')]: createAssemble(batchDeps) as (i: unknown) => Promise<unknown>,
+          [lambdaArn('certflow-record-batch-failure')]: createRecordFailure(batchDeps) as (
+            i: unknown,
+          ) => Promise<unknown>,
         },
-        'events:putEvents': (params) =>
-          bus.putEvents((params.Entries ?? []) as Parameters<LocalEventBus['putEvents']>[0]),
-      },
-      ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
-    });
+        sdkIntegrations: {
+          'dynamodb:updateItem': async (params) => {
+            try {
+              return await dynamoClient.send(new UpdateItemCommand(params as unknown as UpdateItemCommandInput));
+            } catch (e) {
+              const err = e as Error;
+              throw Object.assign(new Error(err.message), { name: `DynamoDB.${err.name}` });
+            }
+          },
+          'events:putEvents': (params) =>
+            bus.putEvents((params.Entries ?? []) as Parameters<LocalEventBus['putEvents']>[0]),
+        },
+        ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+      }),
+    );
 
     // a task still pending or in progress lost its execution when the runtime stopped: run it again (chunks
     // already signed are skipped, so it resumes where it was)
@@ -322,29 +340,33 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       [lambdaArn('certflow-rotation-ack')]: createRotationAck(rotationDeps),
     };
     const rotationRunners = {
-      get: new StateMachineRunner({
-        definition: join(STATE_MACHINES_DIR, 'rotation-get.asl.json'),
-        stateMachineName: 'certflow-rotation-get',
-        substitutions: {
-          ApproveDeviceFunctionArn: lambdaArn('certflow-rotation-approve'),
-          VendCertificateFunctionArn: lambdaArn('certflow-rotation-vend'),
-          ReplyFunctionArn: lambdaArn('certflow-rotation-reply'),
-          RollbackFunctionArn: lambdaArn('certflow-rotation-rollback'),
-        },
-        resources: rotationFunctions,
-        ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
-      }),
-      ack: new StateMachineRunner({
-        definition: join(STATE_MACHINES_DIR, 'rotation-ack.asl.json'),
-        stateMachineName: 'certflow-rotation-ack',
-        substitutions: {
-          ApproveDeviceFunctionArn: lambdaArn('certflow-rotation-approve'),
-          AcknowledgeRotationFunctionArn: lambdaArn('certflow-rotation-ack'),
-          ReplyFunctionArn: lambdaArn('certflow-rotation-reply'),
-        },
-        resources: rotationFunctions,
-        ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
-      }),
+      get: track(
+        new StateMachineRunner({
+          definition: join(STATE_MACHINES_DIR, 'rotation-get.asl.json'),
+          stateMachineName: 'certflow-rotation-get',
+          substitutions: {
+            ApproveDeviceFunctionArn: lambdaArn('certflow-rotation-approve'),
+            VendCertificateFunctionArn: lambdaArn('certflow-rotation-vend'),
+            ReplyFunctionArn: lambdaArn('certflow-rotation-reply'),
+            RollbackFunctionArn: lambdaArn('certflow-rotation-rollback'),
+          },
+          resources: rotationFunctions,
+          ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+        }),
+      ),
+      ack: track(
+        new StateMachineRunner({
+          definition: join(STATE_MACHINES_DIR, 'rotation-ack.asl.json'),
+          stateMachineName: 'certflow-rotation-ack',
+          substitutions: {
+            ApproveDeviceFunctionArn: lambdaArn('certflow-rotation-approve'),
+            AcknowledgeRotationFunctionArn: lambdaArn('certflow-rotation-ack'),
+            ReplyFunctionArn: lambdaArn('certflow-rotation-reply'),
+          },
+          resources: rotationFunctions,
+          ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+        }),
+      ),
     };
     const rules = rotationTopics(rotationConfig.topicPrefix).rules;
     const startRotation = (runner: StateMachineRunner) => (input: Record<string, unknown>) => {
@@ -384,7 +406,15 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     ]);
     const http = await startHttpServer({
       port: options.port ?? Number(process.env.PORT ?? 4010),
-      mounts: [{ routes: [...CA_ROUTES, ...BULK_ROUTES], handler: api }],
+      mounts: [{ routes: [...API_ROUTES], handler: api }],
+      raw: [
+        createConsoleHandler({
+          runners: () => runners,
+          tasks,
+          suppliers: async () => Object.keys((await readSuppliers(dataDir)) ?? {}).sort(),
+          openApi: () => openApiDocument(),
+        }),
+      ],
     });
     closers.unshift(() => http.close());
 
@@ -404,6 +434,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       rotationConfig,
       sweepExpiring,
       revokeRunner,
+      runners,
+      routes: API_ROUTES,
       resumed,
       close: async () => {
         for (const close of closers) await close().catch(() => undefined);

@@ -5,7 +5,7 @@ async function main(): Promise<void> {
   const cf = await startLocal();
   const demo = cf.bootstrap.suppliers.demo;
   const lines = [
-    `certflow is running at ${cf.url} (data in ${cf.dataDir})`,
+    `certflow is running at ${cf.url} (data in ${cf.dataDir}); console: ${cf.url}/console`,
     `MQTT broker (mutual TLS, certflow device certificates) at ${cf.mqttUrl}`,
     cf.bootstrap.created
       ? `created a development root CA ${cf.bootstrap.rootCaId.slice(0, 16)}…, an issuing CA ${cf.bootstrap.issuingCaId.slice(0, 16)}… and the supplier "demo"`

@@ -143,6 +143,47 @@ export function domainEvent<T extends DetailType>(
   return { detailType, detail: EVENT_SCHEMAS[detailType].parse(detail) as Record<string, unknown> };
 }
 
+/**
+ * The whole EventBridge event of a detail type (envelope + detail), as subscribers receive it: the JSON Schema files
+ * in docs/events/ and the EventBridge schema registry are generated from this.
+ */
+export function eventEnvelopeSchema<T extends DetailType>(detailType: T) {
+  return z
+    .object({
+      version: z.string(),
+      id: z.string(),
+      'detail-type': z.literal(detailType),
+      source: z.literal(EVENT_SOURCE),
+      account: z.string(),
+      time: z.string(),
+      region: z.string(),
+      resources: z.array(z.string()),
+      detail: EVENT_SCHEMAS[detailType],
+    })
+    .describe(`${detailType}: ${EVENT_SCHEMAS[detailType].description ?? ''}`);
+}
+
+/** The registry name of an event's schema, AWS style: `certflow@CertificateIssued`. */
+export const eventSchemaName = (detailType: DetailType): string => `${EVENT_SOURCE}@${detailType.replace(/ /g, '')}`;
+
+/** The file name of an event's JSON Schema under docs/events/: `certificate-issued.schema.json`. */
+export const eventSchemaFile = (detailType: DetailType): string =>
+  `${detailType.toLowerCase().replace(/ /g, '-')}.schema.json`;
+
+/** JSON Schema of the whole event (default draft 2020-12; the schema registry takes draft 4). */
+export function eventJsonSchema(
+  detailType: DetailType,
+  target: 'draft-2020-12' | 'draft-04' = 'draft-2020-12',
+): Record<string, unknown> {
+  return {
+    ...(z.toJSONSchema(eventEnvelopeSchema(detailType), { target, unrepresentable: 'throw' }) as Record<
+      string,
+      unknown
+    >),
+    title: eventSchemaName(detailType),
+  };
+}
+
 /** Certificates per `Certificate Issued` event: keeps each entry well under EventBridge's 256 KB. */
 export const CERTIFICATES_PER_EVENT = 500;
 

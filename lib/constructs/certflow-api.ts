@@ -19,14 +19,7 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import type { z } from 'zod';
-import { CreateBatchBodySchema } from '../../lambdas/core/bulk/request';
-import {
-  CreateCaBodySchema,
-  DeviceCertificateBodySchema,
-  RevokeBodySchema,
-  ServerCertificateBodySchema,
-} from '../../lambdas/core/ca/requests';
-import { BULK_ROUTES, CA_ROUTES } from '../../lambdas/handlers/routes';
+import { API_BODY_SCHEMAS, API_ROUTES, routeKey } from '../../lambdas/handlers/routes';
 import { ApiEnv, BulkEnv } from '../../lambdas/handlers/env';
 import { CDF_MEDIA_TYPE, Route } from '../../lambdas/handlers/http';
 import { apiGatewaySchema } from '../json-schema';
@@ -38,22 +31,7 @@ import type { CertflowEventBus } from './event-bus';
 import type { CertificateInventory } from './inventory';
 import type { TaskTable } from './task-table';
 
-/** `METHOD /resource`, the key of a route. */
-export const routeKey = (route: Route): string => `${route.method.toUpperCase()} ${route.resource}`;
-
-/** Every route of the REST API: bulk issuance and the CA hierarchy, served by one function. */
-export const API_ROUTES: readonly Route[] = [...BULK_ROUTES, ...CA_ROUTES];
-
-/** The request bodies the handler parses, by route: API Gateway validates them with the same schemas. */
-export const API_BODY_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
-  'POST /supplier/{supplierId}/certificates': CreateBatchBodySchema,
-  'POST /cas/root': CreateCaBodySchema,
-  'POST /cas/{caId}/intermediates': CreateCaBodySchema,
-  'POST /cas/{caId}/revoke': RevokeBodySchema,
-  'POST /certificates/server': ServerCertificateBodySchema,
-  'POST /certificates/device': DeviceCertificateBodySchema,
-  'POST /certificates/{taskId}/revoke': RevokeBodySchema,
-};
+export { API_BODY_SCHEMAS, API_ROUTES, routeKey } from '../../lambdas/handlers/routes';
 
 /** The JSON media types the handler reads bodies in (the model applies to each). */
 export const JSON_MEDIA_TYPES = ['application/json', CDF_MEDIA_TYPE];
