@@ -27,6 +27,7 @@ import { createHandler as createRecordInventory } from '../lambdas/handlers/sfn-
 import { createHandler as createExpirySweep } from '../lambdas/handlers/sfn-expiry-sweep';
 import { FileCaKeyStore } from '../lambdas/adapters/local/file-ca-key-store';
 import { LocalCertificateRegistry, REGISTRY_TABLE } from '../lambdas/adapters/local/local-certificate-registry';
+import { LOCAL_API_RATES } from '../lambdas/adapters/local/memory-rate-limiter';
 import { LocalEventBus } from '../lambdas/adapters/local/local-event-bus';
 import { LocalRotationGroup } from '../lambdas/adapters/local/local-rotation-group';
 import { DEFAULT_BULK_CONFIG, type BulkConfig } from '../lambdas/core/bulk/request';
@@ -178,6 +179,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     const config: BulkConfig = {
       ...DEFAULT_BULK_CONFIG,
       maxConcurrency: Math.max(2, (options.workers ?? availableParallelism()) * 2),
+      rates: LOCAL_API_RATES,
       ...options.bulk,
     };
 

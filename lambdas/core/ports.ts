@@ -113,6 +113,31 @@ export interface WorkflowStarter {
   start(workflow: string, name: string, input: Record<string, unknown>): Promise<void>;
 }
 
+/**
+ * The AWS APIs whose request rate certflow paces (per account and region on AWS; see `DEFAULT_API_RATES` in
+ * core/pacing.ts for the default quotas). Bulk issuance, rotation and provisioning name the API they are about to
+ * call.
+ */
+export type RateLimitedApi =
+  | 'iot:RegisterCertificate'
+  | 'iot:RegisterCertificateWithoutCA'
+  | 'iot:CreateKeysAndCertificate'
+  | 'iot:CreateThing'
+  | 'iot:AttachThingPrincipal'
+  | 'iot:AttachPolicy'
+  | 'acm-pca:IssueCertificate'
+  | 'acm-pca:GetCertificate'
+  | 'kms:Sign';
+
+/**
+ * A request rate shared by every caller of one deployment — all concurrent Distributed Map children, not one per
+ * Lambda: a token bucket item in DynamoDB on AWS (`DynamoRateLimiter`), in memory in the local runtime (one process).
+ */
+export interface RateLimiter {
+  /** resolves when one call to `api` fits its configured rate; throws RateLimitBacklogError when the wait would be too long */
+  acquire(api: RateLimitedApi): Promise<void>;
+}
+
 /** Where a supplier's certificates are signed. */
 export type SupplierCa = { type: 'certflow'; caId: string } | { type: 'acm-pca'; arn: string } | { type: 'aws-iot' };
 
@@ -163,9 +188,30 @@ export interface ExternalIssueInput {
   includeChain: boolean;
 }
 
+/**
+ * What an attempt has done so far for one certificate of a chunk, kept in S3 between attempts (JSON) so that a
+ * re-run chunk neither bills a second certificate nor hands out a certificate whose key was lost.
+ */
+export interface ExternalIssueProgress {
+  /** the device key certflow made for the certificate (PKCS#8 PEM), saved before the CA is asked to sign */
+  privateKeyPem?: string;
+  /** the CA's id for the requested certificate (ACM PCA certificate ARN) once the CA accepted the request */
+  certificateArn?: string;
+}
+
 /** Signs device certificates with a CA outside certflow: ACM Private CA, or AWS IoT's own CA. */
 export interface DeviceCertificateIssuer {
-  issue(input: ExternalIssueInput): Promise<DeviceFiles>;
+  /** makes a device key (PKCS#8 PEM) when certflow makes the keys; absent when the CA makes them (AWS IoT) */
+  makeKey?(keyType: import('./pki/keys').KeyType): string;
+  /**
+   * Issues one certificate, resuming from `progress` (what earlier attempts saved; the key when makeKey exists);
+   * `record` receives progress worth keeping as it happens (the caller saves it).
+   */
+  issue(
+    input: ExternalIssueInput,
+    progress: ExternalIssueProgress,
+    record: (progress: ExternalIssueProgress) => void,
+  ): Promise<DeviceFiles>;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ describe('parseDeployConfig', () => {
       chunkSize: 1000,
       maxConcurrency: 100,
       maxQuantity: 1_000_000,
+      apiRates: {},
+      pcaCertificatesPerCa: 1_000_000,
       lifecycleDays: 30,
       caKeyStore: 'ssm',
       caKmsKeyArns: [],
@@ -40,8 +42,10 @@ describe('parseDeployConfig', () => {
       crlValidityHours: '6',
       expirySweepHours: '12',
       expiryWindowDays: '45',
+      apiRates: '{"iot:RegisterCertificate":100,"acm-pca:IssueCertificate":50}',
     });
     expect(config).toMatchObject({
+      apiRates: { 'iot:RegisterCertificate': 100, 'acm-pca:IssueCertificate': 50 },
       chunkSize: 250,
       suppliers: { acme: { type: 'certflow', caId: 'acme-ca' } },
       caKmsKeyArns: [KEY_ARN],
@@ -58,6 +62,8 @@ describe('parseDeployConfig', () => {
     ['error/concurrency above the Distributed Map limit', { maxConcurrency: 20_000 }, /maxConcurrency/],
     ['error/supplier CA', { suppliers: { acme: { type: 'certflow', caId: 'a b' } } }, /suppliers/],
     ['error/unknown key', { chunksize: 10 }, /chunksize/],
+    ['error/unknown paced API', { apiRates: { 'iot:Publish': 10 } }, /apiRates/],
+    ['error/rate not positive', { apiRates: { 'kms:Sign': 0 } }, /apiRates\.kms:Sign/],
     ['error/thing group name', { rotationThingGroupName: 'rotate now' }, /rotationThingGroupName/],
     ['error/CRL validity', { crlValidityHours: 0 }, /crlValidityHours/],
     ['error/create flag', { createRotationThingGroup: 'maybe' }, /createRotationThingGroup/],
