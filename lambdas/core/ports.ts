@@ -69,6 +69,8 @@ export interface BatchTask {
   zipKey?: string;
   zipSize?: number;
   registered?: number;
+  /** the first failed chunk and its Step Functions error (`{ Error, Cause }` as JSON), written by the workflow */
+  chunkFailure?: { index: number; error: string };
 }
 
 export interface TaskStore {

@@ -106,6 +106,8 @@ describe('CertflowStack with KMS CA keys and custom settings', () => {
         crlValidityHours: 12,
         expirySweepHours: 6,
         expiryWindowDays: 14,
+        apiRates: { 'kms:Sign': 1000, 'iot:RegisterCertificate': 50 },
+        pcaCertificatesPerCa: 2_000_000,
       },
     });
   });
@@ -134,6 +136,16 @@ describe('CertflowStack with KMS CA keys and custom settings', () => {
   it('passes the settings to the functions and the bucket', () => {
     built.template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ CA_KEY_STORE: 'kms', CHUNK_SIZE: '250', MAX_CONCURRENCY: '40' }) },
+    });
+    // the quotas to pace to, the chunk budget (2/3 of IssueChunk's 60 s) and the ACM PCA capacity
+    built.template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          API_RATES: JSON.stringify({ 'iot:RegisterCertificate': 50, 'kms:Sign': 1000 }),
+          CHUNK_BUDGET_SECONDS: '40',
+          PCA_CERTIFICATES_PER_CA: '2000000',
+        }),
+      },
     });
     built.template.hasResourceProperties('AWS::S3::Bucket', {
       LifecycleConfiguration: {

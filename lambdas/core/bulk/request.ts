@@ -192,8 +192,8 @@ export const CHUNK_CAP: Record<KeyType, number> = {
 
 /**
  * Most chunks in one batch. Every Step Functions payload must stay under 256 KiB: PlanChunks lists the chunk
- * indexes (up to 6 digits and a comma each) and the Map collects one small result per chunk (`{"ok":1}`), about
- * 190 KB together at this count (checked in test/unit/bulk-plan.test.ts with the largest batch).
+ * indexes (109 KB of JSON at this count) and the Map collects one `{}` per chunk (60 KB); a failed chunk records
+ * its error on the task instead of in the results (checked in test/unit/bulk-plan.test.ts with the largest batch).
  */
 export const MAX_CHUNKS = 20_000;
 

@@ -243,13 +243,28 @@ export function describeFailure(error: unknown): TaskError {
   return { code, message: message.slice(0, 1000) };
 }
 
+/**
+ * The reason of a batch whose chunk failed, from the error the workflow recorded on the task (the Distributed
+ * Map's own error only says that a child failed).
+ */
+export function describeChunkFailure(failure: { index: number; error: string }): TaskError {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(failure.error);
+  } catch {
+    parsed = { Cause: failure.error };
+  }
+  const { message } = describeFailure(parsed);
+  return { code: 'CHUNK_FAILED', message: `chunk ${failure.index} failed: ${message}`.slice(0, 1000) };
+}
+
 /** The workflow's failure path: the task becomes `failed` with its reason, no zip is kept, Batch Failed is sent. */
 export async function recordBatchFailure(
   deps: Pick<BatchDeps, 'tasks' | 'objects' | 'events' | 'clock'>,
   input: { taskId: string; error?: unknown },
 ): Promise<{ taskId: string; error: TaskError }> {
   const task = await getTask(deps, input.taskId);
-  const error = describeFailure(input.error);
+  const error = task.chunkFailure ? describeChunkFailure(task.chunkFailure) : describeFailure(input.error);
   const failedAt = deps.clock.now().toISOString();
   await deps.objects.delete([batchZipKey(task.taskId)]);
   await deps.tasks.setStatus(task.taskId, 'failed', { error, completedAt: failedAt });
