@@ -96,6 +96,13 @@ export interface TaskStore {
   completeChunk(taskId: string, chunkIndex: number, registered?: number): Promise<number>;
   /** has this chunk been completed before? (lets a re-run skip finished chunks) */
   isChunkDone(taskId: string, chunkIndex: number): Promise<boolean>;
+  /**
+   * Leases a chunk to one attempt until `untilMs` (epoch ms, the attempt's deadline): false while another attempt
+   * holds a lease that has not expired, so two deliveries of one chunk never sign it at the same time.
+   */
+  claimChunk(taskId: string, chunkIndex: number, attemptId: string, untilMs: number): Promise<boolean>;
+  /** gives a lease back (an attempt that failed), if `attemptId` still holds it */
+  releaseChunk(taskId: string, chunkIndex: number, attemptId: string): Promise<void>;
   /** tasks in these states, oldest first (used to resume after a local restart) */
   listByStatus(statuses: TaskStatus[]): Promise<BatchTask[]>;
 }

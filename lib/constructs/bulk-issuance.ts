@@ -151,7 +151,8 @@ export class BulkIssuance extends Construct {
     );
     bucket.grantBatchObjects(this.issueChunk, 's3:GetObject', 's3:PutObject');
     bucket.grantList(this.issueChunk);
-    table.grant(this.issueChunk, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+    // GetItem/UpdateItem: the task, the rate schedules, giving a chunk lease back; PutItem: taking a chunk lease
+    table.grant(this.issueChunk, 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:PutItem');
     bus.grantPutEvents(this.issueChunk);
     this.grantCaKeys(this.issueChunk, caKeyStore, kmsKeys);
     this.grantExternalCas(this.issueChunk, props.suppliers ?? {});

@@ -45,7 +45,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
-import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { sdkStreamMixin } from '@smithy/util-stream';
 import { type AwsClients, awsChunkDeps, awsPace, bulkConfig } from '../../lambdas/adapters/aws/bulk-deps';
 import { requestKey } from '../../lambdas/core/bulk/keys';
@@ -574,6 +574,80 @@ describe('IssueChunk with a certflow CA (key in SSM, certificate in AWS IoT)', (
     expect(taskUpdates()[0]!.args[0].input.ExpressionAttributeValues).toMatchObject({ ':n': 30, ':idx': 0 });
   });
 
+  it('signs a chunk delivered twice at once only once: the second delivery is refused while the first holds the lease', async () => {
+    const { taskId } = givenRequest(certflowCa(), { ...BODY, register: true });
+    iotMock.on(cmd(RegisterCertificateCommand)).callsFake(async (input: { certificatePem?: string }) => {
+      const id = parseCertificate(input.certificatePem!).id;
+      return { certificateId: id, certificateArn: `arn:aws:iot:us-east-1:111122223333:cert/${id}` };
+    });
+    // the lease item, as DynamoDB's conditional writes would keep it
+    let lease: { attemptId: string; expiresAt: number } | undefined;
+    docMock
+      .on(cmd(PutCommand))
+      .callsFake(
+        async (input: { Item?: Record<string, unknown>; ExpressionAttributeValues?: Record<string, unknown> }) => {
+          const now = input.ExpressionAttributeValues![':now'] as number;
+          if (lease && lease.expiresAt >= now && lease.attemptId !== input.Item!.attemptId) {
+            throw Object.assign(new Error('The conditional request failed'), {
+              name: 'ConditionalCheckFailedException',
+              $metadata: {},
+            });
+          }
+          lease = { attemptId: input.Item!.attemptId as string, expiresAt: input.Item!.expiresAt as number };
+          return {};
+        },
+      );
+    docMock
+      .on(cmd(UpdateCommand))
+      .callsFake(async (input: { Key?: { pk?: string }; ExpressionAttributeValues?: Record<string, unknown> }) => {
+        if (input.Key?.pk === `lease#${taskId}#0`) {
+          if (lease && lease.attemptId === input.ExpressionAttributeValues![':attempt']) lease.expiresAt = 0;
+          return {};
+        }
+        return { Attributes: { chunksPending: 0 } };
+      });
+    const context = { getRemainingTimeInMillis: () => 55_000 };
+    const c = clients();
+    const handler = createHandler(awsChunkDeps(env, c, awsPace(env, c)));
+
+    const outcomes = await Promise.allSettled([
+      handler({ taskId, index: 0 }, context),
+      handler({ taskId, index: 0 }, context),
+    ]);
+
+    const refused = outcomes.filter((o) => o.status === 'rejected');
+    expect(refused).toHaveLength(1);
+    expect((refused[0] as PromiseRejectedResult).reason).toMatchObject({
+      name: 'TransientChunkError',
+      code: 'CHUNK_BUSY',
+    });
+    expect(outcomes.find((o) => o.status === 'fulfilled')).toMatchObject({ value: { replayed: false, count: 3 } });
+    expect(lease?.expiresAt).toBe(0); // given back when the chunk was done
+
+    // the workflow's retry of the refused delivery finds the chunk signed: bookkeeping only
+    await expect(handler({ taskId, index: 0 }, context)).resolves.toMatchObject({ replayed: true });
+
+    const zips = putInputs().filter((p) => p.Key === `batches/${taskId}/chunks/000000.zip`);
+    expect(zips).toHaveLength(1);
+    expect(iotMock.commandCalls(cmd(RegisterCertificateCommand))).toHaveLength(3);
+    const leases = docMock.commandCalls(cmd(PutCommand)).map((call) => call.args[0].input);
+    expect(leases[0]).toEqual({
+      TableName: TABLE,
+      Item: {
+        pk: `lease#${taskId}#0`,
+        attemptId: expect.any(String),
+        expiresAt: expect.any(Number),
+        ttl: expect.any(Number),
+      },
+      ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now OR attemptId = :attempt',
+      ExpressionAttributeValues: { ':now': expect.any(Number), ':attempt': leases[0]!.Item!.attemptId },
+    });
+    const { expiresAt } = leases[0]!.Item as { expiresAt: number };
+    const { ':now': claimedAt } = leases[0]!.ExpressionAttributeValues as { ':now': number };
+    expect(expiresAt - claimedAt).toBeGreaterThanOrEqual(55_000 - 50); // the invocation's deadline
+    expect(expiresAt - claimedAt).toBeLessThanOrEqual(55_000 + 1000);
+  });
+
   // Regression (was a bug in lambdas/handlers/env.ts): zod 4's `.default('0')` returns the string '0' without running the transform, so
   // without ZIP_LEVEL (the BulkIssuance construct does not set it) zipLevel is '0' and ZipChunkBuilder's checkLevel
   // throws "RangeError: deflate level must be 0-9: 0": every chunk of every batch fails.
@@ -799,22 +873,25 @@ describe('IssueChunk with an ACM PCA supplier', () => {
 });
 
 describe('IssueChunk with the AwsIotDefault supplier', () => {
+  /** AWS IoT's CreateKeysAndCertificate, its CA played by the test CA */
+  async function createKeysAndCertificate() {
+    const leaf = await issueLeaf(intermediate.issuer, {
+      profile: 'device',
+      subject: { commonName: 'AWS IoT Certificate' },
+      validity: { days: 365 },
+      now: new Date(),
+    });
+    return {
+      certificateArn: `arn:aws:iot:us-east-1:111122223333:cert/${leaf.certificate.id}`,
+      certificateId: leaf.certificate.id,
+      certificatePem: leaf.certificate.pem,
+      keyPair: { PrivateKey: privateKeyToPem(leaf.privateKey), PublicKey: publicKeyToPem(leaf.publicKey) },
+    };
+  }
+
   it('has AWS IoT create each key and certificate, inactive, and registers nothing more', async () => {
     const { taskId } = givenRequest({ type: 'aws-iot' }, { ...BODY, quantity: 2, register: true });
-    iotMock.on(cmd(CreateKeysAndCertificateCommand)).callsFake(async () => {
-      const leaf = await issueLeaf(intermediate.issuer, {
-        profile: 'device',
-        subject: { commonName: 'AWS IoT Certificate' },
-        validity: { days: 365 },
-        now: new Date(),
-      });
-      return {
-        certificateArn: `arn:aws:iot:us-east-1:111122223333:cert/${leaf.certificate.id}`,
-        certificateId: leaf.certificate.id,
-        certificatePem: leaf.certificate.pem,
-        keyPair: { PrivateKey: privateKeyToPem(leaf.privateKey), PublicKey: publicKeyToPem(leaf.publicKey) },
-      };
-    });
+    iotMock.on(cmd(CreateKeysAndCertificateCommand)).callsFake(createKeysAndCertificate);
 
     const result = await issue({ taskId, index: 0 });
 
@@ -852,5 +929,33 @@ describe('IssueChunk with the AwsIotDefault supplier', () => {
       certificates: [{ commonName: 'acme-A0' }, { commonName: 'acme-A1' }],
     });
     expect(docMock.commandCalls(cmd(UpdateCommand))[0]!.args[0].input.UpdateExpression).not.toContain('registered');
+  });
+
+  it('replays a chunk that failed half way without creating its first certificates again', async () => {
+    const { taskId } = givenRequest({ type: 'aws-iot' }, { ...BODY, quantity: 3 });
+    let created = 0;
+    let failAt: number | undefined = 3; // the third creation fails for good (not throttling)
+    iotMock.on(cmd(CreateKeysAndCertificateCommand)).callsFake(async () => {
+      if (++created === failAt) {
+        throw Object.assign(new Error('internal failure'), { name: 'InternalFailureException', $metadata: {} });
+      }
+      return createKeysAndCertificate();
+    });
+    await expect(issue({ taskId, index: 0 })).rejects.toMatchObject({ name: 'InternalFailureException' });
+    failAt = undefined;
+    iotMock.resetHistory();
+
+    await issue({ taskId, index: 0 });
+
+    // only the third certificate was created on the retry; the zip has the first two from the saved progress
+    expect(iotMock.commandCalls(cmd(CreateKeysAndCertificateCommand))).toHaveLength(1);
+    const file = zipFile(bucket.get(`batches/${taskId}/chunks/000000.zip`)!.body);
+    const ids = new Set<string>();
+    for (const name of ['acme-A0', 'acme-A1', 'acme-A2']) {
+      const cert = new X509Certificate(unzipRead(file, `${name}/certificate.pem`));
+      expect(cert.checkPrivateKey(createPrivateKey(unzipRead(file, `${name}/private.key`)))).toBe(true);
+      ids.add(cert.fingerprint256);
+    }
+    expect(ids.size).toBe(3);
   });
 });

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { NotFoundError, ValidationError } from '../errors';
 import { CERTIFICATES_PER_EVENT, domainEvent } from '../events';
 import { commonNameAt } from '../naming/common-name';
@@ -48,6 +49,18 @@ export interface BuildJob {
   caId: string;
   now: string;
   level: number;
+}
+
+/** The chunk cannot run now but will later (another attempt holds it, a worker crashed): the workflow retries. */
+export class TransientChunkError extends Error {
+  override readonly name = 'TransientChunkError';
+
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 export interface ChunkInput {
@@ -267,10 +280,13 @@ async function registerAll(deps: ChunkDeps, request: BatchRequest, input: ChunkI
  * exists is not signed again — certificates are never issued twice into a batch — and only its bookkeeping
  * (events, the chunk count) is redone, which is idempotent.
  */
-export async function signChunk(input: ChunkInput, deps: ChunkDeps): Promise<ChunkResult> {
+export async function signChunk(
+  input: ChunkInput,
+  deps: ChunkDeps,
+  options: { deadlineMs?: number } = {},
+): Promise<ChunkResult> {
   const request = await loadBatchRequest(deps.objects, input.taskId);
   const range = chunkRange(request, input.index);
-  const zipKey = chunkZipKey(input.taskId, input.index);
   const result = (replayed: boolean): ChunkResult => ({
     taskId: input.taskId,
     index: input.index,
@@ -279,6 +295,32 @@ export async function signChunk(input: ChunkInput, deps: ChunkDeps): Promise<Chu
   });
 
   if (await deps.tasks.isChunkDone(input.taskId, input.index)) return result(true);
+  if (options.deadlineMs === undefined) return signOrFinish(input, deps, request, range, result);
+  // two deliveries of one chunk at once (Express children run at least once) must not both sign: the first holds
+  // a lease until its deadline, the second is retried by the workflow and then finds the chunk done
+  const attemptId = randomUUID();
+  if (!(await deps.tasks.claimChunk(input.taskId, input.index, attemptId, options.deadlineMs))) {
+    throw new TransientChunkError(
+      'CHUNK_BUSY',
+      `chunk ${input.index} of ${input.taskId} is being signed by another attempt`,
+    );
+  }
+  try {
+    return await signOrFinish(input, deps, request, range, result);
+  } finally {
+    await deps.tasks.releaseChunk(input.taskId, input.index, attemptId).catch(() => undefined);
+  }
+}
+
+/** Signs the chunk, or finishes the bookkeeping of one signed before (its zip exists). */
+async function signOrFinish(
+  input: ChunkInput,
+  deps: ChunkDeps,
+  request: BatchRequest,
+  range: ChunkRange,
+  result: (replayed: boolean) => ChunkResult,
+): Promise<ChunkResult> {
+  const zipKey = chunkZipKey(input.taskId, input.index);
   if (await deps.objects.head(zipKey)) {
     // signed before, but the bookkeeping did not finish (e.g. registration throttled): redo only that
     const rows = parseManifest((await deps.objects.get(chunkManifestKey(input.taskId, input.index))).toString('utf8'));
