@@ -65,6 +65,9 @@ import type { SupplierCa } from '../../lambdas/core/ports';
 import { BulkEnv, readEnv } from '../../lambdas/handlers/env';
 import { createHandler } from '../../lambdas/handlers/sfn-issue-chunk';
 import { unzipList, unzipRead, unzipTest } from '../helpers/zip';
+import { MemoryRateLimiter } from '../../lambdas/adapters/local/memory-rate-limiter';
+import { isThrottlingError } from '../../lambdas/adapters/aws/sdk-errors';
+import { createPace, resolveApiRates } from '../../lambdas/core/pacing';
 import { cmd, mockSdk } from './sdk-mock';
 
 const TABLE = 'certflow-tasks';
@@ -224,9 +227,9 @@ beforeEach(() => {
 const certflowCa = (): SupplierCa => ({ type: 'certflow', caId });
 
 /** Stores request.json as POST would (the same normalisation), under a fresh task id. */
-function givenRequest(ca: SupplierCa, body: Record<string, unknown>): { taskId: string } {
+function givenRequest(ca: SupplierCa, body: Record<string, unknown>, requestEnv: BulkEnv = env): { taskId: string } {
   const taskId = randomUUID();
-  const request = normalizeBatchRequest('acme', ca, body, bulkConfig(env), new Date());
+  const request = normalizeBatchRequest('acme', ca, body, bulkConfig(requestEnv), new Date());
   bucket.set(requestKey(taskId), {
     body: Buffer.from(JSON.stringify(request)),
     contentType: 'application/json',
@@ -646,6 +649,33 @@ describe('IssueChunk with a certflow CA (key in SSM, certificate in AWS IoT)', (
     const { ':now': claimedAt } = leases[0]!.ExpressionAttributeValues as { ':now': number };
     expect(expiresAt - claimedAt).toBeGreaterThanOrEqual(55_000 - 50); // the invocation's deadline
     expect(expiresAt - claimedAt).toBeLessThanOrEqual(55_000 + 1000);
+  });
+
+  it('paces the registrations of concurrent chunks on one shared schedule (20 TPS: 50 ms apart across chunks)', async () => {
+    const small = readEnv(BulkEnv, { ...CDK_ENV, CHUNK_SIZE: '3', API_RATES: '{"iot:RegisterCertificate":20}' });
+    const { taskId } = givenRequest(certflowCa(), { ...BODY, quantity: 12, register: true }, small);
+    const at: number[] = [];
+    iotMock.on(cmd(RegisterCertificateCommand)).callsFake(async (input: { certificatePem?: string }) => {
+      at.push(performance.now());
+      const id = parseCertificate(input.certificatePem!).id;
+      return { certificateId: id, certificateArn: `arn:aws:iot:us-east-1:111122223333:cert/${id}` };
+    });
+    // one schedule for every chunk, as the task-table item is on AWS (the in-memory limiter of the local runtime)
+    const pace = createPace({
+      limiter: new MemoryRateLimiter(resolveApiRates(small.API_RATES)),
+      isThrottling: isThrottlingError,
+    });
+    const handler = createHandler(awsChunkDeps(small, clients(), pace));
+
+    await Promise.all([0, 1, 2, 3].map((index) => handler({ taskId, index })));
+
+    expect(at).toHaveLength(12);
+    const gaps = at
+      .sort((x, y) => x - y)
+      .slice(1)
+      .map((t, i) => t - at[i]!);
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(45); // timers may fire a little early or late, never 4 at once
+    expect(at[11]! - at[0]!).toBeGreaterThanOrEqual(11 * 50 - 15);
   });
 
   // Regression (was a bug in lambdas/handlers/env.ts): zod 4's `.default('0')` returns the string '0' without running the transform, so
