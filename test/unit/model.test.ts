@@ -1,4 +1,6 @@
 /** bench/model.ts: the arithmetic on a small case worked by hand, with round prices. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadInputs, markdown, modelRow, type ModelInputs, pcaFee, runModel } from '../../bench/model';
 
 /** The shipped inputs with every price zero except the one a test looks at. */
@@ -65,5 +67,27 @@ describe('the scale and cost model', () => {
         .split('\n')
         .filter((l) => l.startsWith('| 10,000 |')),
     ).toHaveLength(15);
+  });
+});
+
+describe('docs/scale-and-cost.md', () => {
+  it('shows the tables npm run model prints from the current inputs (re-run it after changing them)', () => {
+    const cells = (line: string) =>
+      line
+        .split('|')
+        .slice(1, -1)
+        .map((c) => c.trim())
+        .join('|');
+    const doc = new Set(
+      readFileSync(join(__dirname, '../../docs/scale-and-cost.md'), 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('|'))
+        .map(cells),
+    );
+    const printed = markdown(runModel(loadInputs()))
+      .split('\n')
+      .filter((l) => l.startsWith('| ') && !l.startsWith('| ---'));
+    expect(printed.length).toBeGreaterThan(40);
+    expect(printed.filter((l) => !doc.has(cells(l)))).toEqual([]);
   });
 });
