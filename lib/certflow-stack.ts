@@ -56,6 +56,8 @@ export class CertflowStack extends Stack {
       chunkSize: config.chunkSize,
       maxConcurrency: config.maxConcurrency,
       maxQuantity: config.maxQuantity,
+      apiRates: config.apiRates,
+      pcaCertificatesPerCa: config.pcaCertificatesPerCa,
       caKeyStore: config.caKeyStore,
       caKmsKeyArns: config.caKmsKeyArns,
     });

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { SuppliersSchema } from '../lambdas/adapters/aws/env-supplier-directory';
 import { DEFAULT_ROTATION_TOPIC_PREFIX, TOPIC_PREFIX_PATTERN } from '../lambdas/core/rotation/topics';
 import { SigningCaSchema } from '../lambdas/handlers/env';
+import { ApiRatesSchema } from '../lambdas/core/pacing';
 
 /** The CDK context key of the configuration object, and the prefix of the per-key overrides. */
 export const CONTEXT_KEY = 'certflow';
@@ -39,6 +40,16 @@ export const DeployConfigSchema = z
     maxConcurrency: wholeNumber(1, 10_000, 100),
     /** largest batch accepted by the API */
     maxQuantity: wholeNumber(1, 100_000_000, 1_000_000),
+    /**
+     * The account's request quotas, calls per second, for the AWS APIs certflow paces (all Distributed Map children
+     * share one schedule per API): `iot:RegisterCertificate`, `iot:RegisterCertificateWithoutCA`,
+     * `iot:CreateKeysAndCertificate`, `iot:CreateThing`, `iot:AttachThingPrincipal`, `iot:AttachPolicy`,
+     * `acm-pca:IssueCertificate`, `acm-pca:GetCertificate`, `kms:Sign`. Unset: AWS's defaults (core/pacing.ts).
+     * Set what Service Quotas shows after an increase; MaxConcurrency and paced chunk sizes follow.
+     */
+    apiRates: fromJson(ApiRatesSchema).default({}),
+    /** certificates one ACM Private CA may issue in its lifetime (AWS quota, 1,000,000 by default) */
+    pcaCertificatesPerCa: wholeNumber(1, 1_000_000_000, 1_000_000),
     /** days after which the objects under `batches/` expire (chunk zips, manifests, batch zips) */
     lifecycleDays: wholeNumber(1, 3650, 30),
     /** where CA private keys live: SSM SecureString PEMs, or KMS asymmetric keys */

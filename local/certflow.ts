@@ -29,6 +29,7 @@ import { createHandler as createRecordInventory } from '../lambdas/handlers/sfn-
 import { createHandler as createExpirySweep } from '../lambdas/handlers/sfn-expiry-sweep';
 import { FileCaKeyStore } from '../lambdas/adapters/local/file-ca-key-store';
 import { LocalDeviceRegistry, REGISTRY_TABLE } from '../lambdas/adapters/local/local-device-registry';
+import { LOCAL_API_RATES } from '../lambdas/adapters/local/memory-rate-limiter';
 import { LocalEventBus } from '../lambdas/adapters/local/local-event-bus';
 import { DEFAULT_BULK_CONFIG, type BulkConfig } from '../lambdas/core/bulk/request';
 import { BULK_WORKFLOW, type BatchDeps } from '../lambdas/core/bulk/service';
@@ -220,6 +221,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     const config: BulkConfig = {
       ...DEFAULT_BULK_CONFIG,
       maxConcurrency: Math.max(2, (options.workers ?? availableParallelism()) * 2),
+      rates: LOCAL_API_RATES,
       ...options.bulk,
     };
 

@@ -69,6 +69,8 @@ export interface BatchTask {
   zipKey?: string;
   zipSize?: number;
   registered?: number;
+  /** the first failed chunk and its Step Functions error (`{ Error, Cause }` as JSON), written by the workflow */
+  chunkFailure?: { index: number; error: string };
 }
 
 export interface TaskStore {
@@ -94,6 +96,13 @@ export interface TaskStore {
   completeChunk(taskId: string, chunkIndex: number, registered?: number): Promise<number>;
   /** has this chunk been completed before? (lets a re-run skip finished chunks) */
   isChunkDone(taskId: string, chunkIndex: number): Promise<boolean>;
+  /**
+   * Leases a chunk to one attempt until `untilMs` (epoch ms, the attempt's deadline): false while another attempt
+   * holds a lease that has not expired, so two deliveries of one chunk never sign it at the same time.
+   */
+  claimChunk(taskId: string, chunkIndex: number, attemptId: string, untilMs: number): Promise<boolean>;
+  /** gives a lease back (an attempt that failed), if `attemptId` still holds it */
+  releaseChunk(taskId: string, chunkIndex: number, attemptId: string): Promise<void>;
   /** tasks in these states, oldest first (used to resume after a local restart) */
   listByStatus(statuses: TaskStatus[]): Promise<BatchTask[]>;
 }
@@ -111,6 +120,31 @@ export interface EventPublisher {
 /** Starts a workflow execution named `name` (the task id). Starting the same name twice is not an error. */
 export interface WorkflowStarter {
   start(workflow: string, name: string, input: Record<string, unknown>): Promise<void>;
+}
+
+/**
+ * The AWS APIs whose request rate certflow paces (per account and region on AWS; see `DEFAULT_API_RATES` in
+ * core/pacing.ts for the default quotas). Bulk issuance, rotation and provisioning name the API they are about to
+ * call.
+ */
+export type RateLimitedApi =
+  | 'iot:RegisterCertificate'
+  | 'iot:RegisterCertificateWithoutCA'
+  | 'iot:CreateKeysAndCertificate'
+  | 'iot:CreateThing'
+  | 'iot:AttachThingPrincipal'
+  | 'iot:AttachPolicy'
+  | 'acm-pca:IssueCertificate'
+  | 'acm-pca:GetCertificate'
+  | 'kms:Sign';
+
+/**
+ * A request rate shared by every caller of one deployment — all concurrent Distributed Map children, not one per
+ * Lambda: a token bucket item in DynamoDB on AWS (`DynamoRateLimiter`), in memory in the local runtime (one process).
+ */
+export interface RateLimiter {
+  /** resolves when one call to `api` fits its configured rate; throws RateLimitBacklogError when the wait would be too long */
+  acquire(api: RateLimitedApi): Promise<void>;
 }
 
 /** Where a supplier's certificates are signed. */
@@ -163,9 +197,30 @@ export interface ExternalIssueInput {
   includeChain: boolean;
 }
 
+/**
+ * What an attempt has done so far for one certificate of a chunk, kept in S3 between attempts (JSON) so that a
+ * re-run chunk neither bills a second certificate nor hands out a certificate whose key was lost.
+ */
+export interface ExternalIssueProgress {
+  /** the device key certflow made for the certificate (PKCS#8 PEM), saved before the CA is asked to sign */
+  privateKeyPem?: string;
+  /** the CA's id for the requested certificate (ACM PCA certificate ARN) once the CA accepted the request */
+  certificateArn?: string;
+}
+
 /** Signs device certificates with a CA outside certflow: ACM Private CA, or AWS IoT's own CA. */
 export interface DeviceCertificateIssuer {
-  issue(input: ExternalIssueInput): Promise<DeviceFiles>;
+  /** makes a device key (PKCS#8 PEM) when certflow makes the keys; absent when the CA makes them (AWS IoT) */
+  makeKey?(keyType: import('./pki/keys').KeyType): string;
+  /**
+   * Issues one certificate, resuming from `progress` (what earlier attempts saved; the key when makeKey exists);
+   * `record` receives progress worth keeping as it happens (the caller saves it).
+   */
+  issue(
+    input: ExternalIssueInput,
+    progress: ExternalIssueProgress,
+    record: (progress: ExternalIssueProgress) => void,
+  ): Promise<DeviceFiles>;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -5,9 +5,24 @@
 import { z } from 'zod';
 import { TOPIC_PREFIX_PATTERN } from '../core/rotation/topics';
 import { SupplierCaSchema } from '../adapters/aws/env-supplier-directory';
+import { ApiRatesSchema } from '../core/pacing';
 
 const positiveInt = (fallback: number) =>
   z.string().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(1)).prefault(String(fallback)); // prefault: the fallback goes through the same parse as a given value
+
+/** JSON of per-API rates, calls per second (`{"iot:RegisterCertificate": 50}`); unset APIs keep AWS's defaults. */
+export const apiRatesVariable = z
+  .string()
+  .transform((text, ctx) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'not JSON' });
+      return z.NEVER;
+    }
+  })
+  .pipe(ApiRatesSchema)
+  .prefault('{}');
 
 export const BulkEnv = z.object({
   TASK_TABLE_NAME: z.string().min(1),
@@ -27,6 +42,12 @@ export const BulkEnv = z.object({
     .regex(/^[0-9]$/)
     .transform(Number)
     .prefault('0'),
+  /** the AWS quotas certflow paces to (see API rates in README and docs/scale-and-cost.md) */
+  API_RATES: apiRatesVariable,
+  /** seconds a chunk may spend on paced calls: sizes paced chunks (IssueChunk's timeout minus a margin) */
+  CHUNK_BUDGET_SECONDS: positiveInt(40),
+  /** certificates one ACM Private CA may issue in its lifetime (AWS quota: 1,000,000) */
+  PCA_CERTIFICATES_PER_CA: positiveInt(1_000_000),
 });
 export type BulkEnv = z.infer<typeof BulkEnv>;
 

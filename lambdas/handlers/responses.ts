@@ -40,7 +40,18 @@ export const TaskViewSchema = z.object({
   batchDate: z.number().int().describe("CDF's name for the creation time, epoch milliseconds"),
   completedAt: isoDate.optional(),
   error: z.object({ code: z.string(), message: z.string() }).optional(),
-  registered: z.number().int().optional(),
+  registered: z
+    .number()
+    .int()
+    .optional()
+    .describe(
+      'certificates registered with AWS IoT so far (counted per finished chunk), when the batch registers them',
+    ),
+  registrationTotal: z
+    .number()
+    .int()
+    .optional()
+    .describe('how many the batch registers: "registered of registrationTotal"'),
 });
 
 /** 303 while the batch runs: the task view and a message. */

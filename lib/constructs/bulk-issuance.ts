@@ -11,6 +11,7 @@ import {
   caKeyParameter,
   caKmsKeyParameter,
 } from '../../lambdas/adapters/aws/ca-certificates';
+import { ApiRatesSchema, type ApiRatesInput } from '../../lambdas/core/pacing';
 import type { SupplierCa } from '../../lambdas/core/ports';
 import { BulkEnv } from '../../lambdas/handlers/env';
 import { aslStateMachine } from '../asl';
@@ -22,6 +23,10 @@ import type { TaskTable } from './task-table';
 
 /** The bulk-issuance workflow definition, shared with the local runtime. */
 export const BULK_DEFINITION_PATH = path.join(PROJECT_ROOT, 'statemachines', 'bulk-issuance.asl.json');
+
+/** Seconds of paced calls a chunk may make: two thirds of IssueChunk's timeout (the rest signs and writes S3). */
+export const chunkBudgetSeconds = (issueChunkTimeout: Duration): number =>
+  Math.max(1, Math.floor((issueChunkTimeout.toSeconds() * 2) / 3));
 
 /** The labels of the Distributed Map states of an ASL document (their child executions are named after them). */
 export function distributedMapLabels(definition: string): string[] {
@@ -55,6 +60,10 @@ export interface BulkIssuanceProps {
   readonly maxConcurrency?: number;
   /** largest batch accepted, default 1,000,000 */
   readonly maxQuantity?: number;
+  /** the account's quotas for the paced AWS APIs, calls per second (unset: AWS's defaults) */
+  readonly apiRates?: ApiRatesInput;
+  /** certificates one ACM Private CA may issue in its lifetime, default 1,000,000 */
+  readonly pcaCertificatesPerCa?: number;
   /** where the CA keys live, default 'ssm' (SecureString PEMs) */
   readonly caKeyStore?: 'ssm' | 'kms';
   /** with caKeyStore 'kms': the keys the CAs sign with (kms:Sign and kms:GetPublicKey on these only) */
@@ -91,6 +100,7 @@ export class BulkIssuance extends Construct {
     const { table, bucket, bus } = props;
     const caKeyStore = props.caKeyStore ?? 'ssm';
     const kmsKeys = props.caKmsKeyArns ?? [];
+    const issueChunkTimeout = props.issueChunkTimeout ?? Duration.seconds(60);
     if (caKeyStore === 'kms' && kmsKeys.length === 0) {
       throw new Error(`${this.node.path}: caKeyStore 'kms' needs caKmsKeyArns (kms:Sign is granted on those only)`);
     }
@@ -104,6 +114,10 @@ export class BulkIssuance extends Construct {
       CHUNK_SIZE: String(props.chunkSize ?? 1000),
       MAX_CONCURRENCY: String(props.maxConcurrency ?? 100),
       MAX_QUANTITY: String(props.maxQuantity ?? 1_000_000),
+      API_RATES: JSON.stringify(ApiRatesSchema.parse(props.apiRates ?? {})),
+      // paced chunks are sized to finish their paced calls in the timeout less a margin for signing and S3
+      CHUNK_BUDGET_SECONDS: String(chunkBudgetSeconds(issueChunkTimeout)),
+      PCA_CERTIFICATES_PER_CA: String(props.pcaCertificatesPerCa ?? 1_000_000),
     };
     const logRetention = props.logRetention ?? RetentionDays.THREE_MONTHS;
     const bulkFunction = (fid: string, entry: string, description: string, memorySize: number, timeout: Duration) =>
@@ -133,11 +147,12 @@ export class BulkIssuance extends Construct {
       'sfn-issue-chunk',
       'certflow bulk issuance: generate keys and sign one chunk, write its zip and manifest',
       1769,
-      props.issueChunkTimeout ?? Duration.seconds(60),
+      issueChunkTimeout,
     );
     bucket.grantBatchObjects(this.issueChunk, 's3:GetObject', 's3:PutObject');
     bucket.grantList(this.issueChunk);
-    table.grant(this.issueChunk, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+    // GetItem/UpdateItem: the task, the rate schedules, giving a chunk lease back; PutItem: taking a chunk lease
+    table.grant(this.issueChunk, 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:PutItem');
     bus.grantPutEvents(this.issueChunk);
     this.grantCaKeys(this.issueChunk, caKeyStore, kmsKeys);
     this.grantExternalCas(this.issueChunk, props.suppliers ?? {});

@@ -161,4 +161,30 @@ describe('DynamoTaskStore on dynalite', () => {
     expect(complete.map((t) => t.taskId)).toContain('l-done');
     expect(complete.map((t) => t.taskId)).not.toContain('l-1');
   });
+
+  it('leases a chunk to one attempt until its deadline; the holder may renew, a failed holder gives it back', async () => {
+    const start = now.getTime();
+    expect(await store.claimChunk('t-lease', 4, 'attempt-a', start + 60_000)).toBe(true);
+    expect(await store.claimChunk('t-lease', 4, 'attempt-b', start + 60_000)).toBe(false); // a concurrent delivery
+    expect(await store.claimChunk('t-lease', 5, 'attempt-b', start + 60_000)).toBe(true); // another chunk
+    expect(await store.claimChunk('t-lease', 4, 'attempt-a', start + 90_000)).toBe(true); // the holder again
+
+    await store.releaseChunk('t-lease', 4, 'attempt-b'); // not the holder: changes nothing
+    expect(await store.claimChunk('t-lease', 4, 'attempt-c', start + 60_000)).toBe(false);
+    await store.releaseChunk('t-lease', 4, 'attempt-a');
+    expect(await store.claimChunk('t-lease', 4, 'attempt-c', start + 60_000)).toBe(true);
+
+    const saved = now;
+    now = new Date(start + 61_000); // attempt-c died at its deadline (a Lambda timeout): the lease expired
+    try {
+      expect(await store.claimChunk('t-lease', 4, 'attempt-d', start + 120_000)).toBe(true);
+    } finally {
+      now = saved;
+    }
+    const { Item } = await client.send(
+      new GetItemCommand({ TableName: TASK_TABLE.tableName, Key: { pk: { S: 'lease#t-lease#4' } } }),
+    );
+    expect(Item?.attemptId).toEqual({ S: 'attempt-d' });
+    expect(Number(Item?.ttl?.N)).toBe(Math.ceil((start + 120_000) / 1000) + 86_400);
+  });
 });

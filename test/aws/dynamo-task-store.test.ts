@@ -35,6 +35,7 @@ describe('TASK_TABLE', () => {
     expect(TASK_TABLE).toEqual({
       tableName: 'certflow-tasks',
       partitionKey: { name: 'pk', type: 'S' },
+      timeToLiveAttribute: 'ttl', // chunk leases an attempt could not give back
       globalSecondaryIndexes: [
         {
           indexName: 'byStatus',

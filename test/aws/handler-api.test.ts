@@ -198,7 +198,7 @@ describe('POST /supplier/{supplierId}/certificates', () => {
         chunksTotal: 1,
         chunksPending: 1,
         createdAt: expect.any(String),
-        request: { keyType: 'ec-p256', register: false, includeCA: false, layout: 'certflow' },
+        request: { ca: 'certflow', keyType: 'ec-p256', register: false, includeCA: false, layout: 'certflow' },
       },
       ConditionExpression: 'attribute_not_exists(pk)',
     });
@@ -386,6 +386,20 @@ describe('GET /certificates/{taskId}/task', () => {
       batchDate: Date.parse('2026-03-01T12:00:00.000Z'),
     });
     expect(sequence()).toEqual(['DynamoDB.Get']);
+  });
+
+  it('shows how far registration got, "registered of registrationTotal", for a batch that registers', async () => {
+    const request = { ca: 'certflow', keyType: 'ec-p256', register: true, includeCA: false, layout: 'certflow' };
+    docMock.on(cmd(GetCommand)).resolves({ Item: taskItem('t-r', { request, registered: 100 }) });
+    expect(bodyOf(await api()(getTaskEvent('t-r')))).toMatchObject({ registered: 100, registrationTotal: 250 });
+
+    docMock.on(cmd(GetCommand)).resolves({ Item: taskItem('t-r', { request }) }); // no chunk finished yet
+    expect(bodyOf(await api()(getTaskEvent('t-r')))).toMatchObject({ registered: 0, registrationTotal: 250 });
+
+    // AWS IoT's own CA registers as it issues: nothing separate to report
+    const iot = { ...request, ca: 'aws-iot' };
+    docMock.on(cmd(GetCommand)).resolves({ Item: taskItem('t-i', { request: iot }) });
+    expect(bodyOf(await api()(getTaskEvent('t-i')))).not.toHaveProperty('registrationTotal');
   });
 
   it('answers 404 TASK_NOT_FOUND for an unknown task', async () => {

@@ -29,6 +29,7 @@ import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge
 import {
   CreateKeysAndCertificateCommand,
   DescribeCACertificateCommand,
+  DescribeCertificateCommand,
   IoTClient,
   RegisterCertificateCommand,
   RegisterCertificateWithoutCACommand,
@@ -44,9 +45,9 @@ import {
 } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
-import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { sdkStreamMixin } from '@smithy/util-stream';
-import { type AwsClients, awsChunkDeps, bulkConfig } from '../../lambdas/adapters/aws/bulk-deps';
+import { type AwsClients, awsChunkDeps, awsPace, bulkConfig } from '../../lambdas/adapters/aws/bulk-deps';
 import { requestKey } from '../../lambdas/core/bulk/keys';
 import { normalizeBatchRequest } from '../../lambdas/core/bulk/request';
 import {
@@ -64,6 +65,9 @@ import type { SupplierCa } from '../../lambdas/core/ports';
 import { BulkEnv, readEnv } from '../../lambdas/handlers/env';
 import { createHandler } from '../../lambdas/handlers/sfn-issue-chunk';
 import { unzipList, unzipRead, unzipTest } from '../helpers/zip';
+import { MemoryRateLimiter } from '../../lambdas/adapters/local/memory-rate-limiter';
+import { isThrottlingError } from '../../lambdas/adapters/aws/sdk-errors';
+import { createPace, resolveApiRates } from '../../lambdas/core/pacing';
 import { cmd, mockSdk } from './sdk-mock';
 
 const TABLE = 'certflow-tasks';
@@ -103,9 +107,14 @@ const CDK_ENV = {
   MAX_QUANTITY: '1000000',
 };
 const env = readEnv(BulkEnv, { ...CDK_ENV, ZIP_LEVEL: '0', DEFAULT_DAYS_EXPIRY: '365' });
+/** The backoff delays the pace slept (none really: the tests do not wait), in order. */
+const backoffs: number[] = [];
 /** Fresh deps per invocation, as a fresh Lambda container: nothing cached between attempts but the request. */
-const issue = (input: { taskId: string; index: number }, chunkEnv: BulkEnv = env) =>
-  createHandler(awsChunkDeps(chunkEnv, clients()))(input);
+const issue = (input: { taskId: string; index: number }, chunkEnv: BulkEnv = env) => {
+  const c = clients();
+  const retry = { sleep: async (ms: number) => void backoffs.push(ms), random: () => 0.5 };
+  return createHandler(awsChunkDeps(chunkEnv, c, awsPace(chunkEnv, c, { retry })))(input);
+};
 
 function sequence(): string[] {
   const calls = Object.entries(MOCKS).flatMap(([service, mock]) =>
@@ -196,6 +205,7 @@ afterAll(() => {
 beforeEach(() => {
   for (const mock of Object.values(MOCKS)) mock.reset();
   bucket.clear();
+  backoffs.length = 0;
   installBucket();
   docMock.on(cmd(GetCommand)).resolves({ Item: {} });
   docMock.on(cmd(UpdateCommand)).resolves({ Attributes: { chunksPending: 0 } });
@@ -217,9 +227,9 @@ beforeEach(() => {
 const certflowCa = (): SupplierCa => ({ type: 'certflow', caId });
 
 /** Stores request.json as POST would (the same normalisation), under a fresh task id. */
-function givenRequest(ca: SupplierCa, body: Record<string, unknown>): { taskId: string } {
+function givenRequest(ca: SupplierCa, body: Record<string, unknown>, requestEnv: BulkEnv = env): { taskId: string } {
   const taskId = randomUUID();
-  const request = normalizeBatchRequest('acme', ca, body, bulkConfig(env), new Date());
+  const request = normalizeBatchRequest('acme', ca, body, bulkConfig(requestEnv), new Date());
   bucket.set(requestKey(taskId), {
     body: Buffer.from(JSON.stringify(request)),
     contentType: 'application/json',
@@ -401,18 +411,39 @@ describe('IssueChunk with a certflow CA (key in SSM, certificate in AWS IoT)', (
       'S3.PutObject',
       'S3.PutObject',
       'S3.PutObject',
+      'S3.GetObject', // registration progress of an earlier attempt (none)
+      'DynamoDB.Update', // a slot of the shared RegisterCertificate rate
       'IoT.RegisterCertificate',
+      'DynamoDB.Update',
       'IoT.RegisterCertificate',
+      'DynamoDB.Update',
       'IoT.RegisterCertificate',
+      'S3.PutObject', // 3 registered
       'EventBridge.PutEvents',
       'DynamoDB.Update',
     ]);
-    // manifest, the certificates kept for a retry's registrations, then the zip (the commit point)
+    // manifest, the certificates kept for a retry's registrations, then the zip (the commit point), the progress
     expect(putInputs().map((p) => p.Key)).toEqual([
       `batches/${taskId}/chunks/000000.csv`,
       `batches/${taskId}/chunks/000000.certificates.pem`,
       `batches/${taskId}/chunks/000000.zip`,
+      `batches/${taskId}/chunks/000000.registered`,
     ]);
+    expect(putInputs()[3]!.Body).toBe('3');
+    const slots = docMock.commandCalls(cmd(UpdateCommand)).map((c) => c.args[0].input);
+    expect(slots.slice(0, 3)).toEqual(
+      [0, 1, 2].map(() => ({
+        TableName: TABLE,
+        Key: { pk: 'rate#iot:RegisterCertificate' },
+        UpdateExpression: 'SET nextFree = :next',
+        ConditionExpression: 'attribute_not_exists(nextFree) OR nextFree < :now',
+        ExpressionAttributeValues: { ':next': expect.any(Number), ':now': expect.any(Number) },
+      })),
+    );
+    slots.slice(0, 3).forEach((slot) => {
+      const values = slot.ExpressionAttributeValues as Record<string, number>;
+      expect(values[':next']! - values[':now']!).toBe(100); // 10 TPS, AWS's default
+    });
     const file = zipFile(putInputs()[2]!.Body as Buffer);
     expect(iotMock.commandCalls(cmd(RegisterCertificateCommand)).map((c) => c.args[0].input)).toEqual(
       NAMES.map((n) => ({
@@ -422,7 +453,7 @@ describe('IssueChunk with a certflow CA (key in SSM, certificate in AWS IoT)', (
       })),
     );
     expect(iotMock).not.toHaveReceivedCommand(cmd(RegisterCertificateWithoutCACommand));
-    const update = docMock.commandCalls(cmd(UpdateCommand))[0]!.args[0].input;
+    const update = docMock.commandCalls(cmd(UpdateCommand)).at(-1)!.args[0].input;
     expect(update.UpdateExpression).toBe(
       'SET chunksPending = chunksPending - :one, updatedAt = :now ADD doneChunks :idxSet, registered :n',
     );
@@ -480,28 +511,169 @@ describe('IssueChunk with a certflow CA (key in SSM, certificate in AWS IoT)', (
   });
 
   // Regression (was a bug in lambdas/core/bulk/chunk.ts, signChunk): registration happens after the chunk zip is written, and the
-  // replay path (zip found by HeadObject) skips it. The IssueChunk state retries ThrottlingException, which AWS IoT
-  // answers RegisterCertificate with under load: the retry then completes the chunk with certificates that were
-  // never registered (IotCertificateRegistry.register is idempotent precisely so that a replay can register again).
-  it('registers every certificate when a chunk is retried after RegisterCertificate was throttled', async () => {
+  // replay path (zip found by HeadObject) skipped it, completing the chunk with certificates never registered.
+  it('retries a throttled RegisterCertificate with jittered backoff, each retry on a new slot of the rate', async () => {
     const { taskId } = givenRequest(certflowCa(), { ...BODY, register: true });
-    const registered = new Set<string>();
     let calls = 0;
     iotMock.on(cmd(RegisterCertificateCommand)).callsFake(async (input: { certificatePem?: string }) => {
-      if (++calls === 2) {
+      if (++calls === 2 || calls === 3) {
         throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException', $metadata: {} });
       }
       const id = parseCertificate(input.certificatePem!).id;
-      registered.add(id);
+      return { certificateId: id, certificateArn: `arn:aws:iot:us-east-1:111122223333:cert/${id}` };
+    });
+
+    await expect(issue({ taskId, index: 0 })).resolves.toMatchObject({ count: 3, replayed: false });
+
+    expect(calls).toBe(5); // 3 certificates, the second throttled twice
+    expect(backoffs).toEqual([50, 100]); // full jitter (random 0.5) of 100 ms, then 200 ms
+    const registerSlots = docMock
+      .commandCalls(cmd(UpdateCommand))
+      .filter((c) => c.args[0].input.Key?.pk === 'rate#iot:RegisterCertificate');
+    expect(registerSlots).toHaveLength(5);
+    const update = docMock.commandCalls(cmd(UpdateCommand)).at(-1)!.args[0].input;
+    expect(update.ExpressionAttributeValues).toMatchObject({ ':n': 3 });
+  });
+
+  it('replays a chunk whose registrations ran out of retries: registers only the rest, each certificate once', async () => {
+    const { taskId } = givenRequest(certflowCa(), { ...BODY, quantity: 30, register: true });
+    const registered = new Map<string, number>();
+    let calls = 0;
+    let throttleFrom = 28; // the 28th call and the next 7 (8 attempts in all) are throttled: the attempt fails
+    iotMock.on(cmd(RegisterCertificateCommand)).callsFake(async (input: { certificatePem?: string }) => {
+      calls++;
+      if (calls >= throttleFrom && calls < throttleFrom + 8) {
+        throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException', $metadata: {} });
+      }
+      const id = parseCertificate(input.certificatePem!).id;
+      if (registered.has(id)) {
+        throw Object.assign(new Error('already registered'), { name: 'ResourceAlreadyExistsException', $metadata: {} });
+      }
+      registered.set(id, (registered.get(id) ?? 0) + 1);
       return { certificateId: id, certificateArn: `arn:aws:iot:us-east-1:111122223333:cert/${id}` };
     });
     await expect(issue({ taskId, index: 0 })).rejects.toMatchObject({ name: 'ThrottlingException' });
+    expect(registered.size).toBe(27);
+    expect(bucket.get(`batches/${taskId}/chunks/000000.registered`)!.body.toString()).toBe('27');
+    const taskUpdates = () =>
+      docMock.commandCalls(cmd(UpdateCommand)).filter((c) => c.args[0].input.Key?.pk === `task#${taskId}`);
+    expect(taskUpdates()).toHaveLength(0); // the chunk is not counted done
+    throttleFrom = Infinity;
+    iotMock.resetHistory();
 
     await issue({ taskId, index: 0 }); // Step Functions' retry of the same chunk
 
     const file = zipFile(bucket.get(`batches/${taskId}/chunks/000000.zip`)!.body);
-    const ids = NAMES.map((n) => parseCertificate(unzipRead(file, `${n}/certificate.pem`)).id);
-    expect([...registered].sort()).toEqual([...ids].sort());
+    const ids = unzipList(file)
+      .filter((n) => n.endsWith('/certificate.pem'))
+      .map((n) => parseCertificate(unzipRead(file, n)).id);
+    expect(ids).toHaveLength(30);
+    expect([...registered.keys()].sort()).toEqual([...ids].sort());
+    expect([...registered.values()].every((n) => n === 1)).toBe(true);
+    // only certificates 28-30 were sent again: none already registered for sure
+    expect(iotMock.commandCalls(cmd(RegisterCertificateCommand))).toHaveLength(3);
+    expect(iotMock).not.toHaveReceivedCommand(cmd(DescribeCertificateCommand));
+    expect(taskUpdates()).toHaveLength(1);
+    expect(taskUpdates()[0]!.args[0].input.ExpressionAttributeValues).toMatchObject({ ':n': 30, ':idx': 0 });
+  });
+
+  it('signs a chunk delivered twice at once only once: the second delivery is refused while the first holds the lease', async () => {
+    const { taskId } = givenRequest(certflowCa(), { ...BODY, register: true });
+    iotMock.on(cmd(RegisterCertificateCommand)).callsFake(async (input: { certificatePem?: string }) => {
+      const id = parseCertificate(input.certificatePem!).id;
+      return { certificateId: id, certificateArn: `arn:aws:iot:us-east-1:111122223333:cert/${id}` };
+    });
+    // the lease item, as DynamoDB's conditional writes would keep it
+    let lease: { attemptId: string; expiresAt: number } | undefined;
+    docMock
+      .on(cmd(PutCommand))
+      .callsFake(
+        async (input: { Item?: Record<string, unknown>; ExpressionAttributeValues?: Record<string, unknown> }) => {
+          const now = input.ExpressionAttributeValues![':now'] as number;
+          if (lease && lease.expiresAt >= now && lease.attemptId !== input.Item!.attemptId) {
+            throw Object.assign(new Error('The conditional request failed'), {
+              name: 'ConditionalCheckFailedException',
+              $metadata: {},
+            });
+          }
+          lease = { attemptId: input.Item!.attemptId as string, expiresAt: input.Item!.expiresAt as number };
+          return {};
+        },
+      );
+    docMock
+      .on(cmd(UpdateCommand))
+      .callsFake(async (input: { Key?: { pk?: string }; ExpressionAttributeValues?: Record<string, unknown> }) => {
+        if (input.Key?.pk === `lease#${taskId}#0`) {
+          if (lease && lease.attemptId === input.ExpressionAttributeValues![':attempt']) lease.expiresAt = 0;
+          return {};
+        }
+        return { Attributes: { chunksPending: 0 } };
+      });
+    const context = { getRemainingTimeInMillis: () => 55_000 };
+    const c = clients();
+    const handler = createHandler(awsChunkDeps(env, c, awsPace(env, c)));
+
+    const outcomes = await Promise.allSettled([
+      handler({ taskId, index: 0 }, context),
+      handler({ taskId, index: 0 }, context),
+    ]);
+
+    const refused = outcomes.filter((o) => o.status === 'rejected');
+    expect(refused).toHaveLength(1);
+    expect((refused[0] as PromiseRejectedResult).reason).toMatchObject({
+      name: 'TransientChunkError',
+      code: 'CHUNK_BUSY',
+    });
+    expect(outcomes.find((o) => o.status === 'fulfilled')).toMatchObject({ value: { replayed: false, count: 3 } });
+    expect(lease?.expiresAt).toBe(0); // given back when the chunk was done
+
+    // the workflow's retry of the refused delivery finds the chunk signed: bookkeeping only
+    await expect(handler({ taskId, index: 0 }, context)).resolves.toMatchObject({ replayed: true });
+
+    const zips = putInputs().filter((p) => p.Key === `batches/${taskId}/chunks/000000.zip`);
+    expect(zips).toHaveLength(1);
+    expect(iotMock.commandCalls(cmd(RegisterCertificateCommand))).toHaveLength(3);
+    const leases = docMock.commandCalls(cmd(PutCommand)).map((call) => call.args[0].input);
+    expect(leases[0]).toEqual({
+      TableName: TABLE,
+      Item: {
+        pk: `lease#${taskId}#0`,
+        attemptId: expect.any(String),
+        expiresAt: expect.any(Number),
+        ttl: expect.any(Number),
+      },
+      ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now OR attemptId = :attempt',
+      ExpressionAttributeValues: { ':now': expect.any(Number), ':attempt': leases[0]!.Item!.attemptId },
+    });
+    const { expiresAt } = leases[0]!.Item as { expiresAt: number };
+    const { ':now': claimedAt } = leases[0]!.ExpressionAttributeValues as { ':now': number };
+    expect(expiresAt - claimedAt).toBeGreaterThanOrEqual(55_000 - 50); // the invocation's deadline
+    expect(expiresAt - claimedAt).toBeLessThanOrEqual(55_000 + 1000);
+  });
+
+  it('paces the registrations of concurrent chunks on one shared schedule (20 TPS: 50 ms apart across chunks)', async () => {
+    const small = readEnv(BulkEnv, { ...CDK_ENV, CHUNK_SIZE: '3', API_RATES: '{"iot:RegisterCertificate":20}' });
+    const { taskId } = givenRequest(certflowCa(), { ...BODY, quantity: 12, register: true }, small);
+    const at: number[] = [];
+    iotMock.on(cmd(RegisterCertificateCommand)).callsFake(async (input: { certificatePem?: string }) => {
+      at.push(performance.now());
+      const id = parseCertificate(input.certificatePem!).id;
+      return { certificateId: id, certificateArn: `arn:aws:iot:us-east-1:111122223333:cert/${id}` };
+    });
+    // one schedule for every chunk, as the task-table item is on AWS (the in-memory limiter of the local runtime)
+    const pace = createPace({
+      limiter: new MemoryRateLimiter(resolveApiRates(small.API_RATES)),
+      isThrottling: isThrottlingError,
+    });
+    const handler = createHandler(awsChunkDeps(small, clients(), pace));
+
+    const began = performance.now();
+    await Promise.all([0, 1, 2, 3].map((index) => handler({ taskId, index })));
+
+    // the k-th call of all chunks together starts no earlier than its slot, k × 50 ms after the first (a call can
+    // be late — signing blocks the event loop — never early); four limiters of their own would call 4 at once
+    expect(at).toHaveLength(12);
+    at.sort((x, y) => x - y).forEach((t, k) => expect(t - began).toBeGreaterThanOrEqual(k * 50 - 2));
   });
 
   // Regression (was a bug in lambdas/handlers/env.ts): zod 4's `.default('0')` returns the string '0' without running the transform, so
@@ -519,7 +691,13 @@ describe('IssueChunk with an ACM PCA supplier', () => {
    * last 5 minutes); GetCertificate answers RequestInProgressException until it has signed (here: the first poll).
    * The test CA signs the CSR.
    */
-  function givenPca(options: { inProgressPolls?: number; throttlePoll?: number } = {}) {
+  function givenPca(
+    options: {
+      inProgressPolls?: number;
+      throttlePolls?: (poll: number) => boolean;
+      failPolls?: (poll: number) => boolean;
+    } = {},
+  ) {
     const byToken = new Map<string, string>();
     const csrByArn = new Map<string, Buffer>();
     const certByArn = new Map<string, string>();
@@ -550,7 +728,10 @@ describe('IssueChunk with an ACM PCA supplier', () => {
       if (polls <= (options.inProgressPolls ?? 0)) {
         throw new RequestInProgressException({ message: 'The request is in progress', $metadata: {} });
       }
-      if (polls === options.throttlePoll) {
+      if (options.failPolls?.(polls)) {
+        throw Object.assign(new Error('internal failure'), { name: 'InternalFailureException', $metadata: {} });
+      }
+      if (options.throttlePolls?.(polls)) {
         throw Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException', $metadata: {} });
       }
       const arn = input.CertificateArn!;
@@ -564,6 +745,7 @@ describe('IssueChunk with an ACM PCA supplier', () => {
       }
       return { Certificate: pem, CertificateChain: intermediate.certificate.pem };
     });
+    return { certificatesBilled: () => csrByArn.size };
   }
 
   const PCA: SupplierCa = { type: 'acm-pca', arn: PCA_ARN };
@@ -581,11 +763,18 @@ describe('IssueChunk with an ACM PCA supplier', () => {
       'S3.GetObject',
       'DynamoDB.Get',
       'S3.HeadObject',
+      'S3.GetObject', // progress of an earlier attempt (none)
+      'S3.PutObject', // the device keys, saved before anything is billed
       'ACMPCA.DescribeCertificateAuthority',
+      'DynamoDB.Update', // each ACM PCA call takes a slot of its shared rate first
       'ACMPCA.IssueCertificate',
+      'DynamoDB.Update',
       'ACMPCA.GetCertificate',
+      'DynamoDB.Update',
       'ACMPCA.GetCertificate',
+      'DynamoDB.Update',
       'ACMPCA.IssueCertificate',
+      'DynamoDB.Update',
       'ACMPCA.GetCertificate',
       'S3.PutObject',
       'S3.PutObject',
@@ -616,8 +805,20 @@ describe('IssueChunk with an ACM PCA supplier', () => {
       { CertificateAuthorityArn: PCA_ARN, CertificateArn: `${PCA_ARN}/certificate/2` },
     ]);
     expect(ssmMock).not.toHaveReceivedCommand(cmd(GetParameterCommand));
+    expect(
+      docMock
+        .commandCalls(cmd(UpdateCommand))
+        .map((c) => c.args[0].input.Key?.pk)
+        .slice(0, 5),
+    ).toEqual([
+      'rate#acm-pca:IssueCertificate',
+      'rate#acm-pca:GetCertificate',
+      'rate#acm-pca:GetCertificate',
+      'rate#acm-pca:IssueCertificate',
+      'rate#acm-pca:GetCertificate',
+    ]);
 
-    const file = zipFile(putInputs()[1]!.Body as Buffer);
+    const file = zipFile(putInputs()[2]!.Body as Buffer);
     const ids = checkZip(file, ['acme-A0', 'acme-A1'], createPublicKey(intermediate.privateKey));
     const [event] = issuedEvents();
     expect(event!.detail).toMatchObject({
@@ -627,43 +828,98 @@ describe('IssueChunk with an ACM PCA supplier', () => {
     expect(event!.entry.Detail).not.toMatch(/BEGIN|PRIVATE KEY/);
   });
 
-  // Regression (was a bug in lambdas/adapters/aws/external-issuers.ts, AcmPcaDeviceIssuer.issue): a retried chunk makes a NEW key and
-  // CSR but sends the same IdempotencyToken (`taskId:index`). Within 5 minutes ACM PCA answers a repeated token with
-  // the certificate it issued for the FIRST CSR, so the zip pairs that certificate with a private key it does not
-  // certify. IssueChunk retries ThrottlingException within seconds, so a throttled GetCertificate is enough.
-  // (Either the key must be derived/stored per token, or the token must change with the CSR.)
-  it('pairs every certificate with its own private key when an ACM PCA chunk is retried', async () => {
-    const { taskId } = givenRequest(PCA, PCA_BODY);
-    givenPca({ throttlePoll: 2 });
+  // Regression (was a bug in lambdas/adapters/aws/external-issuers.ts, AcmPcaDeviceIssuer.issue): a retried chunk made a NEW key and
+  // CSR but sent the same IdempotencyToken (`taskId:index`): ACM PCA answered with the certificate of the FIRST CSR,
+  // so the zip paired it with a key it does not certify. The keys are now saved before anything is requested.
+  it('replays an ACM PCA chunk whose GetCertificate ran out of retries: no certificate requested or billed twice', async () => {
+    const { taskId } = givenRequest(PCA, { ...PCA_BODY, quantity: 3 });
+    let throttling = true;
+    givenPca({ throttlePolls: (poll) => throttling && poll >= 2 }); // certificate 2 cannot be fetched
     await expect(issue({ taskId, index: 0 })).rejects.toMatchObject({ name: 'ThrottlingException' });
+    expect(backoffs).toHaveLength(7); // 8 attempts
+    expect(pcaMock.commandCalls(cmd(IssueCertificateCommand))).toHaveLength(2);
+    throttling = false;
+    pcaMock.resetHistory();
 
     await issue({ taskId, index: 0 }); // Step Functions' retry, seconds later
 
+    // certificate 1 came from the saved progress, certificate 2 by its saved ARN, only certificate 3 was requested
+    expect(pcaMock.commandCalls(cmd(IssueCertificateCommand)).map((c) => c.args[0].input.IdempotencyToken)).toEqual([
+      token(taskId, 2),
+    ]);
+    expect(pcaMock.commandCalls(cmd(GetCertificateCommand)).map((c) => c.args[0].input.CertificateArn)).toEqual([
+      `${PCA_ARN}/certificate/2`,
+      `${PCA_ARN}/certificate/3`,
+    ]);
+    const file = zipFile(bucket.get(`batches/${taskId}/chunks/000000.zip`)!.body);
+    const serials = new Set<string>();
+    for (const name of ['acme-A0', 'acme-A1', 'acme-A2']) {
+      const cert = new X509Certificate(unzipRead(file, `${name}/certificate.pem`));
+      expect(cert.checkPrivateKey(createPrivateKey(unzipRead(file, `${name}/private.key`)))).toBe(true);
+      expect(cert.subject.split('\n')).toContain(`CN=${name}`);
+      serials.add(cert.serialNumber);
+    }
+    expect(serials.size).toBe(3);
+  });
+
+  it('replays an ACM PCA chunk that stopped before saving an ARN: same key and token, one certificate billed', async () => {
+    const { taskId } = givenRequest(PCA, PCA_BODY);
+    let crash = true;
+    const pca = givenPca({ failPolls: () => crash });
+    // the attempt dies without saving more than the keys (as a Lambda timeout would)
+    const progressKey = `batches/${taskId}/chunks/000000.progress.json`;
+    s3Mock.on(cmd(PutObjectCommand), { Key: progressKey }).callsFake(async (input: ObjectInput) => {
+      if (crash && bucket.has(progressKey)) throw new Error('Task timed out');
+      bucket.set(progressKey, { body: await bytesOf(input.Body), metadata: {} });
+      return { ETag: '"etag"' };
+    });
+    await expect(issue({ taskId, index: 0 })).rejects.toMatchObject({ name: 'InternalFailureException' });
+    const keysSaved = JSON.parse(bucket.get(progressKey)!.body.toString()) as {
+      certificates: Record<string, { privateKeyPem?: string; certificateArn?: string }>;
+    };
+    expect(Object.keys(keysSaved.certificates)).toEqual(['0', '1']);
+    expect(keysSaved.certificates['0']!.certificateArn).toBeUndefined();
+    crash = false;
+    pcaMock.resetHistory();
+
+    await issue({ taskId, index: 0 });
+
+    // certificate 1 requested again with its token: ACM PCA answers the first request's certificate (same key)
+    expect(pcaMock.commandCalls(cmd(IssueCertificateCommand)).map((c) => c.args[0].input.IdempotencyToken)).toEqual([
+      token(taskId, 0),
+      token(taskId, 1),
+    ]);
+    expect(pca.certificatesBilled()).toBe(2);
     const file = zipFile(bucket.get(`batches/${taskId}/chunks/000000.zip`)!.body);
     for (const name of ['acme-A0', 'acme-A1']) {
       const cert = new X509Certificate(unzipRead(file, `${name}/certificate.pem`));
       expect(cert.checkPrivateKey(createPrivateKey(unzipRead(file, `${name}/private.key`)))).toBe(true);
+      const key = createPrivateKey(unzipRead(file, `${name}/private.key`)).export({ type: 'pkcs8', format: 'pem' });
+      expect(Object.values(keysSaved.certificates).map((c) => c.privateKeyPem)).toContain(key);
     }
   });
 });
 
 describe('IssueChunk with the AwsIotDefault supplier', () => {
+  /** AWS IoT's CreateKeysAndCertificate, its CA played by the test CA */
+  async function createKeysAndCertificate() {
+    const leaf = await issueLeaf(intermediate.issuer, {
+      profile: 'device',
+      subject: { commonName: 'AWS IoT Certificate' },
+      validity: { days: 365 },
+      now: new Date(),
+    });
+    return {
+      certificateArn: `arn:aws:iot:us-east-1:111122223333:cert/${leaf.certificate.id}`,
+      certificateId: leaf.certificate.id,
+      certificatePem: leaf.certificate.pem,
+      keyPair: { PrivateKey: privateKeyToPem(leaf.privateKey), PublicKey: publicKeyToPem(leaf.publicKey) },
+    };
+  }
+
   it('has AWS IoT create each key and certificate, inactive, and registers nothing more', async () => {
     const { taskId } = givenRequest({ type: 'aws-iot' }, { ...BODY, quantity: 2, register: true });
-    iotMock.on(cmd(CreateKeysAndCertificateCommand)).callsFake(async () => {
-      const leaf = await issueLeaf(intermediate.issuer, {
-        profile: 'device',
-        subject: { commonName: 'AWS IoT Certificate' },
-        validity: { days: 365 },
-        now: new Date(),
-      });
-      return {
-        certificateArn: `arn:aws:iot:us-east-1:111122223333:cert/${leaf.certificate.id}`,
-        certificateId: leaf.certificate.id,
-        certificatePem: leaf.certificate.pem,
-        keyPair: { PrivateKey: privateKeyToPem(leaf.privateKey), PublicKey: publicKeyToPem(leaf.publicKey) },
-      };
-    });
+    iotMock.on(cmd(CreateKeysAndCertificateCommand)).callsFake(createKeysAndCertificate);
 
     const result = await issue({ taskId, index: 0 });
 
@@ -672,7 +928,10 @@ describe('IssueChunk with the AwsIotDefault supplier', () => {
       'S3.GetObject',
       'DynamoDB.Get',
       'S3.HeadObject',
+      'S3.GetObject', // progress of an earlier attempt (none)
+      'DynamoDB.Update',
       'IoT.CreateKeysAndCertificate',
+      'DynamoDB.Update',
       'IoT.CreateKeysAndCertificate',
       'S3.PutObject',
       'S3.PutObject',
@@ -698,5 +957,33 @@ describe('IssueChunk with the AwsIotDefault supplier', () => {
       certificates: [{ commonName: 'acme-A0' }, { commonName: 'acme-A1' }],
     });
     expect(docMock.commandCalls(cmd(UpdateCommand))[0]!.args[0].input.UpdateExpression).not.toContain('registered');
+  });
+
+  it('replays a chunk that failed half way without creating its first certificates again', async () => {
+    const { taskId } = givenRequest({ type: 'aws-iot' }, { ...BODY, quantity: 3 });
+    let created = 0;
+    let failAt: number | undefined = 3; // the third creation fails for good (not throttling)
+    iotMock.on(cmd(CreateKeysAndCertificateCommand)).callsFake(async () => {
+      if (++created === failAt) {
+        throw Object.assign(new Error('internal failure'), { name: 'InternalFailureException', $metadata: {} });
+      }
+      return createKeysAndCertificate();
+    });
+    await expect(issue({ taskId, index: 0 })).rejects.toMatchObject({ name: 'InternalFailureException' });
+    failAt = undefined;
+    iotMock.resetHistory();
+
+    await issue({ taskId, index: 0 });
+
+    // only the third certificate was created on the retry; the zip has the first two from the saved progress
+    expect(iotMock.commandCalls(cmd(CreateKeysAndCertificateCommand))).toHaveLength(1);
+    const file = zipFile(bucket.get(`batches/${taskId}/chunks/000000.zip`)!.body);
+    const ids = new Set<string>();
+    for (const name of ['acme-A0', 'acme-A1', 'acme-A2']) {
+      const cert = new X509Certificate(unzipRead(file, `${name}/certificate.pem`));
+      expect(cert.checkPrivateKey(createPrivateKey(unzipRead(file, `${name}/private.key`)))).toBe(true);
+      ids.add(cert.fingerprint256);
+    }
+    expect(ids.size).toBe(3);
   });
 });

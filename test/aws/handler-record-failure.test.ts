@@ -145,6 +145,24 @@ describe('RecordBatchFailure', () => {
     });
   });
 
+  it('reports the chunk error the workflow recorded on the task, not the Map\'s "a child failed"', async () => {
+    docMock.on(cmd(GetCommand)).resolves({
+      Item: { ...taskItem('t-1'), chunkFailure: { index: 7, error: JSON.stringify(LAMBDA_CATCH) } },
+    });
+    const mapError = {
+      Error: 'States.ExceedToleratedFailureThreshold',
+      Cause: 'The specified tolerated failure threshold was exceeded',
+    };
+
+    const result = await record()({ taskId: 't-1', error: mapError });
+
+    const error = { code: 'CHUNK_FAILED', message: 'chunk 7 failed: boom' };
+    expect(result.error).toEqual(error);
+    expect(docMock).toHaveReceivedCommandWith(cmd(UpdateCommand), {
+      ExpressionAttributeValues: expect.objectContaining({ ':error': error }),
+    });
+  });
+
   it('throws TASK_NOT_FOUND for an unknown task and touches nothing', async () => {
     docMock.on(cmd(GetCommand)).resolves({});
     await expect(record()({ taskId: 'nope', error: LAMBDA_CATCH })).rejects.toMatchObject({ code: 'TASK_NOT_FOUND' });

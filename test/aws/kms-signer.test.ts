@@ -6,6 +6,7 @@ import {
   type KeyObject,
   privateEncrypt,
   sign as cryptoSign,
+  verify as cryptoVerify,
   X509Certificate,
 } from 'node:crypto';
 import { DescribeCACertificateCommand, IoTClient } from '@aws-sdk/client-iot';
@@ -20,6 +21,8 @@ import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/clie
 import { ValidationError } from '../../lambdas/core/errors';
 import { issueCertificate, issueLeaf, type ParsedCertificate, spkiDer } from '../../lambdas/core/pki';
 import { KmsCaKeyStore, KmsSigner } from '../../lambdas/adapters/aws/kms-signer';
+import { isThrottlingError } from '../../lambdas/adapters/aws/sdk-errors';
+import { createPace } from '../../lambdas/core/pacing';
 import { openssl, scratch } from '../helpers/openssl';
 import { cmd, mockSdk } from './sdk-mock';
 
@@ -148,6 +151,34 @@ describe('KmsSigner', () => {
     const signer = await KmsSigner.create(kms, KEY_ARN);
     await signer.sign(Buffer.alloc(4096, 1));
     expect(kmsMock).toHaveReceivedCommandWith(cmd(SignCommand), { MessageType: 'RAW', Message: Buffer.alloc(4096, 1) });
+  });
+
+  it('takes a kms:Sign slot of the shared rate for every Sign and retries a throttled one', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    fakeKms(privateKey, publicKey, 'ECC_NIST_P256');
+    let calls = 0;
+    kmsMock.on(cmd(SignCommand)).callsFake((input: SignCommandInput) => {
+      if (++calls === 1) {
+        throw Object.assign(new Error('You have exceeded the rate at which you may call KMS'), {
+          name: 'ThrottlingException',
+          $metadata: { httpStatusCode: 400 },
+        });
+      }
+      return { KeyId: KEY_ARN, Signature: cryptoSign('sha256', Buffer.from(input.Message!), privateKey) };
+    });
+    const slots: string[] = [];
+    const pace = createPace({
+      limiter: { acquire: async (api) => void slots.push(api) },
+      isThrottling: isThrottlingError,
+      retry: { sleep: async () => undefined },
+    });
+    const signer = await KmsSigner.create(kms, KEY_ARN, pace);
+
+    const signature = await signer.sign(Buffer.from('tbs'));
+
+    expect(cryptoVerify('sha256', Buffer.from('tbs'), publicKey, signature)).toBe(true);
+    expect(kmsMock.commandCalls(cmd(SignCommand))).toHaveLength(2);
+    expect(slots).toEqual(['kms:Sign', 'kms:Sign']); // GetPublicKey is not paced
   });
 
   it.each([

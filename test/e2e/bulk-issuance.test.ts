@@ -263,6 +263,9 @@ describe('bulk issuance on the local runtime', () => {
     failChunk = undefined;
     expect(task.status).toBe('failed');
     expect(task.error?.message).toMatch(/injected failure in chunk 1/);
+    // the child recorded its error on the task (chunkFailure) and failed the Map; RecordBatchFailure read it back
+    expect(task.error?.code).toBe('CHUNK_FAILED');
+    expect(task.error?.message).toMatch(/^chunk 1 failed: /);
     const res = await fetch(`${cf.url}/certificates/${body.taskId}`);
     expect(res.status).toBe(409);
     expect(((await res.json()) as { code: string }).code).toBe('BATCH_FAILED');

@@ -158,6 +158,20 @@ describe('BulkIssuance state machine', () => {
     expect(statements).toContainEqual(expect.objectContaining({ Action: 'events:PutEvents', Resource: bus }));
   });
 
+  it('lets IssueChunk read and update the task table (task, rate schedules) and put chunk leases, nothing more', () => {
+    const statements = statementsOfRole(built.template, logicalId(built.stack.bulkIssuance.issueChunk.role));
+    const table = { 'Fn::GetAtt': [logicalId(built.stack.table.table), 'Arn'] };
+    const dynamo = statements.filter((st) => actionsOf(st).some((a) => a.startsWith('dynamodb:')));
+    expect(dynamo).toHaveLength(1);
+    expect(actionsOf(dynamo[0]!).sort()).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
+    expect(dynamo[0]!.Resource).toEqual(table);
+    // leases a dead attempt could not give back expire through the table's TTL
+    built.template.hasResourceProperties('AWS::DynamoDB::Table', {
+      TimeToLiveSpecification: { AttributeName: 'ttl', Enabled: true },
+      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+    });
+  });
+
   it('lets the Distributed Map start, describe and stop the child executions of this state machine only', () => {
     const machine = logicalId(built.stack.bulkIssuance.stateMachine);
     const statements = statementsOfRole(built.template, logicalId(built.stack.bulkIssuance.stateMachine.role));

@@ -17,6 +17,8 @@ describe('parseDeployConfig', () => {
       chunkSize: 1000,
       maxConcurrency: 100,
       maxQuantity: 1_000_000,
+      apiRates: {},
+      pcaCertificatesPerCa: 1_000_000,
       lifecycleDays: 30,
       caKeyStore: 'ssm',
       caKmsKeyArns: [],
@@ -67,8 +69,10 @@ describe('parseDeployConfig', () => {
       crlValidityHours: '6',
       expirySweepHours: '12',
       expiryWindowDays: '45',
+      apiRates: '{"iot:RegisterCertificate":100,"acm-pca:IssueCertificate":50}',
     });
     expect(config).toMatchObject({
+      apiRates: { 'iot:RegisterCertificate': 100, 'acm-pca:IssueCertificate': 50 },
       chunkSize: 250,
       suppliers: { acme: { type: 'certflow', caId: 'acme-ca' } },
       caKmsKeyArns: [KEY_ARN],
@@ -85,6 +89,8 @@ describe('parseDeployConfig', () => {
     ['error/concurrency above the Distributed Map limit', { maxConcurrency: 20_000 }, /maxConcurrency/],
     ['error/supplier CA', { suppliers: { acme: { type: 'certflow', caId: 'a b' } } }, /suppliers/],
     ['error/unknown key', { chunksize: 10 }, /chunksize/],
+    ['error/unknown paced API', { apiRates: { 'iot:Publish': 10 } }, /apiRates/],
+    ['error/rate not positive', { apiRates: { 'kms:Sign': 0 } }, /apiRates\.kms:Sign/],
     ['error/thing group name', { rotationThingGroupName: 'rotate now' }, /rotationThingGroupName/],
     ['error/CRL validity', { crlValidityHours: 0 }, /crlValidityHours/],
     ['error/create flag', { createRotationThingGroup: 'maybe' }, /createRotationThingGroup/],
@@ -140,6 +146,8 @@ describe('CertflowStack with KMS CA keys and custom settings', () => {
         crlValidityHours: 12,
         expirySweepHours: 6,
         expiryWindowDays: 14,
+        apiRates: { 'kms:Sign': 1000, 'iot:RegisterCertificate': 50 },
+        pcaCertificatesPerCa: 2_000_000,
       },
     });
   });
@@ -168,6 +176,16 @@ describe('CertflowStack with KMS CA keys and custom settings', () => {
   it('passes the settings to the functions and the bucket', () => {
     built.template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: { Variables: Match.objectLike({ CA_KEY_STORE: 'kms', CHUNK_SIZE: '250', MAX_CONCURRENCY: '40' }) },
+    });
+    // the quotas to pace to, the chunk budget (2/3 of IssueChunk's 60 s) and the ACM PCA capacity
+    built.template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          API_RATES: JSON.stringify({ 'iot:RegisterCertificate': 50, 'kms:Sign': 1000 }),
+          CHUNK_BUDGET_SECONDS: '40',
+          PCA_CERTIFICATES_PER_CA: '2000000',
+        }),
+      },
     });
     built.template.hasResourceProperties('AWS::S3::Bucket', {
       LifecycleConfiguration: {

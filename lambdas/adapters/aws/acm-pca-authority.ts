@@ -6,6 +6,7 @@ import {
   IssueCertificateCommand,
 } from '@aws-sdk/client-acm-pca';
 import { ValidationError } from '../../core/errors';
+import { type Pace, unpaced } from '../../core/pacing';
 import { defaultSleep, isAwsError } from './sdk-errors';
 
 export type PcaSigningAlgorithm = 'SHA256WITHRSA' | 'SHA256WITHECDSA' | 'SHA384WITHECDSA';
@@ -47,6 +48,8 @@ export interface AcmPcaOptions {
   initialDelayMs?: number;
   maxDelayMs?: number;
   sleep?: (ms: number) => Promise<void>;
+  /** IssueCertificate and GetCertificate at the shared rates, throttling retried (default: unpaced) */
+  pace?: Pace;
 }
 
 const MAX_TOKEN_LENGTH = 36;
@@ -63,6 +66,7 @@ export class AcmPcaCertificateAuthority {
   private readonly initialDelayMs: number;
   private readonly maxDelayMs: number;
   private readonly sleep: (ms: number) => Promise<void>;
+  private readonly pace: Pace;
   private signingAlgorithm?: Promise<PcaSigningAlgorithm>;
 
   constructor(
@@ -74,29 +78,41 @@ export class AcmPcaCertificateAuthority {
     this.initialDelayMs = options.initialDelayMs ?? 200;
     this.maxDelayMs = options.maxDelayMs ?? 2000;
     this.sleep = options.sleep ?? defaultSleep;
+    this.pace = options.pace ?? unpaced;
   }
 
   /** IssueCertificate, then GetCertificate until PCA has signed (RequestInProgressException until then). */
-  async issue(input: PcaIssueInput): Promise<PcaIssuedCertificate> {
+  async issue(
+    input: PcaIssueInput,
+    /** told the certificate's ARN as soon as ACM PCA accepted the request (before it has signed) */
+    onAccepted?: (certificateArn: string) => void,
+  ): Promise<PcaIssuedCertificate> {
     if (!Number.isInteger(input.validityDays) || input.validityDays < 1) {
       throw new ValidationError('INVALID_VALIDITY', 'validityDays must be a whole number of days, at least 1', {
         details: { field: 'validityDays' },
       });
     }
-    const { CertificateArn } = await this.client.send(
-      new IssueCertificateCommand({
-        CertificateAuthorityArn: this.caArn,
-        Csr: Buffer.from(input.csrPem, 'utf8'),
-        SigningAlgorithm: input.signingAlgorithm,
-        Validity: { Type: 'DAYS', Value: input.validityDays },
-        ...(input.idempotencyToken !== undefined
-          ? { IdempotencyToken: pcaIdempotencyToken(input.idempotencyToken) }
-          : {}),
-        ...(input.templateArn !== undefined ? { TemplateArn: input.templateArn } : {}),
-      }),
+    const { CertificateArn } = await this.pace('acm-pca:IssueCertificate', () =>
+      this.client.send(
+        new IssueCertificateCommand({
+          CertificateAuthorityArn: this.caArn,
+          Csr: Buffer.from(input.csrPem, 'utf8'),
+          SigningAlgorithm: input.signingAlgorithm,
+          Validity: { Type: 'DAYS', Value: input.validityDays },
+          ...(input.idempotencyToken !== undefined
+            ? { IdempotencyToken: pcaIdempotencyToken(input.idempotencyToken) }
+            : {}),
+        }),
+      ),
     );
     if (!CertificateArn) throw new Error('ACM PCA accepted the request without returning a certificate ARN');
+    onAccepted?.(CertificateArn);
     return this.waitForCertificate(CertificateArn);
+  }
+
+  /** GetCertificate polling for a certificate issued before (a resumed chunk knows its ARN). */
+  fetchIssued(certificateArn: string): Promise<PcaIssuedCertificate> {
+    return this.waitForCertificate(certificateArn);
   }
 
   /** The signing algorithm matching the CA's key (DescribeCertificateAuthority, read once). */
@@ -132,8 +148,10 @@ export class AcmPcaCertificateAuthority {
     for (let poll = 1; poll <= this.maxPolls; poll++) {
       await this.sleep(delay);
       try {
-        const output = await this.client.send(
-          new GetCertificateCommand({ CertificateAuthorityArn: this.caArn, CertificateArn: certificateArn }),
+        const output = await this.pace('acm-pca:GetCertificate', () =>
+          this.client.send(
+            new GetCertificateCommand({ CertificateAuthorityArn: this.caArn, CertificateArn: certificateArn }),
+          ),
         );
         if (!output.Certificate) throw new Error(`ACM PCA returned no certificate for ${certificateArn}`);
         return { certificatePem: output.Certificate, chainPem: output.CertificateChain ?? '', certificateArn };

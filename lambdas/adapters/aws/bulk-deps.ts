@@ -11,8 +11,10 @@ import { randomUUID } from 'node:crypto';
 import type { ChunkDeps } from '../../core/bulk/chunk';
 import { DEFAULT_BULK_CONFIG, type BulkConfig } from '../../core/bulk/request';
 import { BULK_WORKFLOW, type BatchDeps } from '../../core/bulk/service';
+import { createPace, type Pace, resolveApiRates, type RetryPolicy } from '../../core/pacing';
 import { systemClock, type CaKeyStore } from '../../core/ports';
 import type { BulkApiEnv, BulkEnv } from '../../handlers/env';
+import { DynamoRateLimiter } from './dynamo-rate-limiter';
 import { DynamoTaskStore } from './dynamo-task-store';
 import { EnvSupplierDirectory } from './env-supplier-directory';
 import { EventBridgePublisher } from './eventbridge-publisher';
@@ -20,6 +22,7 @@ import { externalIssuers } from './external-issuers';
 import { IotCertificateRegistry } from './iot-certificate-registry';
 import { KmsCaKeyStore } from './kms-signer';
 import { S3ObjectStore } from './s3-object-store';
+import { isThrottlingError } from './sdk-errors';
 import { SfnWorkflowStarter } from './sfn-workflow-starter';
 import { SsmCaKeyStore } from './ssm-ca-key-store';
 
@@ -53,7 +56,27 @@ export function bulkConfig(env: BulkEnv): BulkConfig {
     maxConcurrency: env.MAX_CONCURRENCY,
     defaultDaysExpiry: env.DEFAULT_DAYS_EXPIRY,
     defaults: { ...DEFAULT_BULK_CONFIG.defaults, ...(JSON.parse(env.DEFAULT_CERT_INFO) as BulkConfig['defaults']) },
+    rates: resolveApiRates(env.API_RATES),
+    caKeyStore: env.CA_KEY_STORE,
+    chunkBudgetSeconds: env.CHUNK_BUDGET_SECONDS,
+    pcaCertificatesPerCa: env.PCA_CERTIFICATES_PER_CA,
   };
+}
+
+/**
+ * The pace of a chunk's AWS calls: the deployment-wide schedule in the task table (DynamoRateLimiter) at the
+ * configured rates, throttling answers retried with full-jitter backoff.
+ */
+export function awsPace(
+  env: BulkEnv,
+  clients: Pick<AwsClients, 'dynamodb'>,
+  options: { retry?: RetryPolicy } = {},
+): Pace {
+  return createPace({
+    limiter: new DynamoRateLimiter(clients.dynamodb, resolveApiRates(env.API_RATES), env.TASK_TABLE_NAME),
+    isThrottling: isThrottlingError,
+    ...(options.retry ? { retry: options.retry } : {}),
+  });
 }
 
 export function awsBatchDeps(
@@ -76,20 +99,20 @@ export function awsBatchDeps(
   };
 }
 
-/** The CA key store the functions load certflow CAs from: SSM SecureString PEMs, or KMS asymmetric keys. */
-export const caKeyStoreFor = (store: 'ssm' | 'kms', clients: AwsClients): CaKeyStore =>
+/** The CA key store the functions load certflow CAs from: SSM SecureString PEMs, or KMS asymmetric keys (KMS Sign paced). */
+export const caKeyStoreFor = (store: 'ssm' | 'kms', clients: AwsClients, pace?: Pace): CaKeyStore =>
   store === 'kms'
-    ? new KmsCaKeyStore(clients.ssm, clients.iot, clients.kms)
+    ? new KmsCaKeyStore(clients.ssm, clients.iot, clients.kms, pace)
     : new SsmCaKeyStore(clients.ssm, clients.iot);
 
-export function awsChunkDeps(env: BulkEnv, clients: AwsClients): ChunkDeps {
+export function awsChunkDeps(env: BulkEnv, clients: AwsClients, pace: Pace = awsPace(env, clients)): ChunkDeps {
   return {
     objects: new S3ObjectStore(clients.s3, env.BUCKET_NAME),
     tasks: new DynamoTaskStore(clients.dynamodb, env.TASK_TABLE_NAME),
-    caKeys: caKeyStoreFor(env.CA_KEY_STORE, clients),
+    caKeys: caKeyStoreFor(env.CA_KEY_STORE, clients, pace),
     events: new EventBridgePublisher(clients.eventBridge, env.EVENT_BUS_NAME),
-    registry: new IotCertificateRegistry(clients.iot),
-    externalIssuer: externalIssuers(clients),
+    registry: new IotCertificateRegistry(clients.iot, pace),
+    externalIssuer: externalIssuers(clients, pace),
     clock: systemClock,
     zipLevel: env.ZIP_LEVEL,
   };

@@ -30,6 +30,7 @@ export const DOCUMENT_CLIENT_CONFIG: TranslateConfig = {
 
 const taskPk = (taskId: string): string => `task#${taskId}`;
 const idemPk = (scope: string, key: string): string => `idem#${scope}#${key}`;
+const leasePk = (taskId: string, chunkIndex: number): string => `lease#${taskId}#${chunkIndex}`;
 
 /** The fields setStatus may change besides the status (and updatedAt). */
 const SETTABLE_FIELDS = ['error', 'completedAt', 'zipKey', 'zipSize'] as const;
@@ -196,6 +197,51 @@ export class DynamoTaskStore implements TaskStore {
       }),
     );
     return Item ? doneChunks(Item).has(chunkIndex) : false;
+  }
+
+  /**
+   * One conditional PutItem on `lease#{taskId}#{index}`: taken when absent, expired, or held by the same attempt.
+   * The item carries `ttl` (epoch seconds, a day after the lease) for a TTL attribute to clean up.
+   */
+  async claimChunk(taskId: string, chunkIndex: number, attemptId: string, untilMs: number): Promise<boolean> {
+    checkChunkIndex(chunkIndex);
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: {
+            pk: leasePk(taskId, chunkIndex),
+            attemptId,
+            expiresAt: untilMs,
+            ttl: Math.ceil(untilMs / 1000) + 86_400,
+          },
+          ConditionExpression: 'attribute_not_exists(pk) OR expiresAt < :now OR attemptId = :attempt',
+          ExpressionAttributeValues: { ':now': this.clock.now().getTime(), ':attempt': attemptId },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isAwsError(error, 'ConditionalCheckFailedException')) return false;
+      throw error;
+    }
+  }
+
+  async releaseChunk(taskId: string, chunkIndex: number, attemptId: string): Promise<void> {
+    checkChunkIndex(chunkIndex);
+    try {
+      // expired now; the item itself goes with its ttl
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: leasePk(taskId, chunkIndex) },
+          UpdateExpression: 'SET expiresAt = :zero',
+          ConditionExpression: 'attemptId = :attempt',
+          ExpressionAttributeValues: { ':attempt': attemptId, ':zero': 0 },
+        }),
+      );
+    } catch (error) {
+      if (!isAwsError(error, 'ConditionalCheckFailedException')) throw error; // taken over since: not ours
+    }
   }
 
   /** Queries the byStatus index once per status (all pages) and merges the results oldest first. */

@@ -9,6 +9,7 @@ import {
 } from '@aws-sdk/client-kms';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { ValidationError } from '../../core/errors';
+import { type Pace, unpaced } from '../../core/pacing';
 import {
   type CertificateSigner,
   describePublicKey,
@@ -52,10 +53,11 @@ export class KmsSigner implements CertificateSigner {
     readonly signingAlgorithm: SigningAlgorithmSpec,
     /** the key's SubjectPublicKeyInfo, DER */
     readonly publicKeySpki: Buffer,
+    private readonly pace: Pace,
   ) {}
 
   /** Reads the public key once (GetPublicKey) and checks that certflow can sign certificates with it. */
-  static async create(kms: KMSClient, keyId: string): Promise<KmsSigner> {
+  static async create(kms: KMSClient, keyId: string, pace: Pace = unpaced): Promise<KmsSigner> {
     const output = await kms.send(new GetPublicKeyCommand({ KeyId: keyId }));
     const spec = output.KeySpec ? KMS_KEY_SPECS[output.KeySpec] : undefined;
     if (!spec || output.KeyUsage !== 'SIGN_VERIFY' || !output.PublicKey) {
@@ -89,18 +91,22 @@ export class KmsSigner implements CertificateSigner {
       signatureAlgorithmFor(spec.keyType),
       spec.signingAlgorithm,
       spki,
+      pace,
     );
   }
 
   async sign(data: Buffer): Promise<Buffer> {
     const raw = data.length <= KMS_MAX_RAW_MESSAGE;
-    const output = await this.kms.send(
-      new SignCommand({
-        KeyId: this.keyId,
-        Message: raw ? data : createHash(this.algorithm.hash).update(data).digest(),
-        MessageType: raw ? 'RAW' : 'DIGEST',
-        SigningAlgorithm: this.signingAlgorithm,
-      }),
+    const message = raw ? data : createHash(this.algorithm.hash).update(data).digest();
+    const output = await this.pace('kms:Sign', () =>
+      this.kms.send(
+        new SignCommand({
+          KeyId: this.keyId,
+          Message: message,
+          MessageType: raw ? 'RAW' : 'DIGEST',
+          SigningAlgorithm: this.signingAlgorithm,
+        }),
+      ),
     );
     if (!output.Signature) throw new Error(`KMS returned no signature for key ${this.keyId}`);
     return Buffer.from(output.Signature);
@@ -119,6 +125,8 @@ export class KmsCaKeyStore implements CaKeyStore {
     private readonly ssm: SSMClient,
     private readonly iot: IoTClient,
     private readonly kms: KMSClient,
+    /** kms:Sign at the shared rate (bulk chunks sign one certificate per call) */
+    private readonly pace: Pace = unpaced,
   ) {}
 
   load(caId: string): Promise<LoadedCa> {
@@ -134,7 +142,7 @@ export class KmsCaKeyStore implements CaKeyStore {
     if (keyId === undefined || keyId.trim() === '') {
       throw caNotFound(caId, new Error(`SSM parameter ${caKmsKeyParameter(caId)} not found`));
     }
-    const signer = await KmsSigner.create(this.kms, keyId.trim());
+    const signer = await KmsSigner.create(this.kms, keyId.trim(), this.pace);
     if (!signer.publicKeySpki.equals(certificate.spki)) {
       throw new ValidationError('CA_KEY_MISMATCH', `the KMS key of CA ${caId} does not match its certificate`, {
         details: { caId, certificateId: certificate.id, keyId: signer.keyId },

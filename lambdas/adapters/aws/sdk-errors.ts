@@ -20,3 +20,30 @@ export const isAwsError = (error: unknown, ...names: string[]): boolean => {
 };
 
 export const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * The error names the AWS SDK v3 itself classifies as throttling (`THROTTLING_ERROR_CODES` of
+ * @smithy/service-error-classification), HTTP 429, or an error the SDK marked `$retryable.throttling`.
+ */
+export const THROTTLING_ERROR_NAMES = [
+  'BandwidthLimitExceeded',
+  'EC2ThrottledException',
+  'LimitExceededException',
+  'PriorRequestNotComplete',
+  'ProvisionedThroughputExceededException',
+  'RequestLimitExceeded',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'SlowDown',
+  'ThrottledException',
+  'Throttling',
+  'ThrottlingException',
+  'TooManyRequestsException',
+  'TransactionInProgressException',
+];
+
+export function isThrottlingError(error: unknown): boolean {
+  if (isAwsError(error, ...THROTTLING_ERROR_NAMES) || awsHttpStatus(error) === 429) return true;
+  const retryable = (error as { $retryable?: { throttling?: unknown } } | null)?.$retryable;
+  return retryable?.throttling === true;
+}

@@ -28,10 +28,13 @@ export interface TableDefinition {
  * Bulk-issuance tasks and their idempotency keys (single-table design).
  * - task: `pk = task#{taskId}`, `gsi1pk = status`, `createdAt` (index `byStatus`)
  * - idempotency key: `pk = idem#{scope}#{key}`
+ * - rate schedule of a paced AWS API: `pk = rate#{api}` (DynamoRateLimiter)
+ * - chunk lease: `pk = lease#{taskId}#{index}`, `ttl` (epoch s) removes a lease its attempt could not give back
  */
 export const TASK_TABLE: TableDefinition = {
   tableName: 'certflow-tasks',
   partitionKey: { name: 'pk', type: 'S' },
+  timeToLiveAttribute: 'ttl',
   globalSecondaryIndexes: [
     {
       indexName: 'byStatus',

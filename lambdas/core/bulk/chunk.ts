@@ -1,4 +1,5 @@
-import { ValidationError } from '../errors';
+import { randomUUID } from 'node:crypto';
+import { NotFoundError, ValidationError } from '../errors';
 import { CERTIFICATES_PER_EVENT, domainEvent } from '../events';
 import { commonNameAt } from '../naming/common-name';
 import type {
@@ -6,13 +7,22 @@ import type {
   CertificateRegistry,
   Clock,
   DeviceCertificateIssuer,
+  DeviceFiles,
   EventPublisher,
+  ExternalIssueProgress,
   ObjectStore,
   SupplierCa,
   TaskStore,
 } from '../ports';
 import { buildChunk, BuiltChunk, ChunkPackager, ManifestRow } from './chunk-builder';
-import { chunkCertificatesKey, chunkManifestKey, chunkZipKey, requestKey } from './keys';
+import {
+  chunkCertificatesKey,
+  chunkManifestKey,
+  chunkProgressKey,
+  chunkRegisteredKey,
+  chunkZipKey,
+  requestKey,
+} from './keys';
 import { decodePemBlocks, toPem } from '../pki/pem';
 import { BatchRequest, ChunkRange, chunkRange } from './request';
 
@@ -39,6 +49,18 @@ export interface BuildJob {
   caId: string;
   now: string;
   level: number;
+}
+
+/** The chunk cannot run now but will later (another attempt holds it, a worker crashed): the workflow retries. */
+export class TransientChunkError extends Error {
+  override readonly name = 'TransientChunkError';
+
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 export interface ChunkInput {
@@ -122,29 +144,90 @@ async function publishIssued(
   await deps.events.publish(events);
 }
 
-/** Signs with ACM Private CA or AWS IoT, one certificate at a time (their APIs are per certificate). */
+/** Certificates issued (or keys made) between two saves of an external chunk's progress. */
+export const PROGRESS_SAVE_EVERY = 25;
+
+interface ChunkProgress {
+  certificates: Record<string, ExternalIssueProgress & { files?: DeviceFiles }>;
+}
+
+async function readOptional(objects: ObjectStore, key: string): Promise<Buffer | undefined> {
+  try {
+    return await objects.get(key);
+  } catch (e) {
+    if (e instanceof NotFoundError) return undefined;
+    throw e;
+  }
+}
+
+/**
+ * Signs with ACM Private CA or AWS IoT, one certificate at a time (their APIs are per certificate). Progress is kept
+ * in S3 until the chunk zip exists: the device keys certflow makes are saved before the first certificate is
+ * requested, then every PROGRESS_SAVE_EVERY certificates and when the attempt fails. A re-run reuses what was saved:
+ * a certificate received is not requested again (AWS IoT: not created twice), one requested is fetched by its ARN,
+ * and one requested again with the same key and idempotency token is the same certificate (ACM PCA: not billed
+ * twice). Only a hard stop (timeout) can lose the last few records, and those are re-requested with their key.
+ */
 async function buildExternally(
+  deps: ChunkDeps,
   issuer: DeviceCertificateIssuer,
   request: BatchRequest,
   input: ChunkInput,
   range: ChunkRange,
   level: number,
 ): Promise<BuiltChunk> {
+  const progressKey = chunkProgressKey(input.taskId, input.index);
+  const saved = await readOptional(deps.objects, progressKey);
+  const progress: ChunkProgress = saved ? (JSON.parse(saved.toString('utf8')) as ChunkProgress) : { certificates: {} };
+  let unsaved = 0;
+  const save = async () => {
+    await deps.objects.put(progressKey, JSON.stringify(progress), { contentType: 'application/json' });
+    unsaved = 0;
+  };
+  const stateOf = (i: number) => (progress.certificates[String(i)] ??= {});
+
+  if (issuer.makeKey) {
+    for (let i = range.start; i < range.start + range.count; i++) {
+      const state = stateOf(i);
+      if (state.files || state.privateKeyPem) continue;
+      state.privateKeyPem = issuer.makeKey(request.keyType);
+      unsaved++;
+    }
+    if (unsaved > 0) await save(); // the keys exist before any certificate is requested for them
+  }
+
   const packager = new ChunkPackager(request, level);
   const validityDays = Math.max(
     1,
     Math.round((Date.parse(request.notAfter) - Date.parse(request.notBefore)) / 86_400_000),
   );
-  for (let i = range.start; i < range.start + range.count; i++) {
-    const files = await issuer.issue({
-      commonName: commonNameAt(request.commonName, i),
-      subject: { ...request.subject },
-      keyType: request.keyType,
-      validityDays,
-      idempotencyToken: `${input.taskId}:${i}`,
-      includeChain: request.includeCA,
-    });
-    packager.add(i, files);
+  try {
+    for (let i = range.start; i < range.start + range.count; i++) {
+      const state = stateOf(i);
+      if (!state.files) {
+        state.files = await issuer.issue(
+          {
+            commonName: commonNameAt(request.commonName, i),
+            subject: { ...request.subject },
+            keyType: request.keyType,
+            validityDays,
+            idempotencyToken: `${input.taskId}:${i}`,
+            includeChain: request.includeCA,
+          },
+          { ...state },
+          (more) => {
+            Object.assign(state, more);
+            unsaved++;
+          },
+        );
+        delete state.privateKeyPem; // in files now
+        if (++unsaved >= PROGRESS_SAVE_EVERY) await save();
+      }
+      packager.add(i, state.files);
+    }
+  } catch (error) {
+    if (unsaved > 0) await save().catch(() => undefined); // keep what this attempt did; the error is what matters
+    throw error;
   }
   return packager.finish();
 }
@@ -153,17 +236,41 @@ async function buildExternally(
 const registers = (request: BatchRequest, deps: ChunkDeps): boolean =>
   request.register && request.ca.type !== 'aws-iot' && deps.registry !== undefined;
 
-/** Registers every certificate (re-registering one is a no-op, so a retried chunk can run this again). */
-async function registerAll(deps: ChunkDeps, request: BatchRequest, pems: string[]): Promise<number> {
+/** Registrations between two saves of a chunk's registration progress. */
+export const REGISTERED_SAVE_EVERY = 25;
+
+/**
+ * Registers the chunk's certificates in order. How many are registered for sure is saved every
+ * REGISTERED_SAVE_EVERY certificates and when the attempt fails, so a re-run (Step Functions retrying a throttled or
+ * timed-out chunk) starts after them; the few in between are registered again, which the registry answers with
+ * the existing registration (never a second one).
+ */
+async function registerAll(deps: ChunkDeps, request: BatchRequest, input: ChunkInput, pems: string[]): Promise<number> {
+  const progressKey = chunkRegisteredKey(input.taskId, input.index);
+  const saved = await readOptional(deps.objects, progressKey);
+  let done = saved ? Math.min(pems.length, Number(saved.toString('utf8')) || 0) : 0;
+  let savedCount = done;
+  const save = async () => {
+    await deps.objects.put(progressKey, String(done), { contentType: 'text/plain' });
+    savedCount = done;
+  };
   const caCertificatePem =
     request.ca.type === 'certflow' ? (await deps.caKeys.load(request.ca.caId)).issuer.certificate.pem : undefined;
-  for (const certificatePem of pems) {
-    await deps.registry!.register({
-      certificatePem,
-      ...(caCertificatePem ? { caCertificatePem } : {}),
-      status: request.certificateStatus,
-    });
+  try {
+    while (done < pems.length) {
+      await deps.registry!.register({
+        certificatePem: pems[done]!,
+        ...(caCertificatePem ? { caCertificatePem } : {}),
+        status: request.certificateStatus,
+      });
+      done++;
+      if (done - savedCount >= REGISTERED_SAVE_EVERY) await save();
+    }
+  } catch (error) {
+    if (done > savedCount) await save().catch(() => undefined);
+    throw error;
   }
+  if (done > savedCount) await save();
   return pems.length;
 }
 
@@ -173,10 +280,13 @@ async function registerAll(deps: ChunkDeps, request: BatchRequest, pems: string[
  * exists is not signed again — certificates are never issued twice into a batch — and only its bookkeeping
  * (events, the chunk count) is redone, which is idempotent.
  */
-export async function signChunk(input: ChunkInput, deps: ChunkDeps): Promise<ChunkResult> {
+export async function signChunk(
+  input: ChunkInput,
+  deps: ChunkDeps,
+  options: { deadlineMs?: number } = {},
+): Promise<ChunkResult> {
   const request = await loadBatchRequest(deps.objects, input.taskId);
   const range = chunkRange(request, input.index);
-  const zipKey = chunkZipKey(input.taskId, input.index);
   const result = (replayed: boolean): ChunkResult => ({
     taskId: input.taskId,
     index: input.index,
@@ -185,6 +295,32 @@ export async function signChunk(input: ChunkInput, deps: ChunkDeps): Promise<Chu
   });
 
   if (await deps.tasks.isChunkDone(input.taskId, input.index)) return result(true);
+  if (options.deadlineMs === undefined) return signOrFinish(input, deps, request, range, result);
+  // two deliveries of one chunk at once (Express children run at least once) must not both sign: the first holds
+  // a lease until its deadline, the second is retried by the workflow and then finds the chunk done
+  const attemptId = randomUUID();
+  if (!(await deps.tasks.claimChunk(input.taskId, input.index, attemptId, options.deadlineMs))) {
+    throw new TransientChunkError(
+      'CHUNK_BUSY',
+      `chunk ${input.index} of ${input.taskId} is being signed by another attempt`,
+    );
+  }
+  try {
+    return await signOrFinish(input, deps, request, range, result);
+  } finally {
+    await deps.tasks.releaseChunk(input.taskId, input.index, attemptId).catch(() => undefined);
+  }
+}
+
+/** Signs the chunk, or finishes the bookkeeping of one signed before (its zip exists). */
+async function signOrFinish(
+  input: ChunkInput,
+  deps: ChunkDeps,
+  request: BatchRequest,
+  range: ChunkRange,
+  result: (replayed: boolean) => ChunkResult,
+): Promise<ChunkResult> {
+  const zipKey = chunkZipKey(input.taskId, input.index);
   if (await deps.objects.head(zipKey)) {
     // signed before, but the bookkeeping did not finish (e.g. registration throttled): redo only that
     const rows = parseManifest((await deps.objects.get(chunkManifestKey(input.taskId, input.index))).toString('utf8'));
@@ -194,6 +330,7 @@ export async function signChunk(input: ChunkInput, deps: ChunkDeps): Promise<Chu
       registered = await registerAll(
         deps,
         request,
+        input,
         decodePemBlocks(bundle).map((b) => toPem('CERTIFICATE', b.der)),
       );
     }
@@ -211,7 +348,7 @@ export async function signChunk(input: ChunkInput, deps: ChunkDeps): Promise<Chu
     if (!deps.externalIssuer) {
       throw new ValidationError('SUPPLIER_CA_UNAVAILABLE', `a ${request.ca.type} CA is not available in this runtime`);
     }
-    chunk = await buildExternally(deps.externalIssuer(request.ca), request, input, range, level);
+    chunk = await buildExternally(deps, deps.externalIssuer(request.ca), request, input, range, level);
   }
 
   // manifest (and certificates to register) first, zip last: the zip's presence means the chunk is signed
@@ -234,22 +371,16 @@ export async function signChunk(input: ChunkInput, deps: ChunkDeps): Promise<Chu
     },
   });
 
-  // AWS IoT's own CA registers as it issues; other certificates are registered when the batch asks for it
-  let registered = 0;
-  if (request.register && request.ca.type !== 'aws-iot' && deps.registry) {
-    const caCertificatePem =
-      request.ca.type === 'certflow' ? (await deps.caKeys.load(request.ca.caId)).issuer.certificate.pem : undefined;
-    for (const cert of chunk.issued) {
-      await deps.registry.register({
-        certificatePem: cert.certificatePem,
-        ...(caCertificatePem ? { caCertificatePem } : {}),
-        status: request.certificateStatus,
-      });
-      registered++;
-    }
-  }
+  const registered = registers(request, deps)
+    ? await registerAll(
+        deps,
+        request,
+        input,
+        chunk.issued.map((c) => c.certificatePem),
+      )
+    : undefined;
 
   await publishIssued(deps, request, input, chunk.issued);
-  await deps.tasks.completeChunk(input.taskId, input.index, registered || undefined);
+  await deps.tasks.completeChunk(input.taskId, input.index, registered);
   return result(false);
 }

@@ -9,3 +9,9 @@ export const batchZipKey = (taskId: string): string => `${batchPrefix(taskId)}ce
 /** the chunk's certificates (PEM bundle), kept only when the batch registers them, so a retry can finish registering */
 export const chunkCertificatesKey = (taskId: string, index: number): string =>
   `${batchPrefix(taskId)}chunks/${pad(index)}.certificates.pem`;
+/** how many of the chunk's certificates are registered for sure (in order), so a re-run registers only the rest */
+export const chunkRegisteredKey = (taskId: string, index: number): string =>
+  `${batchPrefix(taskId)}chunks/${pad(index)}.registered`;
+/** an external issuer's progress on the chunk (keys made, certificates requested and received) until the zip exists */
+export const chunkProgressKey = (taskId: string, index: number): string =>
+  `${batchPrefix(taskId)}chunks/${pad(index)}.progress.json`;

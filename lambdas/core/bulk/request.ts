@@ -4,7 +4,9 @@ import { CommonNameSpec, parseCommonNameTemplate, resolveQuantity, validateCommo
 import { DEFAULT_KEY_TYPE, KEY_TYPES, KeyType } from '../pki/keys';
 import { resolveValidity } from '../pki/certificate';
 import { checkSubjectField, SubjectFields, subjectFieldsShape } from '../pki/name';
+import { DEFAULT_API_RATES, type ApiRates } from '../pacing';
 import type { SupplierCa } from '../ports';
+import { type BatchShape, planPacing } from './plan';
 
 /** certInfo as CDF's bulkcerts accepts it. */
 export const CertInfoSchema = z
@@ -40,6 +42,14 @@ export interface BulkConfig {
   maxConcurrency: number;
   /** subject defaults, field by field, as CDF's deviceCertificateInfo configuration */
   defaults: SubjectFields;
+  /** calls per second of each paced AWS API (the account's quotas) */
+  rates: ApiRates;
+  /** where certflow CA keys live (KMS: each certificate costs a paced kms:Sign) */
+  caKeyStore: 'ssm' | 'kms';
+  /** seconds a chunk may spend on paced calls (inside IssueChunk's timeout) */
+  chunkBudgetSeconds: number;
+  /** certificates one ACM PCA CA may issue in its lifetime (the AWS quota) */
+  pcaCertificatesPerCa: number;
 }
 
 export const DEFAULT_BULK_CONFIG: BulkConfig = {
@@ -48,6 +58,10 @@ export const DEFAULT_BULK_CONFIG: BulkConfig = {
   defaultDaysExpiry: 365,
   maxConcurrency: 100,
   defaults: { commonName: 'certflow-device' },
+  rates: DEFAULT_API_RATES,
+  caKeyStore: 'ssm',
+  chunkBudgetSeconds: 40,
+  pcaCertificatesPerCa: 1_000_000,
 };
 
 /** The validated, defaulted request a batch is made from; stored with the task, read by every chunk worker. */
@@ -137,11 +151,19 @@ export function normalizeBatchRequest(
     (spec.generator === 'list' && new Set(spec.list.map((n) => n.toUpperCase())).size === spec.list.length) ||
     (spec.generator === 'static' && quantity === 1);
 
+  const keyType = req.keyType ?? DEFAULT_KEY_TYPE;
+  if (ca.type === 'acm-pca' && quantity > config.pcaCertificatesPerCa) {
+    throw new ValidationError(
+      'CA_CAPACITY_EXCEEDED',
+      `quantity: one ACM Private CA issues at most ${config.pcaCertificatesPerCa} certificates in its lifetime`,
+      { details: { field: 'quantity', limit: config.pcaCertificatesPerCa } },
+    );
+  }
   return {
     supplierId,
     ca,
     quantity,
-    keyType: req.keyType ?? DEFAULT_KEY_TYPE,
+    keyType,
     register: req.register ?? false,
     certificateStatus: req.certificateStatus ?? 'ACTIVE',
     layout: req.layout ?? 'certflow',
@@ -152,11 +174,7 @@ export function normalizeBatchRequest(
     subject,
     commonName: spec,
     uniqueNames,
-    chunkSize: Math.min(
-      config.chunkSize,
-      CHUNK_CAP[req.keyType ?? DEFAULT_KEY_TYPE],
-      req.register ? REGISTER_CHUNK_CAP : Infinity,
-    ),
+    chunkSize: batchChunkSize({ ca: ca.type, register: req.register ?? false }, keyType, quantity, config),
   };
 }
 
@@ -173,10 +191,36 @@ export const CHUNK_CAP: Record<KeyType, number> = {
 };
 
 /**
- * Largest chunk when every certificate is registered with AWS IoT: RegisterCertificate runs at ~10 TPS by
- * default, so a chunk must finish its registrations well inside the chunk's time budget.
+ * Most chunks in one batch. Every Step Functions payload must stay under 256 KiB: PlanChunks lists the chunk
+ * indexes (109 KB of JSON at this count) and the Map collects one `{}` per chunk (60 KB); a failed chunk records
+ * its error on the task instead of in the results (checked in test/unit/bulk-plan.test.ts with the largest batch).
  */
-export const REGISTER_CHUNK_CAP = 200;
+export const MAX_CHUNKS = 20_000;
+
+/** Largest chunk when a batch would otherwise pass MAX_CHUNKS and nothing is paced (EC keys: ~0.1 ms each). */
+export const MAX_CHUNK_SIZE = 10_000;
+
+/**
+ * The chunk size of a batch: the configured size, capped per key type (CHUNK_CAP) and by pacing (a chunk's paced
+ * calls — AWS IoT registration, ACM PCA, KMS — must finish inside its time budget at the shared rate; see
+ * plan.ts), raised for very large unpaced batches so that the chunk count stays under MAX_CHUNKS. A batch that
+ * cannot be cut into MAX_CHUNKS chunks is refused (400 BATCH_TOO_LARGE) with the largest quantity that fits.
+ */
+export function batchChunkSize(batch: BatchShape, keyType: KeyType, quantity: number, config: BulkConfig): number {
+  const { chunkCap } = planPacing(batch, config);
+  const cap = Math.min(CHUNK_CAP[keyType], chunkCap);
+  let size = Math.min(config.chunkSize, cap);
+  if (chunkCount(quantity, size) > MAX_CHUNKS) size = Math.min(Math.ceil(quantity / MAX_CHUNKS), cap, MAX_CHUNK_SIZE);
+  if (chunkCount(quantity, size) > MAX_CHUNKS) {
+    throw new ValidationError(
+      'BATCH_TOO_LARGE',
+      `quantity: at most ${size * MAX_CHUNKS} certificates per batch for this supplier and key type ` +
+        `(${MAX_CHUNKS} chunks of ${size}); split the batch`,
+      { details: { field: 'quantity', limit: size * MAX_CHUNKS } },
+    );
+  }
+  return size;
+}
 
 export interface ChunkRange {
   index: number;

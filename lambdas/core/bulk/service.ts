@@ -12,6 +12,7 @@ import type {
   WorkflowStarter,
 } from '../ports';
 import { batchZipKey, chunkZipKey, requestKey } from './keys';
+import { planPacing } from './plan';
 import { BulkConfig, chunkCount, normalizeBatchRequest } from './request';
 
 export const BULK_WORKFLOW = 'bulk-issuance';
@@ -42,8 +43,15 @@ export interface TaskView {
   batchDate: number;
   completedAt?: string;
   error?: TaskError;
+  /** certificates registered with AWS IoT so far (counted per finished chunk), when the batch registers them */
   registered?: number;
+  /** how many the batch registers: "registered of registrationTotal" */
+  registrationTotal?: number;
 }
+
+/** Does the batch register its certificates itself (AWS IoT's own CA registers as it issues)? */
+const registersCertificates = (task: BatchTask): boolean =>
+  task.request.register === true && task.request.ca !== 'aws-iot';
 
 export function taskView(task: BatchTask): TaskView {
   return {
@@ -57,7 +65,11 @@ export function taskView(task: BatchTask): TaskView {
     batchDate: Date.parse(task.createdAt),
     ...(task.completedAt ? { completedAt: task.completedAt } : {}),
     ...(task.error ? { error: task.error } : {}),
-    ...(task.registered !== undefined ? { registered: task.registered } : {}),
+    ...(registersCertificates(task)
+      ? { registered: task.registered ?? 0, registrationTotal: task.quantity }
+      : task.registered !== undefined
+        ? { registered: task.registered }
+        : {}),
   };
 }
 
@@ -114,6 +126,7 @@ export async function createBatch(
     chunksPending: chunksTotal,
     createdAt: now.toISOString(),
     request: {
+      ca: request.ca.type,
       keyType: request.keyType,
       register: request.register,
       includeCA: request.includeCA,
@@ -190,6 +203,16 @@ export async function getDownload(
   return { kind: 'redirect', url: await deps.objects.presignGet(task.zipKey, PRESIGN_SECONDS, fileName) };
 }
 
+/**
+ * The Distributed Map's MaxConcurrency for a batch: the configured bound, lowered to what the binding quota can
+ * keep busy when the batch makes paced calls (plan.ts). A task stored without its CA type gets the bound.
+ */
+export function batchConcurrency(task: Pick<BatchTask, 'request'>, config: BulkConfig): number {
+  const ca = task.request.ca;
+  if (ca !== 'certflow' && ca !== 'acm-pca' && ca !== 'aws-iot') return config.maxConcurrency;
+  return planPacing({ ca, register: task.request.register === true }, config).maxConcurrency;
+}
+
 /** Step 1 of the workflow: mark the task in progress and list its chunks (just indexes: payloads stay small). */
 export async function planChunks(
   deps: Pick<BatchDeps, 'tasks' | 'config'>,
@@ -201,7 +224,7 @@ export async function planChunks(
     taskId: task.taskId,
     chunksTotal: task.chunksTotal,
     chunks: Array.from({ length: task.chunksTotal }, (_, i) => i),
-    maxConcurrency: deps.config.maxConcurrency,
+    maxConcurrency: batchConcurrency(task, deps.config),
   };
 }
 
@@ -220,13 +243,28 @@ export function describeFailure(error: unknown): TaskError {
   return { code, message: message.slice(0, 1000) };
 }
 
+/**
+ * The reason of a batch whose chunk failed, from the error the workflow recorded on the task (the Distributed
+ * Map's own error only says that a child failed).
+ */
+export function describeChunkFailure(failure: { index: number; error: string }): TaskError {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(failure.error);
+  } catch {
+    parsed = { Cause: failure.error };
+  }
+  const { message } = describeFailure(parsed);
+  return { code: 'CHUNK_FAILED', message: `chunk ${failure.index} failed: ${message}`.slice(0, 1000) };
+}
+
 /** The workflow's failure path: the task becomes `failed` with its reason, no zip is kept, Batch Failed is sent. */
 export async function recordBatchFailure(
   deps: Pick<BatchDeps, 'tasks' | 'objects' | 'events' | 'clock'>,
   input: { taskId: string; error?: unknown },
 ): Promise<{ taskId: string; error: TaskError }> {
   const task = await getTask(deps, input.taskId);
-  const error = describeFailure(input.error);
+  const error = task.chunkFailure ? describeChunkFailure(task.chunkFailure) : describeFailure(input.error);
   const failedAt = deps.clock.now().toISOString();
   await deps.objects.delete([batchZipKey(task.taskId)]);
   await deps.tasks.setStatus(task.taskId, 'failed', { error, completedAt: failedAt });
