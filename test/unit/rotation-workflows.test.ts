@@ -12,6 +12,7 @@ import {
   createIntermediateCa,
   createRootCa,
   issueFromCsr,
+  parseCertificate,
   parseCsr,
   pemBundle,
   toPem,
@@ -367,6 +368,19 @@ describe('rotation-get workflow', () => {
       expect.stringMatching(/^updateCertificateStatus \w+ INACTIVE$/),
       expect.stringMatching(/^deleteCertificate /),
     ]);
+  });
+
+  it('never signs beyond the issuing CA: a validity longer than the CA has left ends with the CA', async () => {
+    const w = world({ validityDays: 3650 });
+    w.registry.addThing('thing-v', [GROUP]);
+    const result = await run(w.get, {
+      deviceId: 'thing-v',
+      action: 'get',
+      csr: (await makeCsr({ name: 'CN=thing-v' })).pem,
+    });
+    expect(result.status).toBe('SUCCEEDED');
+    const { certificate } = w.messaging.published[0]!.payload as { certificate: string };
+    expect(parseCertificate(certificate).notAfter.getTime()).toBe(ca.issuer.certificate.notAfter.getTime());
   });
 
   it('retries a throttled step (the half-done work undone first), then succeeds', async () => {

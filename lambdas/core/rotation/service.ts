@@ -329,11 +329,14 @@ async function sign(deps: RotationDeps, csr: ParsedCsr, thingName: string): Prom
   const caId = config.caId;
   if (!caId) throw new RotationRejectedError('UNABLE_TO_FETCH_CA_KEY', 'no rotation CA is configured');
   const ca = await step('UNABLE_TO_FETCH_CA_KEY', `load CA ${caId}`, () => deps.caKeys.load(caId));
+  const now = deps.clock.now();
+  // never beyond the CA: a CA nearer its end than the configured validity still rotates its devices
+  const notAfter = Math.min(now.getTime() + config.validityDays * 86_400_000, ca.issuer.certificate.notAfter.getTime());
   const certificate = await step('UNABLE_TO_ISSUE_CERTIFICATE', 'sign', () =>
     issueFromCsr(ca.issuer, csr, {
       profile: 'device',
-      validity: { days: config.validityDays },
-      now: deps.clock.now(),
+      validity: { notAfter: new Date(Math.floor(notAfter / 1000) * 1000) },
+      now,
     }),
   );
   return { certificate, caCertificatePem: ca.issuer.certificate.pem, issuerId: caId };
