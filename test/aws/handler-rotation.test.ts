@@ -534,7 +534,10 @@ describe('rotation ack', () => {
 
   it('with deletion on and previousCertificateId: only that one; kept when another thing still holds it', async () => {
     const deps = depsFor({ DELETE_PREVIOUS_CERTIFICATE: 'true' });
-    iotMock.on(cmd(ListPrincipalThingsCommand)).resolves({ things: ['thing-gateway'] });
+    iotMock
+      .on(cmd(ListPrincipalThingsCommand))
+      .resolvesOnce({ things: [THING, 'thing-gateway'] })
+      .resolves({ things: ['thing-gateway'] });
     const result = await ack.createHandler(deps)({
       deviceId: THING,
       action: 'ack',
@@ -543,11 +546,26 @@ describe('rotation ack', () => {
     });
     expect(iotCalls()).toEqual([
       ['DescribeCertificate', { certificateId: OLD_ID }],
+      ['ListPrincipalThings', { principal: arnOf(OLD_ID) }],
       ['DetachThingPrincipal', { thingName: THING, principal: arnOf(OLD_ID) }],
       ['ListPrincipalThings', { principal: arnOf(OLD_ID) }],
       ['RemoveThingFromThingGroup', { thingName: THING, thingGroupName: GROUP }],
     ]);
     expect(result).toMatchObject({ previousCertificateIds: [OLD_ID], deletedCertificateIds: [] });
+  });
+
+  it('error/deletion on, previousCertificateId of another thing or of none: PREVIOUS_CERTIFICATE_NOT_ATTACHED, nothing touched', async () => {
+    const deps = depsFor({ DELETE_PREVIOUS_CERTIFICATE: 'true' });
+    for (const holders of [['thing-9'], []]) {
+      iotMock.resetHistory();
+      iotMock.on(cmd(ListPrincipalThingsCommand)).resolves({ things: holders });
+      const error = await caught(
+        ack.createHandler(deps)({ deviceId: THING, action: 'ack', certId: NEW_ID, previousCertificateId: OTHER_ID }),
+      );
+      expect(JSON.parse(error.Cause).errorMessage).toMatch(/^PREVIOUS_CERTIFICATE_NOT_ATTACHED: /);
+      expect(iotCallNames()).toEqual(['DescribeCertificate', 'ListPrincipalThings']);
+    }
+    expect(events()).toEqual([]);
   });
 
   it('with deletion off (the default): only RemoveThingFromThingGroup', async () => {

@@ -506,6 +506,18 @@ export async function acknowledgeRotation(deps: RotationDeps, input: unknown): P
       );
       // gone already (a retried ack, or deleted by hand): nothing left to retire
       targets = described ? [described.certificateArn] : [];
+      if (described) {
+        // only this thing's own certificate: never one of another thing, nor an unattached one (a package's)
+        const holders = await step('UNABLE_TO_DELETE_PREVIOUS_CERTIFICATE', 'ListPrincipalThings', () =>
+          registry.listPrincipalThings(described.certificateArn),
+        );
+        if (!holders.includes(thingName)) {
+          throw new RotationRejectedError(
+            'PREVIOUS_CERTIFICATE_NOT_ATTACHED',
+            `certificate ${previousId} is not attached to ${thingName}`,
+          );
+        }
+      }
     } else {
       if (!currentId) {
         throw new RotationRejectedError(
