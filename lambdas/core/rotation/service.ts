@@ -198,6 +198,11 @@ export interface VendResult {
   mode: VendMode;
   certificateId: string;
   certificateArn: string;
+  /**
+   * whether this request made the certificate ACTIVE: always for a signed one; for a package only when it was not
+   * ACTIVE already (a repeated get must not have its rollback cut off a device that uses the package's certificate)
+   */
+  newlyActivated: boolean;
   /** the `…/get/accepted` payload */
   reply:
     | { deviceId: string; action: 'get'; location: string }
@@ -236,17 +241,21 @@ async function vendPackage(deps: RotationDeps, request: RotationRequest): Promis
   );
   if (!certificate) throw new RotationRejectedError('CERTIFICATE_NOT_FOUND', `no certificate ${certificateId}`);
   const arn = certificate.certificateArn;
+  // vended before (the device asks again): nothing of it is undone here
+  const newlyActivated = certificate.status !== 'ACTIVE';
 
   const undo = new UndoLog(deps.onUndoFailure);
   try {
     await step('UNABLE_TO_ACTIVATE_CERTIFICATE', 'UpdateCertificate', () =>
       registry.updateCertificateStatus(certificateId, 'ACTIVE'),
     );
-    undo.push('UpdateCertificate INACTIVE', () => registry.updateCertificateStatus(certificateId, 'INACTIVE'));
+    if (newlyActivated) {
+      undo.push('UpdateCertificate INACTIVE', () => registry.updateCertificateStatus(certificateId, 'INACTIVE'));
+    }
     await step('UNABLE_TO_ATTACH_CERTIFICATE', 'AttachThingPrincipal', () =>
       registry.attachThingPrincipal(thingName, arn),
     );
-    undo.push('DetachThingPrincipal', () => registry.detachThingPrincipal(thingName, arn));
+    if (newlyActivated) undo.push('DetachThingPrincipal', () => registry.detachThingPrincipal(thingName, arn));
     const location = await step('UNABLE_TO_PRESIGN_URL', 'presign', () =>
       objects.presignGet(key, config.presignSeconds),
     );
@@ -259,6 +268,7 @@ async function vendPackage(deps: RotationDeps, request: RotationRequest): Promis
       mode: 'package',
       certificateId,
       certificateArn: arn,
+      newlyActivated,
       reply: { deviceId: thingName, action: 'get', location },
     };
   } catch (error) {
@@ -419,6 +429,7 @@ async function signCsr(deps: RotationDeps, request: RotationRequest, csrPem: str
       mode: 'csr',
       certificateId: registered.certificateId,
       certificateArn: arn,
+      newlyActivated: true,
       reply: {
         deviceId: thingName,
         action: 'get',
@@ -437,6 +448,8 @@ export const RollbackInput = z.object({
   mode: z.enum(['csr', 'package']),
   certificateId: z.string().regex(CERTIFICATE_ID),
   certificateArn: z.string().min(1),
+  /** false: the package's certificate was ACTIVE before this request, and stays as it was */
+  newlyActivated: z.boolean().default(true),
 });
 export type RollbackInput = z.infer<typeof RollbackInput>;
 
@@ -448,11 +461,12 @@ export type RollbackInput = z.infer<typeof RollbackInput>;
 export async function rollBackCertificate(
   deps: RotationDeps,
   input: unknown,
-): Promise<{ deviceId: string; certificateId: string; rolledBack: true }> {
+): Promise<{ deviceId: string; certificateId: string; rolledBack: boolean }> {
   const parsed = RollbackInput.safeParse(input);
   if (!parsed.success) throw new RotationRejectedError('INVALID_REQUEST', parsed.error.issues[0]!.message);
-  const { deviceId, mode, certificateId, certificateArn } = parsed.data;
+  const { deviceId, mode, certificateId, certificateArn, newlyActivated } = parsed.data;
   const { registry } = deps;
+  if (!newlyActivated) return { deviceId, certificateId, rolledBack: false };
   const gone = (error: unknown) => {
     if (!(error instanceof NotFoundError)) throw error;
   };
