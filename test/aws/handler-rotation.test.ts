@@ -222,6 +222,7 @@ describe('rotation get with a CSR', () => {
       mode: 'csr',
       certificateId: certificate.id,
       certificateArn: newArn,
+      newlyActivated: true,
       reply: { deviceId: THING, action: 'get', certificateId: certificate.id, certificate: certificate.pem },
     });
     expect(published()).toEqual([{ topic: `cdf/certificates/${THING}/get/accepted`, qos: 1, payload: vended.reply }]);
@@ -387,6 +388,13 @@ describe('rotation get with a CSR', () => {
 });
 
 describe('rotation get of a pre-created package', () => {
+  // a pre-created package's certificate waits INACTIVE until its device asks
+  beforeEach(() => {
+    iotMock.on(cmd(DescribeCertificateCommand), { certificateId: OLD_ID }).resolves({
+      certificateDescription: { certificateId: OLD_ID, certificateArn: arnOf(OLD_ID), status: 'INACTIVE' },
+    });
+  });
+
   it('HeadObject → UpdateCertificate ACTIVE → AttachThingPrincipal → presign → UpdateThing → location', async () => {
     const deps = depsFor();
     s3Mock.on(cmd(HeadObjectCommand)).resolves({ ContentLength: 2048, Metadata: { certificateid: OLD_ID } });
@@ -443,6 +451,28 @@ describe('rotation get of a pre-created package', () => {
       ['AttachThingPrincipal', { thingName: THING, principal: arnOf(OLD_ID) }],
       ['UpdateCertificate', { certificateId: OLD_ID, newStatus: 'INACTIVE' }],
     ]);
+  });
+});
+
+describe('rotation get of a package vended before (the device asks again)', () => {
+  it('leaves the ACTIVE certificate as it is when a later step fails, and its rollback does nothing', async () => {
+    const deps = depsFor();
+    s3Mock.on(cmd(HeadObjectCommand)).resolves({ ContentLength: 1, Metadata: { certificateid: OLD_ID } });
+    iotMock.on(cmd(UpdateThingCommand)).rejects(new UnauthorizedException({ message: 'no', $metadata: {} }));
+    const error = await caught(vend.createHandler(deps)({ deviceId: THING, action: 'get' }));
+    expect(JSON.parse(error.Cause).errorMessage).toMatch(/^UNABLE_TO_UPDATE_ASSET_STATUS: /);
+    expect(iotCallNames()).toEqual(['DescribeCertificate', 'UpdateCertificate', 'AttachThingPrincipal', 'UpdateThing']);
+    iotMock.resetHistory();
+    await expect(
+      rollback.createHandler(deps)({
+        deviceId: THING,
+        mode: 'package',
+        certificateId: OLD_ID,
+        certificateArn: arnOf(OLD_ID),
+        newlyActivated: false,
+      }),
+    ).resolves.toEqual({ deviceId: THING, certificateId: OLD_ID, rolledBack: false });
+    expect(iotMock.calls()).toHaveLength(0);
   });
 });
 
@@ -534,7 +564,10 @@ describe('rotation ack', () => {
 
   it('with deletion on and previousCertificateId: only that one; kept when another thing still holds it', async () => {
     const deps = depsFor({ DELETE_PREVIOUS_CERTIFICATE: 'true' });
-    iotMock.on(cmd(ListPrincipalThingsCommand)).resolves({ things: ['thing-gateway'] });
+    iotMock
+      .on(cmd(ListPrincipalThingsCommand))
+      .resolvesOnce({ things: [THING, 'thing-gateway'] })
+      .resolves({ things: ['thing-gateway'] });
     const result = await ack.createHandler(deps)({
       deviceId: THING,
       action: 'ack',
@@ -543,11 +576,26 @@ describe('rotation ack', () => {
     });
     expect(iotCalls()).toEqual([
       ['DescribeCertificate', { certificateId: OLD_ID }],
+      ['ListPrincipalThings', { principal: arnOf(OLD_ID) }],
       ['DetachThingPrincipal', { thingName: THING, principal: arnOf(OLD_ID) }],
       ['ListPrincipalThings', { principal: arnOf(OLD_ID) }],
       ['RemoveThingFromThingGroup', { thingName: THING, thingGroupName: GROUP }],
     ]);
     expect(result).toMatchObject({ previousCertificateIds: [OLD_ID], deletedCertificateIds: [] });
+  });
+
+  it('error/deletion on, previousCertificateId of another thing or of none: PREVIOUS_CERTIFICATE_NOT_ATTACHED, nothing touched', async () => {
+    const deps = depsFor({ DELETE_PREVIOUS_CERTIFICATE: 'true' });
+    for (const holders of [['thing-9'], []]) {
+      iotMock.resetHistory();
+      iotMock.on(cmd(ListPrincipalThingsCommand)).resolves({ things: holders });
+      const error = await caught(
+        ack.createHandler(deps)({ deviceId: THING, action: 'ack', certId: NEW_ID, previousCertificateId: OTHER_ID }),
+      );
+      expect(JSON.parse(error.Cause).errorMessage).toMatch(/^PREVIOUS_CERTIFICATE_NOT_ATTACHED: /);
+      expect(iotCallNames()).toEqual(['DescribeCertificate', 'ListPrincipalThings']);
+    }
+    expect(events()).toEqual([]);
   });
 
   it('with deletion off (the default): only RemoveThingFromThingGroup', async () => {

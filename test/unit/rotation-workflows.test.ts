@@ -3,6 +3,7 @@
  * packages, real CA signing, an in-memory DeviceRegistry (test/helpers; LocalDeviceRegistry comes from the mqtt
  * branch) and a recorded DeviceMessaging. openssl checks every certificate the workflow hands a device.
  */
+import { webcrypto } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,8 +13,11 @@ import {
   createIntermediateCa,
   createRootCa,
   issueFromCsr,
+  issueLeaf,
+  parseCertificate,
   parseCsr,
   pemBundle,
+  privateKeyToPem,
   toPem,
   type ParsedCertificate,
 } from '../../lambdas/core/pki';
@@ -30,6 +34,7 @@ import type { LocalServer } from '../../local/runtime/types';
 import { makeCsr } from '../helpers/csr';
 import { MemoryDeviceRegistry, RecordedDeviceMessaging } from '../helpers/memory-device-registry';
 import { openssl, scratch } from '../helpers/openssl';
+import { handshake } from '../helpers/tls';
 
 const FN = (name: string) => `arn:aws:lambda:local:000000000000:function:certflow-${name}`;
 const STATEMACHINES = join(__dirname, '..', '..', 'statemachines');
@@ -227,6 +232,25 @@ describe('rotation-get workflow', () => {
     } finally {
       dir.cleanup();
     }
+
+    // a real mutual-TLS handshake: the device's own key with the rotated certificate, against a server trusting the root
+    const deviceKey = toPem('PRIVATE KEY', Buffer.from(await webcrypto.subtle.exportKey('pkcs8', csr.keys.privateKey)));
+    const server = await issueLeaf(ca.issuer, {
+      profile: 'server',
+      subject: { commonName: 'broker.certflow.test' },
+      sans: { ip: ['127.0.0.1'] },
+      validity: { days: 5 },
+      now: new Date(),
+    });
+    const outcome = await handshake(
+      {
+        key: privateKeyToPem(server.privateKey),
+        cert: pemBundle([server.certificate, ca.chain[0]!]),
+        ca: root.pem,
+      },
+      { key: deviceKey, cert: payload.certificate + ca.chain[0]!.pem, ca: root.pem },
+    );
+    expect(outcome).toMatchObject({ authorized: true, serverSawPeer: 'thing-1', received: 'hello' });
   }, 30_000);
 
   it('vends the pre-created package: activates its certificate, attaches it, replies with a presigned URL', async () => {
@@ -367,6 +391,19 @@ describe('rotation-get workflow', () => {
       expect.stringMatching(/^updateCertificateStatus \w+ INACTIVE$/),
       expect.stringMatching(/^deleteCertificate /),
     ]);
+  });
+
+  it('never signs beyond the issuing CA: a validity longer than the CA has left ends with the CA', async () => {
+    const w = world({ validityDays: 3650 });
+    w.registry.addThing('thing-v', [GROUP]);
+    const result = await run(w.get, {
+      deviceId: 'thing-v',
+      action: 'get',
+      csr: (await makeCsr({ name: 'CN=thing-v' })).pem,
+    });
+    expect(result.status).toBe('SUCCEEDED');
+    const { certificate } = w.messaging.published[0]!.payload as { certificate: string };
+    expect(parseCertificate(certificate).notAfter.getTime()).toBe(ca.issuer.certificate.notAfter.getTime());
   });
 
   it('retries a throttled step (the half-done work undone first), then succeeds', async () => {

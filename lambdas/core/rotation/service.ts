@@ -198,6 +198,11 @@ export interface VendResult {
   mode: VendMode;
   certificateId: string;
   certificateArn: string;
+  /**
+   * whether this request made the certificate ACTIVE: always for a signed one; for a package only when it was not
+   * ACTIVE already (a repeated get must not have its rollback cut off a device that uses the package's certificate)
+   */
+  newlyActivated: boolean;
   /** the `…/get/accepted` payload */
   reply:
     | { deviceId: string; action: 'get'; location: string }
@@ -236,17 +241,21 @@ async function vendPackage(deps: RotationDeps, request: RotationRequest): Promis
   );
   if (!certificate) throw new RotationRejectedError('CERTIFICATE_NOT_FOUND', `no certificate ${certificateId}`);
   const arn = certificate.certificateArn;
+  // vended before (the device asks again): nothing of it is undone here
+  const newlyActivated = certificate.status !== 'ACTIVE';
 
   const undo = new UndoLog(deps.onUndoFailure);
   try {
     await step('UNABLE_TO_ACTIVATE_CERTIFICATE', 'UpdateCertificate', () =>
       registry.updateCertificateStatus(certificateId, 'ACTIVE'),
     );
-    undo.push('UpdateCertificate INACTIVE', () => registry.updateCertificateStatus(certificateId, 'INACTIVE'));
+    if (newlyActivated) {
+      undo.push('UpdateCertificate INACTIVE', () => registry.updateCertificateStatus(certificateId, 'INACTIVE'));
+    }
     await step('UNABLE_TO_ATTACH_CERTIFICATE', 'AttachThingPrincipal', () =>
       registry.attachThingPrincipal(thingName, arn),
     );
-    undo.push('DetachThingPrincipal', () => registry.detachThingPrincipal(thingName, arn));
+    if (newlyActivated) undo.push('DetachThingPrincipal', () => registry.detachThingPrincipal(thingName, arn));
     const location = await step('UNABLE_TO_PRESIGN_URL', 'presign', () =>
       objects.presignGet(key, config.presignSeconds),
     );
@@ -259,6 +268,7 @@ async function vendPackage(deps: RotationDeps, request: RotationRequest): Promis
       mode: 'package',
       certificateId,
       certificateArn: arn,
+      newlyActivated,
       reply: { deviceId: thingName, action: 'get', location },
     };
   } catch (error) {
@@ -329,11 +339,14 @@ async function sign(deps: RotationDeps, csr: ParsedCsr, thingName: string): Prom
   const caId = config.caId;
   if (!caId) throw new RotationRejectedError('UNABLE_TO_FETCH_CA_KEY', 'no rotation CA is configured');
   const ca = await step('UNABLE_TO_FETCH_CA_KEY', `load CA ${caId}`, () => deps.caKeys.load(caId));
+  const now = deps.clock.now();
+  // never beyond the CA: a CA nearer its end than the configured validity still rotates its devices
+  const notAfter = Math.min(now.getTime() + config.validityDays * 86_400_000, ca.issuer.certificate.notAfter.getTime());
   const certificate = await step('UNABLE_TO_ISSUE_CERTIFICATE', 'sign', () =>
     issueFromCsr(ca.issuer, csr, {
       profile: 'device',
-      validity: { days: config.validityDays },
-      now: deps.clock.now(),
+      validity: { notAfter: new Date(Math.floor(notAfter / 1000) * 1000) },
+      now,
     }),
   );
   return { certificate, caCertificatePem: ca.issuer.certificate.pem, issuerId: caId };
@@ -416,6 +429,7 @@ async function signCsr(deps: RotationDeps, request: RotationRequest, csrPem: str
       mode: 'csr',
       certificateId: registered.certificateId,
       certificateArn: arn,
+      newlyActivated: true,
       reply: {
         deviceId: thingName,
         action: 'get',
@@ -434,6 +448,8 @@ export const RollbackInput = z.object({
   mode: z.enum(['csr', 'package']),
   certificateId: z.string().regex(CERTIFICATE_ID),
   certificateArn: z.string().min(1),
+  /** false: the package's certificate was ACTIVE before this request, and stays as it was */
+  newlyActivated: z.boolean().default(true),
 });
 export type RollbackInput = z.infer<typeof RollbackInput>;
 
@@ -445,11 +461,12 @@ export type RollbackInput = z.infer<typeof RollbackInput>;
 export async function rollBackCertificate(
   deps: RotationDeps,
   input: unknown,
-): Promise<{ deviceId: string; certificateId: string; rolledBack: true }> {
+): Promise<{ deviceId: string; certificateId: string; rolledBack: boolean }> {
   const parsed = RollbackInput.safeParse(input);
   if (!parsed.success) throw new RotationRejectedError('INVALID_REQUEST', parsed.error.issues[0]!.message);
-  const { deviceId, mode, certificateId, certificateArn } = parsed.data;
+  const { deviceId, mode, certificateId, certificateArn, newlyActivated } = parsed.data;
   const { registry } = deps;
+  if (!newlyActivated) return { deviceId, certificateId, rolledBack: false };
   const gone = (error: unknown) => {
     if (!(error instanceof NotFoundError)) throw error;
   };
@@ -503,6 +520,18 @@ export async function acknowledgeRotation(deps: RotationDeps, input: unknown): P
       );
       // gone already (a retried ack, or deleted by hand): nothing left to retire
       targets = described ? [described.certificateArn] : [];
+      if (described) {
+        // only this thing's own certificate: never one of another thing, nor an unattached one (a package's)
+        const holders = await step('UNABLE_TO_DELETE_PREVIOUS_CERTIFICATE', 'ListPrincipalThings', () =>
+          registry.listPrincipalThings(described.certificateArn),
+        );
+        if (!holders.includes(thingName)) {
+          throw new RotationRejectedError(
+            'PREVIOUS_CERTIFICATE_NOT_ATTACHED',
+            `certificate ${previousId} is not attached to ${thingName}`,
+          );
+        }
+      }
     } else {
       if (!currentId) {
         throw new RotationRejectedError(
