@@ -49,7 +49,7 @@ export interface StateRow {
   name: string;
   type?: string;
   mapIndex?: number;
-  status: 'Running' | 'Succeeded' | 'Failed' | 'Caught';
+  status: 'Running' | 'Succeeded' | 'Failed' | 'Caught' | 'Aborted';
   enteredAt: string;
   exitedAt?: string;
   durationMs?: number;
@@ -157,6 +157,8 @@ export function stateRows(record: ExecutionRecord): StateRow[] {
         break;
     }
   }
+  // a state still running when its execution ended was stopped with it (the other iterations of a Map that failed)
+  if (record.status !== 'RUNNING') for (const row of rows) if (row.status === 'Running') row.status = 'Aborted';
   return rows;
 }
 

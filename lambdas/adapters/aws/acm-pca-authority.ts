@@ -102,6 +102,7 @@ export class AcmPcaCertificateAuthority {
           ...(input.idempotencyToken !== undefined
             ? { IdempotencyToken: pcaIdempotencyToken(input.idempotencyToken) }
             : {}),
+          ...(input.templateArn !== undefined ? { TemplateArn: input.templateArn } : {}),
         }),
       ),
     );

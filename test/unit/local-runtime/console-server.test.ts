@@ -157,6 +157,46 @@ describe('the execution view', () => {
     ]);
     expect(rows[0]!.output).toMatchObject({ taskId: 't', error: { Error: 'IssuerExpiredError' } });
   });
+
+  it('marks a state still running when its execution failed Aborted (a Map iteration stopped by another)', async () => {
+    let release!: () => void;
+    const slow = new Promise<void>((r) => (release = r));
+    const runner = new StateMachineRunner({
+      stateMachineName: 'aborting',
+      definition: {
+        StartAt: 'Chunks',
+        States: {
+          Chunks: {
+            Type: 'Map',
+            ItemsPath: '$.items',
+            ItemProcessor: {
+              StartAt: 'Sign',
+              States: {
+                Sign: { Type: 'Task', Resource: 'arn:aws:lambda:us-east-1:000000000000:function:sign', End: true },
+              },
+            },
+            End: true,
+          },
+        },
+      },
+      resources: {
+        'arn:aws:lambda:us-east-1:000000000000:function:sign': async (item) => {
+          if (item === 'slow') await slow;
+          else throw Object.assign(new Error('signer unplugged'), { name: 'InjectedChunkError' });
+          return {};
+        },
+      },
+    });
+    await expect(runner.start('exec-4', { items: ['slow', 'bad'] }).result).rejects.toThrow();
+    const rows = stateRows(runner.describe('exec-4')!);
+    release();
+    expect(rows.map((r) => [r.name, r.mapIndex, r.status])).toEqual(
+      expect.arrayContaining([
+        ['Sign', 0, 'Aborted'],
+        ['Sign', 1, 'Failed'],
+      ]),
+    );
+  });
 });
 
 describe('the console endpoints', () => {
