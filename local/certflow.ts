@@ -17,7 +17,7 @@ import { EnvSupplierDirectory } from '../lambdas/adapters/aws/env-supplier-direc
 import { S3ObjectStore } from '../lambdas/adapters/aws/s3-object-store';
 import { CA_TABLE, INVENTORY_TABLE, TASK_TABLE } from '../lambdas/adapters/aws/tables';
 import { DynamoCaStore } from '../lambdas/adapters/aws/dynamo-ca-store';
-import { DynamoInventory } from '../lambdas/adapters/aws/dynamo-inventory';
+import { LocalInventory } from '../lambdas/adapters/local/local-inventory';
 import { REVOKE_ISSUED_WORKFLOW, type CaDeps } from '../lambdas/core/ca/service';
 import { INVENTORY_RULE_PATTERN } from '../lambdas/core/events';
 import { createHandler as createRevokeIssued } from '../lambdas/handlers/sfn-revoke-issued';
@@ -111,7 +111,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
 
     const caKeys = new FileCaKeyStore(dataDir);
     const bus = new LocalEventBus();
-    const inventory = new DynamoInventory(dynamoClient);
+    const inventory = new LocalInventory(dynamoClient);
     const rotation = new LocalRotationGroup(dynamoClient);
     const registry = new LocalCertificateRegistry(dynamoClient);
     const tasks = new DynamoTaskStore(dynamoClient, TASK_TABLE.tableName, clock);
