@@ -182,7 +182,11 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     };
 
     const workerData: ChunkWorkerData = { dataDir };
-    const pool = new WorkerPool(resolve(__dirname, 'chunk-worker.ts'), workerData, options.workers);
+    const pool = new WorkerPool(
+      resolve(__dirname, __filename.endsWith('.ts') ? 'chunk-worker.ts' : 'chunk-worker.js'),
+      workerData,
+      options.workers,
+    );
     pool.warm();
     closers.unshift(() => pool.close());
 
