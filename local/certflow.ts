@@ -146,11 +146,16 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     const inventoryRunner = new StateMachineRunner({
       definition: join(STATE_MACHINES_DIR, 'inventory.asl.json'),
       stateMachineName: 'certflow-inventory',
+      // one execution per event: keep the recent ones for the console, not every history since the start
+      keepFinished: 100,
       substitutions: { RecordInventoryFunctionArn: lambdaArn('certflow-record-inventory') },
       resources: { [lambdaArn('certflow-record-inventory')]: createRecordInventory({ inventory }) },
       ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
     });
-    bus.addRule('inventory', INVENTORY_RULE_PATTERN, (event) => inventoryRunner.start(event.id, event).result);
+    // (its writes are serialised by LocalInventory: more executions in flight would only hold more events in memory)
+    bus.addRule('inventory', INVENTORY_RULE_PATTERN, (event) => inventoryRunner.start(event.id, event).result, {
+      maxInFlight: 2,
+    });
 
     // the expiry sweep: a schedule on AWS, a timer here (and sweepExpiring() on demand)
     const sweepRunner = new StateMachineRunner({
