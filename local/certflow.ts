@@ -17,7 +17,7 @@ import { EnvSupplierDirectory } from '../lambdas/adapters/aws/env-supplier-direc
 import { S3ObjectStore } from '../lambdas/adapters/aws/s3-object-store';
 import { CA_TABLE, INVENTORY_TABLE, TASK_TABLE } from '../lambdas/adapters/aws/tables';
 import { DynamoCaStore } from '../lambdas/adapters/aws/dynamo-ca-store';
-import { DynamoInventory } from '../lambdas/adapters/aws/dynamo-inventory';
+import { LocalInventory } from '../lambdas/adapters/local/local-inventory';
 import { REVOKE_ISSUED_WORKFLOW, type CaDeps } from '../lambdas/core/ca/service';
 import { INVENTORY_RULE_PATTERN } from '../lambdas/core/events';
 import { createHandler as createRevokeIssued } from '../lambdas/handlers/sfn-revoke-issued';
@@ -146,7 +146,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     const track = (runner: StateMachineRunner): StateMachineRunner => (runners.push(runner), runner);
     const caKeys = new FileCaKeyStore(dataDir);
     const bus = new LocalEventBus();
-    const inventory = new DynamoInventory(dynamoClient);
+    const inventory = new LocalInventory(dynamoClient);
     const registry = new LocalDeviceRegistry(dynamoClient, {
       clock,
       ...(options.rotation?.thingGroupName ? { rotationGroupName: options.rotation.thingGroupName } : {}),
@@ -186,12 +186,17 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       new StateMachineRunner({
         definition: join(STATE_MACHINES_DIR, 'inventory.asl.json'),
         stateMachineName: 'certflow-inventory',
+        // one execution per event: keep the recent ones for the console, not every history since the start
+        keepFinished: 100,
         substitutions: { RecordInventoryFunctionArn: lambdaArn('certflow-record-inventory') },
         resources: { [lambdaArn('certflow-record-inventory')]: createRecordInventory({ inventory }) },
         ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
       }),
     );
-    bus.addRule('inventory', INVENTORY_RULE_PATTERN, (event) => inventoryRunner.start(event.id, event).result);
+    // (its writes are serialised by LocalInventory: more executions in flight would only hold more events in memory)
+    bus.addRule('inventory', INVENTORY_RULE_PATTERN, (event) => inventoryRunner.start(event.id, event).result, {
+      maxInFlight: 2,
+    });
 
     // the expiry sweep: a schedule on AWS, a timer here (and sweepExpiring() on demand)
     const sweepRunner = track(
@@ -226,7 +231,11 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     };
 
     const workerData: ChunkWorkerData = { dataDir };
-    const pool = new WorkerPool(resolve(__dirname, 'chunk-worker.ts'), workerData, options.workers);
+    const pool = new WorkerPool(
+      resolve(__dirname, __filename.endsWith('.ts') ? 'chunk-worker.ts' : 'chunk-worker.js'),
+      workerData,
+      options.workers,
+    );
     pool.warm();
     closers.unshift(() => pool.close());
 

@@ -32,7 +32,8 @@ export interface ConsoleSources {
   openApi: () => unknown;
 }
 
-const ASSETS_DIR = join(__dirname, 'console');
+// local/console from local/*.ts and from the bundle in dist/ alike
+const ASSETS_DIR = join(__dirname, '..', 'local', 'console');
 const ASSETS: Record<string, string> = {
   'index.html': 'text/html; charset=utf-8',
   'console.css': 'text/css; charset=utf-8',

@@ -53,9 +53,12 @@ export class WorkerPool {
   ) {}
 
   private spawn(): Slot {
-    const bootstrap = `require(${JSON.stringify(require.resolve('tsx/cjs/api'))}).register(); require(${JSON.stringify(this.file)});`;
+    // a bundled worker (.js, see scripts/bundle.mjs) runs as it is; TypeScript sources load through tsx
+    const source = this.file.endsWith('.ts')
+      ? `require(${JSON.stringify(require.resolve('tsx/cjs/api'))}).register(); require(${JSON.stringify(this.file)});`
+      : `require(${JSON.stringify(this.file)});`;
     // bounded heaps: a chunk needs a few MB, and a runaway worker fails its chunk (retried) instead of the process
-    const worker = new Worker(bootstrap, {
+    const worker = new Worker(source, {
       eval: true,
       workerData: this.workerData,
       resourceLimits: { maxOldGenerationSizeMb: 128, maxYoungGenerationSizeMb: 16 },

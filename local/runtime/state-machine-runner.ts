@@ -68,6 +68,12 @@ export interface StateMachineRunnerOptions {
   waitStateMs?: number;
   /** TimeoutSeconds given to Tasks that set none (default 900) */
   defaultTaskTimeoutSeconds?: number;
+  /**
+   * finished executions kept (with their history) for describe/list and same-name starts; the oldest finished are
+   * forgotten beyond this (default: all). For workflows started once per event, whose histories would otherwise
+   * grow with every certificate issued.
+   */
+  keepFinished?: number;
 }
 
 export type ExecutionStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
@@ -221,6 +227,8 @@ export class StateMachineRunner {
   private readonly functionsByName = new Map<string, ResourceFunction | null>();
   private readonly integrations = new Map<string, SdkIntegrationFunction>();
   private readonly executions = new Map<string, ExecutionEntry>();
+  /** names of finished executions, oldest first (for keepFinished) */
+  private readonly finished: string[] = [];
 
   constructor(private readonly options: StateMachineRunnerOptions) {
     const { definition: source, substitutions = {} } = options;
@@ -352,6 +360,14 @@ export class StateMachineRunner {
     );
     // nobody has to await an execution (Step Functions' StartExecution returns at once): never an unhandled rejection
     entry.result.catch(() => undefined);
+    const { keepFinished } = this.options;
+    if (keepFinished !== undefined) {
+      const forgetOldest = (): void => {
+        this.finished.push(name);
+        while (this.finished.length > keepFinished) this.executions.delete(this.finished.shift()!);
+      };
+      entry.result.then(forgetOldest, forgetOldest);
+    }
     this.executions.set(name, entry);
     return this.handle(entry, true);
   }

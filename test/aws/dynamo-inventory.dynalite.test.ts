@@ -1,22 +1,18 @@
 /**
  * DynamoInventory against a real DynamoDB wire-protocol server (dynalite, in memory, on 127.0.0.1): the same server
  * the local runtime uses. Checks what mocks cannot: key conditions, filters with Limit, ExclusiveStartKey on the
- * indexes, the shard merge across pages.
+ * indexes, the shard merge across pages. LocalInventory (batched writes, the local runtime's) passes the same tests.
  */
 import { createHash } from 'node:crypto';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ValidationError } from '../../lambdas/core/errors';
 import type { InventoryPage, InventoryQuery, InventoryRecord } from '../../lambdas/core/ports';
 import { DynamoInventory, expiryShard } from '../../lambdas/adapters/aws/dynamo-inventory';
-import { createTableInput, INVENTORY_TABLE } from '../../lambdas/adapters/aws/tables';
+import { INVENTORY_TABLE } from '../../lambdas/adapters/aws/tables';
+import { LocalInventory } from '../../lambdas/adapters/local/local-inventory';
+import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
 
-// dynalite ships no types
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const dynalite = require('dynalite') as (options: { createTableMs?: number }) => Server;
-
-let server: Server;
+let table: LocalDynamo;
 let client: DynamoDBClient;
 let inventory: DynamoInventory;
 
@@ -65,27 +61,20 @@ async function allPages(
 
 const ids = (pages: InventoryPage[]): string[] => pages.flatMap((p) => p.items.map((r) => r.certificateId));
 
-beforeAll(async () => {
-  server = dynalite({ createTableMs: 0 });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  client = new DynamoDBClient({
-    endpoint: `http://127.0.0.1:${port}`,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    maxAttempts: 1,
+// LocalInventory (the local runtime's batched writes) must keep every behaviour of DynamoInventory
+describe.each([
+  ['DynamoInventory', DynamoInventory],
+  ['LocalInventory', LocalInventory],
+])('%s on dynalite', (_name, Implementation) => {
+  beforeAll(async () => {
+    table = await startDynalite([INVENTORY_TABLE]);
+    client = table.client;
+    inventory = new Implementation(client, INVENTORY_TABLE.tableName);
+    await inventory.putIssued(records);
   });
-  await client.send(new CreateTableCommand(createTableInput(INVENTORY_TABLE)));
-  inventory = new DynamoInventory(client, INVENTORY_TABLE.tableName);
-  await inventory.putIssued(records);
-});
 
-afterAll(async () => {
-  client?.destroy();
-  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-});
+  afterAll(() => table?.close());
 
-describe('DynamoInventory on dynalite', () => {
   it('creates the table from INVENTORY_TABLE with the byIssuer and byExpiry indexes', async () => {
     const { Table } = await client.send(new DescribeTableCommand({ TableName: INVENTORY_TABLE.tableName }));
     expect(Table?.KeySchema).toEqual([{ AttributeName: 'certificateId', KeyType: 'HASH' }]);
@@ -253,5 +242,45 @@ describe('DynamoInventory on dynalite', () => {
         code: 'INVALID_NEXT_TOKEN',
       });
     }
+  });
+});
+
+describe('LocalInventory batched writes', () => {
+  let local: LocalInventory;
+  let localTable: LocalDynamo;
+
+  beforeAll(async () => {
+    localTable = await startDynalite([INVENTORY_TABLE]);
+    local = new LocalInventory(localTable.client);
+  });
+
+  afterAll(() => localTable?.close());
+
+  it('keeps the first of two records with the same id in one call, as conditional puts do', async () => {
+    const [first, second] = [records[0]!, { ...records[0]!, commonName: 'second' }];
+    await local.putIssued([first, second, records[1]!]);
+    await expect(local.get(first.certificateId)).resolves.toEqual(first);
+    await expect(local.get(records[1]!.certificateId)).resolves.toEqual(records[1]);
+  });
+
+  it('does not un-revoke a certificate when a replay and a revocation run concurrently', async () => {
+    await local.putIssued(records.slice(0, 120));
+    const target = records[110]!.certificateId;
+    const replay = records.slice(0, 120).map((r) => ({ ...r, commonName: 'replayed' }));
+    const [, outcome] = await Promise.all([
+      local.putIssued(replay),
+      local.markRevoked(target, '2026-03-01T00:00:00.000Z', 'keyCompromise'),
+      local.putIssued(replay),
+    ]);
+    expect(outcome).toBe('revoked');
+    await expect(local.get(target)).resolves.toMatchObject({ status: 'revoked', commonName: 'device-110' });
+    const page = await local.listByIssuer(ISSUER_A, { limit: 1000 });
+    expect(page.items.filter((r) => r.commonName === 'replayed')).toEqual([]);
+  });
+
+  it('validates every record before writing any', async () => {
+    const bad = { ...records[200]!, issuedAt: 'yesterday' };
+    await expect(local.putIssued([records[199]!, bad])).rejects.toMatchObject({ code: 'INVALID_INVENTORY_RECORD' });
+    await expect(local.get(records[199]!.certificateId)).resolves.toBeUndefined();
   });
 });

@@ -201,7 +201,7 @@ interface ShardCursor {
 }
 
 export class DynamoInventory implements Inventory {
-  private readonly doc: DynamoDBDocumentClient;
+  protected readonly doc: DynamoDBDocumentClient;
 
   constructor(
     client: DynamoDBClient,

@@ -40,6 +40,23 @@ export function matchesPattern(event: Record<string, unknown>, pattern: EventPat
 
 let sequence = 0;
 
+function limitInFlight<T>(target: (event: T) => Promise<unknown>, max: number): (event: T) => Promise<unknown> {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async (event) => {
+    // a finished delivery hands its slot to the next waiting one, so `active` never exceeds max
+    if (active >= max) await new Promise<void>((resolve) => waiting.push(resolve));
+    else active++;
+    try {
+      return await target(event);
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else active--;
+    }
+  };
+}
+
 /**
  * The local runtime's event bus: rules (patterns) evaluated in process, targets called asynchronously as
  * EventBridge does. Keeps the latest events for the console and tests. Refuses key material.
@@ -51,8 +68,22 @@ export class LocalEventBus implements EventPublisher {
 
   constructor(private readonly historyLimit = 200) {}
 
-  addRule(name: string, pattern: EventPattern, target: (event: BusEvent) => Promise<unknown>): void {
-    this.rules.push({ name, pattern, target });
+  /**
+   * `maxInFlight` bounds the deliveries of this rule that run at once; the others wait, in order (a target that
+   * is slower than the events, such as the inventory during a large batch, then holds one queue of events instead
+   * of one running execution per event).
+   */
+  addRule(
+    name: string,
+    pattern: EventPattern,
+    target: (event: BusEvent) => Promise<unknown>,
+    options: { maxInFlight?: number } = {},
+  ): void {
+    this.rules.push({
+      name,
+      pattern,
+      target: options.maxInFlight ? limitInFlight(target, options.maxInFlight) : target,
+    });
   }
 
   async publish(events: DomainEvent[]): Promise<void> {

@@ -555,6 +555,36 @@ describe('StateMachineRunner', () => {
     });
   });
 
+  it('forgets the oldest finished executions beyond keepFinished, never a running one', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const sfn = new StateMachineRunner({
+      definition: {
+        StartAt: 'T',
+        States: { T: { Type: 'Task', Resource: 'arn:aws:lambda:us-east-1:000000000000:function:f', End: true } },
+      },
+      resources: {
+        'arn:aws:lambda:us-east-1:000000000000:function:f': async (input) => {
+          if ((input as { wait?: boolean }).wait) await gate;
+          return input;
+        },
+      },
+      keepFinished: 2,
+    });
+    const slow = sfn.start('slow', { wait: true });
+    for (const name of ['a', 'b', 'c']) await sfn.start(name, { name }).result;
+    const names = () =>
+      sfn
+        .list()
+        .map((r) => r.name)
+        .sort();
+    expect(names()).toEqual(['b', 'c', 'slow']);
+    release();
+    await slow.result;
+    expect(names()).toEqual(['c', 'slow']);
+    expect(sfn.describe('a')).toBeUndefined();
+  });
+
   describe('engine workarounds', () => {
     it('drops "ResultPath": "$", which the engine would store under a key named "$"', async () => {
       const sfn = new StateMachineRunner({

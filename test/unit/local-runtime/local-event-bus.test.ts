@@ -1,0 +1,29 @@
+import { LocalEventBus } from '../../../lambdas/adapters/local/local-event-bus';
+
+describe('LocalEventBus', () => {
+  it('runs at most maxInFlight deliveries of a rule at once, the others in order, and drain waits for all', async () => {
+    const bus = new LocalEventBus();
+    let active = 0;
+    let peak = 0;
+    const delivered: number[] = [];
+    bus.addRule(
+      'slow',
+      { source: ['certflow'] },
+      async (event) => {
+        active++;
+        peak = Math.max(peak, active);
+        await new Promise((r) => setTimeout(r, 5));
+        delivered.push(event.detail.n as number);
+        active--;
+      },
+      { maxInFlight: 2 },
+    );
+    const unbounded: number[] = [];
+    bus.addRule('fast', { source: ['certflow'] }, async (event) => void unbounded.push(event.detail.n as number));
+    for (let n = 0; n < 7; n++) await bus.putEvents([{ Source: 'certflow', DetailType: 'x', Detail: { n } }]);
+    await bus.drain();
+    expect(peak).toBe(2);
+    expect(delivered).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(unbounded).toEqual([0, 1, 2, 3, 4, 5, 6]);
+  });
+});
