@@ -26,9 +26,8 @@ import { CA_ROUTES } from '../lambdas/handlers/routes';
 import { createHandler as createRecordInventory } from '../lambdas/handlers/sfn-record-inventory';
 import { createHandler as createExpirySweep } from '../lambdas/handlers/sfn-expiry-sweep';
 import { FileCaKeyStore } from '../lambdas/adapters/local/file-ca-key-store';
-import { LocalCertificateRegistry, REGISTRY_TABLE } from '../lambdas/adapters/local/local-certificate-registry';
+import { LocalDeviceRegistry, REGISTRY_TABLE } from '../lambdas/adapters/local/local-device-registry';
 import { LocalEventBus } from '../lambdas/adapters/local/local-event-bus';
-import { LocalRotationGroup } from '../lambdas/adapters/local/local-rotation-group';
 import { DEFAULT_BULK_CONFIG, type BulkConfig } from '../lambdas/core/bulk/request';
 import { BULK_WORKFLOW, type BatchDeps } from '../lambdas/core/bulk/service';
 import { systemClock, type Clock } from '../lambdas/core/ports';
@@ -82,8 +81,11 @@ export interface LocalCertflow {
   batchDeps: BatchDeps;
   caKeys: FileCaKeyStore;
   caDeps: CaDeps;
-  /** the rotation thing group (things whose certificates a compromise response revoked) */
-  rotation: LocalRotationGroup;
+  /**
+   * the local device registry (things, certificates, policies, thing groups); also the rotation thing group, which
+   * a compromise response fills with the things whose certificates it revoked
+   */
+  registry: LocalDeviceRegistry;
   /** the compromise-response workflow (revoke-issued), for tests and the console */
   revokeRunner: StateMachineRunner;
   /** runs the expiry sweep workflow now */
@@ -112,8 +114,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     const caKeys = new FileCaKeyStore(dataDir);
     const bus = new LocalEventBus();
     const inventory = new DynamoInventory(dynamoClient);
-    const rotation = new LocalRotationGroup(dynamoClient);
-    const registry = new LocalCertificateRegistry(dynamoClient);
+    const registry = new LocalDeviceRegistry(dynamoClient);
     const tasks = new DynamoTaskStore(dynamoClient, TASK_TABLE.tableName, clock);
     const objects = new S3ObjectStore(s3Client, LOCAL_BUCKET);
     const caDeps: CaDeps = {
@@ -124,7 +125,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       events: bus,
       objects,
       clock,
-      rotation,
+      rotation: registry,
       ...(options.revokeSliceSize !== undefined ? { revokeSliceSize: options.revokeSliceSize } : {}),
       workflows: {
         start: async (workflow, name, input) => {
@@ -288,7 +289,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       batchDeps,
       caKeys,
       caDeps,
-      rotation,
+      registry,
       sweepExpiring,
       revokeRunner,
       resumed,
