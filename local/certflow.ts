@@ -44,6 +44,7 @@ import { createLocalDynamoDbClient, ensureTable, startDynamoDb } from './runtime
 import { createLocalS3Client, ensureBucket, startS3 } from './runtime/s3-server';
 import { StateMachineRunner } from './runtime/state-machine-runner';
 import { WorkerPool } from './worker-pool';
+import { localProvisioning, type LocalProvisioningOptions } from './provisioning';
 
 export const STATE_MACHINES_DIR = resolve(__dirname, '..', 'statemachines');
 export const LOCAL_BUCKET = 'certflow-local';
@@ -70,6 +71,8 @@ export interface LocalOptions {
   expirySweepIntervalMs?: number;
   /** called before each chunk is signed; throwing fails that chunk (fault injection in tests) */
   beforeChunk?: (input: { taskId: string; index: number }) => void | Promise<void>;
+  /** device provisioning: bulk chunk sizes, fault injection */
+  provisioning?: LocalProvisioningOptions;
 }
 
 export interface LocalCertflow {
@@ -88,6 +91,8 @@ export interface LocalCertflow {
   registry: LocalDeviceRegistry;
   /** the compromise-response workflow (revoke-issued), for tests and the console */
   revokeRunner: StateMachineRunner;
+  /** the bulk-provisioning workflow */
+  provisioningRunner: StateMachineRunner;
   /** runs the expiry sweep workflow now */
   sweepExpiring(): Promise<unknown>;
   /** executions restarted because their task was still running when the runtime last stopped */
@@ -274,9 +279,17 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     const api = createBulkApi(batchDeps, { error: (message, ...extra) => console.error(message, ...extra) }, [
       createCaRoutes(caDeps),
     ]);
+    const provisioning = localProvisioning(
+      { objects, registry, caKeys, cas: caDeps.cas, events: bus, clock, csrCaId: boot.issuingCaId },
+      STATE_MACHINES_DIR,
+      {
+        ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+        ...options.provisioning,
+      },
+    );
     const http = await startHttpServer({
       port: options.port ?? Number(process.env.PORT ?? 4010),
-      mounts: [{ routes: [...CA_ROUTES, ...BULK_ROUTES], handler: api }],
+      mounts: [{ routes: [...CA_ROUTES, ...BULK_ROUTES], handler: api }, provisioning.mount],
     });
     closers.unshift(() => http.close());
 
@@ -292,6 +305,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       registry,
       sweepExpiring,
       revokeRunner,
+      provisioningRunner: provisioning.runner,
       resumed,
       close: async () => {
         for (const close of closers) await close().catch(() => undefined);

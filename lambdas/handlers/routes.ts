@@ -21,3 +21,12 @@ export const CA_ROUTES: Route[] = [
   // task id (bulk) or a certificate id (64 hex characters) depending on the route
   { method: 'POST', resource: '/certificates/{taskId}/revoke' },
 ];
+
+export const PROVISIONING_ROUTES: Route[] = [
+  { method: 'GET', resource: '/templates' },
+  { method: 'PUT', resource: '/templates/{templateId}' },
+  { method: 'GET', resource: '/templates/{templateId}' },
+  { method: 'POST', resource: '/things' },
+  { method: 'POST', resource: '/bulkprovisioningtasks' },
+  { method: 'GET', resource: '/bulkprovisioningtasks/{taskId}' },
+];
