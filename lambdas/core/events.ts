@@ -104,6 +104,26 @@ export const CertificateExpiringDetail = z
   .strict()
   .describe('A certificate expires within the sweep window; sent once per certificate and window.');
 
+export const CertificateRotatedDetail = z
+  .object({
+    thingName: z.string(),
+    certificateId: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .optional()
+      .describe('the certificate the device acknowledged with (its MQTT principal)'),
+    previousCertificateIds: z
+      .array(z.string().regex(/^[0-9a-f]{64}$/))
+      .describe('the certificates retired: detached from the thing (empty when deletion is off)'),
+    deletedCertificateIds: z
+      .array(z.string().regex(/^[0-9a-f]{64}$/))
+      .describe('of those, the ones no other thing held: inactivated and deleted'),
+    thingGroupName: z.string().describe('the rotation thing group the thing left'),
+    rotatedAt: z.string(),
+  })
+  .strict()
+  .describe('A device acknowledged its new certificate (rotation ack): it left the rotation group.');
+
 export const EVENT_SCHEMAS = {
   'Batch Completed': BatchCompletedDetail,
   'Batch Failed': BatchFailedDetail,
@@ -111,6 +131,7 @@ export const EVENT_SCHEMAS = {
   'Certificate Revoked': CertificateRevokedDetail,
   'CA Created': CaCreatedDetail,
   'Certificate Expiring': CertificateExpiringDetail,
+  'Certificate Rotated': CertificateRotatedDetail,
 } as const;
 export type DetailType = keyof typeof EVENT_SCHEMAS;
 
@@ -145,6 +166,14 @@ export const EVENT_EXAMPLES: { [K in DetailType]: z.input<(typeof EVENT_SCHEMAS)
     notAfter: '2026-12-20T21:36:47.000Z',
     windowDays: 30,
     thingName: 'thing-0042',
+  },
+  'Certificate Rotated': {
+    thingName: 'thing-0042',
+    certificateId: '0c4f2e9a7b5d3c1e8f6a4b2d0e9c7a5b3d1f8e6c4a2b0d9f7e5c3a1b8d6f4e2c',
+    previousCertificateIds: ['67013ed823dc3dcfc67a7bbedb79551ef7d1bb277a21a26c902dc8e48bc106f8'],
+    deletedCertificateIds: ['67013ed823dc3dcfc67a7bbedb79551ef7d1bb277a21a26c902dc8e48bc106f8'],
+    thingGroupName: 'cdfRotateCertificates',
+    rotatedAt: '2026-11-25T08:05:00.000Z',
   },
   'CA Created': {
     caId: '9a3f1c0e5b7d2e4f6a8c0b1d3e5f7a9c1b3d5e7f9a1c3e5b7d9f1a3c5e7b9d1f',

@@ -3,6 +3,7 @@
  * function's `environment` from these schemas, so a missing variable fails at synth, not at 3 a.m.
  */
 import { z } from 'zod';
+import { TOPIC_PREFIX_PATTERN } from '../core/rotation/topics';
 
 const positiveInt = (fallback: number) =>
   z.string().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(1)).prefault(String(fallback)); // prefault: the fallback goes through the same parse as a given value
@@ -100,3 +101,38 @@ export const ProvisioningApiEnv = ProvisioningEnv.extend({
   PROVISIONING_STATE_MACHINE_ARN: z.string().min(1),
 });
 export type ProvisioningApiEnv = z.infer<typeof ProvisioningApiEnv>;
+
+const flag = (fallback: boolean) =>
+  z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .prefault(String(fallback) as 'true' | 'false');
+
+/** Certificate rotation over MQTT (the rotation-get and rotation-ack workflows' functions). */
+export const RotationEnv = z.object({
+  /** the pre-created packages `certificates/{thingName}.zip` */
+  BUCKET_NAME: z.string().min(1),
+  EVENT_BUS_NAME: z.string().min(1),
+  ROTATION_TOPIC_PREFIX: z.string().regex(TOPIC_PREFIX_PATTERN).default('cdf/certificates'),
+  ROTATION_THING_GROUP: z.string().min(1).default('cdfRotateCertificates'),
+  /** the certflow CA that signs rotated certificates (CDF's CERTIFICATES_CACERTIFICATEID); or ROTATION_PCA_ARN */
+  ROTATION_CA_ID: z
+    .string()
+    .regex(/^([0-9a-f]{64}|[A-Za-z0-9]{1,64})?$/)
+    .default(''),
+  /** ACM Private CA that signs rotated certificates instead of ROTATION_CA_ID */
+  ROTATION_PCA_ARN: z
+    .string()
+    .regex(/^(arn:aws[a-z-]*:acm-pca:[a-z0-9-]+:\d{12}:certificate-authority\/[0-9a-f-]+)?$/)
+    .default(''),
+  CA_KEY_STORE: z.enum(['ssm', 'kms']).default('ssm'),
+  ROTATION_VALIDITY_DAYS: positiveInt(1095),
+  /** attached to a rotated certificate when the device names no previous certificate */
+  ROTATED_CERTIFICATE_POLICY_NAME: z.string().default(''),
+  DELETE_PREVIOUS_CERTIFICATE: flag(false),
+  /** approve only things that exist in the registry (DescribeThing) */
+  ROTATION_REQUIRE_THING: flag(true),
+  /** register rotated certificates with their CA certificate (RegisterCertificate) */
+  ROTATION_REGISTER_WITH_CA: flag(true),
+});
+export type RotationEnv = z.infer<typeof RotationEnv>;

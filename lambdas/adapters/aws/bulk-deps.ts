@@ -11,7 +11,7 @@ import { randomUUID } from 'node:crypto';
 import type { ChunkDeps } from '../../core/bulk/chunk';
 import { DEFAULT_BULK_CONFIG, type BulkConfig } from '../../core/bulk/request';
 import { BULK_WORKFLOW, type BatchDeps } from '../../core/bulk/service';
-import { systemClock } from '../../core/ports';
+import { systemClock, type CaKeyStore } from '../../core/ports';
 import type { BulkApiEnv, BulkEnv } from '../../handlers/env';
 import { DynamoTaskStore } from './dynamo-task-store';
 import { EnvSupplierDirectory } from './env-supplier-directory';
@@ -76,14 +76,17 @@ export function awsBatchDeps(
   };
 }
 
+/** The CA key store the functions load certflow CAs from: SSM SecureString PEMs, or KMS asymmetric keys. */
+export const caKeyStoreFor = (store: 'ssm' | 'kms', clients: AwsClients): CaKeyStore =>
+  store === 'kms'
+    ? new KmsCaKeyStore(clients.ssm, clients.iot, clients.kms)
+    : new SsmCaKeyStore(clients.ssm, clients.iot);
+
 export function awsChunkDeps(env: BulkEnv, clients: AwsClients): ChunkDeps {
   return {
     objects: new S3ObjectStore(clients.s3, env.BUCKET_NAME),
     tasks: new DynamoTaskStore(clients.dynamodb, env.TASK_TABLE_NAME),
-    caKeys:
-      env.CA_KEY_STORE === 'kms'
-        ? new KmsCaKeyStore(clients.ssm, clients.iot, clients.kms)
-        : new SsmCaKeyStore(clients.ssm, clients.iot),
+    caKeys: caKeyStoreFor(env.CA_KEY_STORE, clients),
     events: new EventBridgePublisher(clients.eventBridge, env.EVENT_BUS_NAME),
     registry: new IotCertificateRegistry(clients.iot),
     externalIssuer: externalIssuers(clients),

@@ -1,0 +1,14 @@
+import { awsRotationDeps } from '../adapters/aws/rotation-deps';
+import { defaultClients } from '../adapters/aws/bulk-deps';
+import { acknowledgeRotation, type RotationDeps } from '../core/rotation/service';
+import { lambdaBundle, logger } from './bundle';
+import { RotationEnv } from './env';
+
+/** AcknowledgeRotation (rotation-ack): retire the previous certificate(s), leave the group, Certificate Rotated. */
+export const createHandler = (deps: RotationDeps) => async (input: unknown) => {
+  const result = await acknowledgeRotation(deps, input);
+  logger.appendKeys({ thingName: result.deviceId });
+  return result;
+};
+
+export const handler = lambdaBundle(RotationEnv, (env) => createHandler(awsRotationDeps(env, defaultClients())));
