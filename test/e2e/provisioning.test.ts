@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EVENT_SCHEMAS } from '../../lambdas/core/events';
 import type { DomainEvent } from '../../lambdas/core/ports';
+import { connect as mqttConnect } from 'mqtt';
 import { startLocal, type LocalCertflow } from '../../local/certflow';
+import { startMqttBroker } from '../../local/runtime/mqtt-broker';
 import { openssl, scratch } from '../helpers/openssl';
 
 jest.setTimeout(240_000);
@@ -156,6 +158,8 @@ describe('templates API', () => {
   });
 });
 
+let sensor: Record<string, string> | undefined;
+
 describe('POST /things', () => {
   it('creates thing, certificate (certflow CA), policies and groups; returns the key once; emits Certificate Issued', async () => {
     const before = events.length;
@@ -204,6 +208,51 @@ describe('POST /things', () => {
       certificates: [{ certificateId: body.certificateId }],
     });
     expect(JSON.stringify(events)).not.toContain('PRIVATE KEY');
+    sensor = body;
+  });
+
+  it('the provisioned device connects over mutual TLS to the local broker with the returned certificate', async () => {
+    const server = await call<Record<string, string>>('POST', '/certificates/server', {
+      issuerId: cf.bootstrap.issuingCaId,
+      fqdn: 'localhost',
+      sans: { ip: ['127.0.0.1'] },
+    });
+    const root = (await cf.caDeps.cas.get(cf.bootstrap.rootCaId))!.certificatePem;
+    const issuing = (await cf.caDeps.cas.get(cf.bootstrap.issuingCaId))!.certificatePem;
+    const broker = await startMqttBroker({
+      port: 0,
+      serverCertificatePem: server.body.certificatePem! + server.body.chainPem!,
+      serverKeyPem: server.body.privateKeyPem!,
+      trustedCas: [root, issuing],
+      registry: cf.registry,
+    });
+    const attempt = (clientId: string) =>
+      new Promise<string>((resolve) => {
+        const c = mqttConnect(broker.url, {
+          clientId,
+          key: sensor!.privateKey,
+          cert: sensor!.certificatePem,
+          ca: root,
+          reconnectPeriod: 0,
+          connectTimeout: 5_000,
+        });
+        c.once('connect', () => {
+          c.publish(`cdf/certificates/${clientId}/hello`, '{}', { qos: 1 }, (error) => {
+            resolve(error ? `publish failed: ${error.message}` : 'connected');
+            void c.endAsync();
+          });
+        });
+        c.once('error', (error) => resolve(error.message));
+        c.once('close', () => resolve('closed'));
+      });
+    try {
+      expect(sensor).toBeDefined();
+      expect(await attempt('sensor-0001')).toBe('connected');
+      // the certificate is attached to sensor-0001 only
+      expect(await attempt('sensor-9999')).not.toBe('connected');
+    } finally {
+      await broker.close();
+    }
   });
 
   it('answers 400 with the path for a missing parameter, before any certificate is made', async () => {
