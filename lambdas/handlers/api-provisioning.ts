@@ -13,6 +13,10 @@ import { checkTemplateId, getTemplate, listTemplates, provisionThing, putTemplat
 import { ValidationError } from '../core/errors';
 import { unknownRoute } from './api-cas';
 import { basePath, errorResult, json, jsonBody, negotiate, type ErrorLogger } from './http';
+import { awsProvisioningDeps } from '../adapters/aws/provisioning-deps';
+import { defaultClients } from '../adapters/aws/bulk-deps';
+import { lambdaBundle, logger } from './bundle';
+import { ProvisioningApiEnv } from './env';
 
 export { PROVISIONING_ROUTES } from './routes';
 
@@ -74,3 +78,7 @@ export const createHandler =
       return errorResult(error, logger);
     }
   };
+
+export const handler = lambdaBundle(ProvisioningApiEnv, (env) =>
+  createHandler(awsProvisioningDeps(env, defaultClients()), logger),
+);
