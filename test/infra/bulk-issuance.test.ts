@@ -174,8 +174,9 @@ describe('BulkIssuance state machine', () => {
 describe('BulkIssuance functions', () => {
   it('run on Node.js 22, arm64, traced, JSON logs into their own log group, source maps on', () => {
     const functions = built.template.findResources('AWS::Lambda::Function');
-    // the four workflow functions, the API function, the inventory's record function, RevokeIssued and the sweep
-    expect(Object.keys(functions)).toHaveLength(8);
+    // the four workflow functions, the API function, the inventory's record function, RevokeIssued, the sweep, and
+    // provisioning's API and four workflow functions
+    expect(Object.keys(functions)).toHaveLength(13);
     for (const fn of Object.values(functions) as { Properties: Record<string, unknown> }[]) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs22.x',
