@@ -287,6 +287,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
         ...options.provisioning,
       },
     );
+    resumed.push(...(await provisioning.resume()));
     const http = await startHttpServer({
       port: options.port ?? Number(process.env.PORT ?? 4010),
       mounts: [{ routes: [...CA_ROUTES, ...BULK_ROUTES], handler: api }, provisioning.mount],

@@ -10,6 +10,7 @@ import { caAliasesFromEnv } from '../lambdas/core/provisioning/cdf';
 import {
   BULK_PROVISIONING_WORKFLOW,
   DEFAULT_BULK_PROVISIONING_CONFIG,
+  getProvisioningTask,
   type BulkProvisioningConfig,
   type BulkProvisioningDeps,
 } from '../lambdas/core/provisioning/bulk';
@@ -36,7 +37,7 @@ export function localProvisioning(
   base: Omit<ProvisioningDeps, 'aliases' | 'defaultDaysExpiry'>,
   statemachinesDir: string,
   options: LocalProvisioningOptions = {},
-): { deps: BulkProvisioningDeps; runner: StateMachineRunner; mount: Mount } {
+): { deps: BulkProvisioningDeps; runner: StateMachineRunner; mount: Mount; resume: () => Promise<string[]> } {
   const deps: BulkProvisioningDeps = {
     aliases: caAliasesFromEnv(process.env),
     defaultDaysExpiry: 365,
@@ -74,5 +75,18 @@ export function localProvisioning(
     ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
   });
   const handler = createProvisioningApi(deps, { error: (message, ...extra) => console.error(message, ...extra) });
-  return { deps, runner, mount: { routes: PROVISIONING_ROUTES, handler } };
+  // a task still pending or in progress lost its execution when the runtime stopped: run it again (chunks with
+  // results are not provisioned again, so it resumes where it was)
+  const resume = async (): Promise<string[]> => {
+    const resumed: string[] = [];
+    for (const key of await deps.objects.list('bulkprovisioning/')) {
+      if (!key.endsWith('/task.json')) continue;
+      const task = await getProvisioningTask(deps, key.split('/')[1]!);
+      if (task.status !== 'pending' && task.status !== 'in_progress') continue;
+      await deps.workflows.start(BULK_PROVISIONING_WORKFLOW, task.taskId, { taskId: task.taskId });
+      resumed.push(task.taskId);
+    }
+    return resumed;
+  };
+  return { deps, runner, mount: { routes: PROVISIONING_ROUTES, handler }, resume };
 }

@@ -435,3 +435,59 @@ describe('bulk provisioning', () => {
     expect(res.status).toBe(400);
   });
 });
+
+describe('bulk provisioning across a restart', () => {
+  it('resumes a task the runtime stopped in the middle of: the chunks done are kept, the others provisioned', async () => {
+    const dataDir = join(dir, 'restart');
+    const options = { dataDir, port: 0, workers: 1, retryIntervalMs: 0, expirySweepIntervalMs: 0 };
+    const first = await startLocal({
+      ...options,
+      provisioning: {
+        bulk: { chunkSize: 10, maxConcurrency: 3 },
+        // chunk 1 never finishes in the first runtime
+        beforeChunk: ({ index }) => (index === 1 ? new Promise<void>(() => undefined) : undefined),
+      },
+    });
+    let taskId: string;
+    const thingNames = Array.from({ length: 30 }, (_, i) => `restart-${i}`);
+    try {
+      const put = await fetch(`${first.url}/templates/factory-line`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(createCertTemplate),
+      });
+      expect(put.status).toBe(201);
+      const res = await fetch(`${first.url}/bulkprovisioningtasks`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          provisioningTemplateId: 'factory-line',
+          parameters: thingNames.map((ThingName) => ({ ThingName, SerialNumber: ThingName })),
+          cdfProvisioningParameters: { caId: first.bootstrap.issuingCaId, certInfo: {} },
+        }),
+      });
+      taskId = ((await res.json()) as { taskId: string }).taskId;
+      for (;;) {
+        const view = (await (await fetch(`${first.url}/bulkprovisioningtasks/${taskId}`)).json()) as TaskView;
+        if (view.chunksDone === 2) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await first.close();
+    }
+    const second = await startLocal(options);
+    try {
+      expect(second.resumed).toContain(taskId);
+      let view: TaskView;
+      for (;;) {
+        view = (await (await fetch(`${second.url}/bulkprovisioningtasks/${taskId}`)).json()) as TaskView;
+        if (view.status === 'complete') break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(view).toMatchObject({ total: 30, succeeded: 30, failed: 0, chunksDone: 3 });
+      for (const name of thingNames) expect(await second.registry.listThingPrincipals(name)).toHaveLength(1);
+    } finally {
+      await second.close();
+    }
+  });
+});

@@ -28,6 +28,16 @@ export const provisioningTaskKey = (taskId: string): string => `${prefix(taskId)
 const requestKey = (taskId: string): string => `${prefix(taskId)}request.json`;
 const itemsKey = (taskId: string, chunk: number): string => `${prefix(taskId)}items/${pad(chunk)}.json`;
 export const resultsKey = (taskId: string, chunk: number): string => `${prefix(taskId)}results/${pad(chunk)}.json`;
+/** a chunk's outcomes so far, kept when some items failed for a reason that may pass (the retry skips the others) */
+const partialKey = (taskId: string, chunk: number): string => `${prefix(taskId)}partial/${pad(chunk)}.json`;
+
+/**
+ * Some items of a chunk failed for a reason that may pass (throttling, a service error): the workflow retries the
+ * chunk, which provisions only the items without an outcome.
+ */
+export class ChunkIncompleteError extends Error {
+  override readonly name = 'ChunkIncompleteError';
+}
 
 export interface BulkProvisioningConfig {
   /** parameter sets per chunk (one Map iteration, one Lambda invocation) */
@@ -209,13 +219,22 @@ export async function provisionChunk(
   }>(deps.objects, requestKey(input.taskId));
   const items = await readJson<Record<string, unknown>[]>(deps.objects, itemsKey(input.taskId, input.index));
   const loaded = validateTemplate(request.provisioningTemplateId, request.template);
-  const results: ChunkResults = { chunk: input.index, succeeded: [], failed: [] };
+  const partial = await readJson<ChunkResults>(deps.objects, partialKey(input.taskId, input.index)).catch(
+    (e: unknown) => {
+      if (e instanceof NotFoundError) return undefined;
+      throw e;
+    },
+  );
+  const results: ChunkResults = partial ?? { chunk: input.index, succeeded: [], failed: [] };
+  const settled = new Set([...results.succeeded, ...results.failed].map((r) => r.index));
+  const transient: ItemError[] = [];
   const chunkDeps = { ...deps, registry: withPolicyCache(deps.registry) };
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < items.length) {
       const position = next++;
       const index = input.index * task.chunkSize + position;
+      if (settled.has(index)) continue;
       try {
         const result = await provisionThing(
           chunkDeps,
@@ -230,13 +249,22 @@ export async function provisionChunk(
         );
         results.succeeded.push({ index, ...result });
       } catch (error) {
-        results.failed.push(itemError(index, error));
+        // the item's own fault (a 4xx: its parameters, the template, a conflict) is its outcome; anything else may
+        // pass, and the chunk is retried for it
+        (isCertflowError(error) ? results.failed : transient).push(itemError(index, error));
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(deps.bulk.itemConcurrency, items.length) }, worker));
   results.succeeded.sort((a, b) => a.index - b.index);
   results.failed.sort((a, b) => a.index - b.index);
+  if (transient.length > 0) {
+    await deps.objects.put(partialKey(input.taskId, input.index), json(results), { contentType: 'application/json' });
+    const first = transient[0]!;
+    throw new ChunkIncompleteError(
+      `${transient.length} item(s) of chunk ${input.index} failed for a reason that may pass (item ${first.index}: ${first.code}: ${first.message})`,
+    );
+  }
   await deps.objects.put(resultsKey(input.taskId, input.index), json(results), { contentType: 'application/json' });
   return { index: input.index, succeeded: results.succeeded.length, failed: results.failed.length };
 }
@@ -293,8 +321,17 @@ export async function finishProvisioning(
     }
     const outcome = outcomes.get(chunk);
     const cause = outcome?.failed ? describeFailure(outcome.error) : { code: 'CHUNK_NOT_RUN', message: 'no result' };
+    // the items a failed chunk settled before it gave up keep their outcome
+    const partial = await readJson<ChunkResults>(deps.objects, partialKey(task.taskId, chunk)).catch(() => undefined);
+    const settled = new Set<number>();
+    if (partial) {
+      succeeded += partial.succeeded.length;
+      errors.push(...partial.failed);
+      for (const r of [...partial.succeeded, ...partial.failed]) settled.add(r.index);
+    }
     const count = Math.min(task.chunkSize, task.total - chunk * task.chunkSize);
     for (let i = 0; i < count; i++) {
+      if (settled.has(chunk * task.chunkSize + i)) continue;
       errors.push({
         index: chunk * task.chunkSize + i,
         code: 'CHUNK_FAILED',
@@ -302,6 +339,7 @@ export async function finishProvisioning(
       });
     }
   }
+  errors.sort((a, b) => a.index - b.index);
   const completed: ProvisioningTask = {
     ...task,
     status: 'complete',
