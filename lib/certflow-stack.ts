@@ -5,6 +5,7 @@ import { BatchBucket } from './constructs/batch-bucket';
 import { BulkIssuance } from './constructs/bulk-issuance';
 import { CaHierarchy } from './constructs/ca-hierarchy';
 import { CertflowApi } from './constructs/certflow-api';
+import { CertificateRotation } from './constructs/certificate-rotation';
 import { CompromiseResponse } from './constructs/compromise-response';
 import { CertflowEventBus } from './constructs/event-bus';
 import { ExpirySweep } from './constructs/expiry-sweep';
@@ -30,6 +31,7 @@ export class CertflowStack extends Stack {
   readonly expirySweep: ExpirySweep;
   readonly provisioning: DeviceProvisioning;
   readonly api: CertflowApi;
+  readonly rotation: CertificateRotation;
 
   constructor(scope: Construct, id: string, props: CertflowStackProps = {}) {
     super(scope, id, props);
@@ -99,6 +101,20 @@ export class CertflowStack extends Stack {
       crlValidityHours: config.crlValidityHours,
     });
 
+    this.rotation = new CertificateRotation(this, 'Rotation', {
+      caHierarchy: this.caHierarchy,
+      bucket: this.bucket,
+      bus: this.bus,
+      topicPrefix: config.rotationTopicPrefix,
+      ...(config.rotationCaId ? { caId: config.rotationCaId } : {}),
+      ...(config.rotationPcaArn ? { pcaArn: config.rotationPcaArn } : {}),
+      validityDays: config.rotationValidityDays,
+      rotatedCertificatePolicyName: config.rotatedCertificatePolicyName,
+      deletePreviousCertificate: config.deletePreviousCertificate,
+      requireRegisteredThing: config.rotationRequireRegisteredThing,
+      registerWithCa: config.rotationRegisterWithCa,
+    });
+
     new CfnOutput(this, 'ApiUrl', {
       value: this.api.url,
       description: 'REST API (IAM auth): bulk issuance, CA hierarchy, inventory',
@@ -115,5 +131,8 @@ export class CertflowStack extends Stack {
     new CfnOutput(this, 'CaKeysKmsKeyArn', { value: this.caHierarchy.caKeysKeyArn });
     new CfnOutput(this, 'ProvisioningStateMachineArn', { value: this.provisioning.stateMachine.stateMachineArn });
     new CfnOutput(this, 'RotationThingGroupName', { value: this.caHierarchy.rotationThingGroupName });
+    new CfnOutput(this, 'RotationGetStateMachineArn', { value: this.rotation.getStateMachine.stateMachineArn });
+    new CfnOutput(this, 'RotationAckStateMachineArn', { value: this.rotation.ackStateMachine.stateMachineArn });
+    new CfnOutput(this, 'RotationDevicePolicyName', { value: this.rotation.devicePolicy.ref });
   }
 }

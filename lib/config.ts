@@ -7,6 +7,7 @@
 import type { Node } from 'constructs';
 import { z } from 'zod';
 import { SuppliersSchema } from '../lambdas/adapters/aws/env-supplier-directory';
+import { DEFAULT_ROTATION_TOPIC_PREFIX, TOPIC_PREFIX_PATTERN } from '../lambdas/core/rotation/topics';
 
 /** The CDK context key of the configuration object, and the prefix of the per-key overrides. */
 export const CONTEXT_KEY = 'certflow';
@@ -74,9 +75,44 @@ export const DeployConfigSchema = z
     provisioningCaAliases: fromJson(z.record(z.string().regex(/^[A-Za-z0-9_]{1,64}$/), z.string().min(1))).default({}),
     /** provisioning: parameter sets per bulk chunk */
     provisioningChunkSize: wholeNumber(1, 1000, 100),
+    /** rotation over MQTT: devices publish to `{prefix}/{thingName}/get` and `…/ack` (CDF's prefix by default) */
+    rotationTopicPrefix: z
+      .string()
+      .regex(TOPIC_PREFIX_PATTERN, 'MQTT topic levels without wildcards, no leading or trailing /')
+      .default(DEFAULT_ROTATION_TOPIC_PREFIX),
+    /** the certflow CA whose key is in SSM (`cdf-ca-key-{caId}`) that signs rotated certificates */
+    rotationCaId: z
+      .string()
+      .regex(/^[A-Za-z0-9]{1,64}$/, 'a CA id')
+      .optional(),
+    /** or an ACM Private CA (its ARN) that signs them */
+    rotationPcaArn: z
+      .string()
+      .regex(/^arn:aws[a-z-]*:acm-pca:[a-z0-9-]+:\d{12}:certificate-authority\/[0-9a-f-]+$/, 'an ACM PCA ARN')
+      .optional(),
+    /** days a rotated certificate is valid (CDF: 1095) */
+    rotationValidityDays: wholeNumber(1, 3650, 1095),
+    /** the IoT policy the stack creates (each device on its own topics) and attaches when no previous certificate is named */
+    rotatedCertificatePolicyName: z
+      .string()
+      .regex(/^[\w+=,.@-]{1,128}$/, 'an AWS IoT policy name')
+      .default('certflow-rotation-device'),
+    /** ack: detach and delete the previous certificate(s) */
+    deletePreviousCertificate: fromJson(z.boolean()).default(false),
+    /** approve only devices that exist in the AWS IoT registry (DescribeThing), besides the group membership */
+    rotationRequireRegisteredThing: fromJson(z.boolean()).default(true),
+    /** register rotated certificates with their CA's certificate (the CA must be registered with AWS IoT) */
+    rotationRegisterWithCa: fromJson(z.boolean()).default(true),
   })
   .strict()
   .superRefine((config, ctx) => {
+    if (config.rotationCaId !== undefined && config.rotationPcaArn !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['rotationPcaArn'],
+        message: 'rotated certificates are signed by rotationCaId or by rotationPcaArn, not both',
+      });
+    }
     if (config.caKeyStore === 'kms' && config.caKmsKeyArns.length === 0) {
       ctx.addIssue({
         code: 'custom',

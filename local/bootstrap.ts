@@ -1,7 +1,7 @@
 /** First start of the local runtime: a development root CA, an intermediate, and a supplier `demo` signing with it. */
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createIntermediate, createRoot, type CaDeps } from '../lambdas/core/ca/service';
+import { createIntermediate, createRoot, issueServer, type CaDeps } from '../lambdas/core/ca/service';
 import type { SupplierCa } from '../lambdas/core/ports';
 
 export interface BootstrapResult {
@@ -43,4 +43,59 @@ export async function bootstrap(dataDir: string, deps: CaDeps): Promise<Bootstra
   await writeFile(join(dataDir, 'dev-ca.json'), JSON.stringify(result, null, 2));
   await writeFile(suppliersFile(dataDir), JSON.stringify(suppliers, null, 2));
   return { created: true, ...result, suppliers };
+}
+
+export interface BrokerCredentials {
+  /** the server certificate followed by its chain (issuing CA first) */
+  certificatePem: string;
+  keyPem: string;
+  certificateId: string;
+}
+
+/**
+ * The local MQTT broker's server certificate (SAN localhost and 127.0.0.1), issued by certflow's issuing CA through
+ * the CA service (so it is in the inventory) and kept under `{dataDir}/mqtt/` (key file mode 0600). A new one is
+ * issued when there is none, when the issuing CA changed, or within 30 days of its expiry.
+ */
+export async function brokerCredentials(
+  dataDir: string,
+  deps: CaDeps,
+  issuingCaId: string,
+): Promise<BrokerCredentials> {
+  const dir = join(dataDir, 'mqtt');
+  const stored = await readFile(join(dir, 'server.json'), 'utf8')
+    .then((t) => JSON.parse(t) as { issuerId: string; notAfter: string; certificatePem: string; certificateId: string })
+    .catch(() => undefined);
+  const keyPem = await readFile(join(dir, 'server.key'), 'utf8').catch(() => undefined);
+  const fresh = (notAfter: string) => Date.parse(notAfter) - deps.clock.now().getTime() > 30 * 86_400_000;
+  if (stored && keyPem && stored.issuerId === issuingCaId && fresh(stored.notAfter)) {
+    return { certificatePem: stored.certificatePem, keyPem, certificateId: stored.certificateId };
+  }
+  const issued = await issueServer(deps, {
+    issuerId: issuingCaId,
+    fqdn: 'localhost',
+    sans: { dns: ['localhost'], ip: ['127.0.0.1'] },
+    subject: { organization: 'certflow (local)' },
+  });
+  const credentials = {
+    certificatePem: issued.certificatePem + issued.chainPem,
+    keyPem: issued.privateKeyPem ?? '',
+    certificateId: issued.certificateId,
+  };
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'server.key'), credentials.keyPem, { mode: 0o600 });
+  await writeFile(
+    join(dir, 'server.json'),
+    JSON.stringify(
+      {
+        issuerId: issuingCaId,
+        notAfter: issued.notAfter,
+        certificateId: issued.certificateId,
+        certificatePem: credentials.certificatePem,
+      },
+      null,
+      2,
+    ),
+  );
+  return credentials;
 }

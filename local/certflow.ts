@@ -37,11 +37,20 @@ import { createHandler as createIssueChunk } from '../lambdas/handlers/sfn-issue
 import type { BuiltChunk } from '../lambdas/core/bulk/chunk-builder';
 import { createHandler as createPlan } from '../lambdas/handlers/sfn-plan-chunks';
 import { createHandler as createRecordFailure } from '../lambdas/handlers/sfn-record-batch-failure';
-import { bootstrap, readSuppliers, type BootstrapResult } from './bootstrap';
+import { DEFAULT_ROTATION_CONFIG, type RotationConfig, type RotationDeps } from '../lambdas/core/rotation/service';
+import { rotationTopics } from '../lambdas/core/rotation/topics';
+import { createHandler as createRotationAck } from '../lambdas/handlers/sfn-rotation-ack';
+import { createHandler as createRotationApprove } from '../lambdas/handlers/sfn-rotation-approve';
+import { createHandler as createRotationReply } from '../lambdas/handlers/sfn-rotation-reply';
+import { createHandler as createRotationRollback } from '../lambdas/handlers/sfn-rotation-rollback';
+import { createHandler as createRotationVend } from '../lambdas/handlers/sfn-rotation-vend';
+import { bootstrap, brokerCredentials, readSuppliers, type BootstrapResult } from './bootstrap';
 import type { ChunkWorkerData } from './chunk-worker';
 import { startHttpServer } from './http-server';
 import { createLocalDynamoDbClient, ensureTable, startDynamoDb } from './runtime/dynamodb-server';
+import { startMqttBroker, type MqttBroker } from './runtime/mqtt-broker';
 import { createLocalS3Client, ensureBucket, startS3 } from './runtime/s3-server';
+import { topicRuleDispatcher } from './runtime/topic-rules';
 import { StateMachineRunner } from './runtime/state-machine-runner';
 import { WorkerPool } from './worker-pool';
 import { localProvisioning, type LocalProvisioningOptions } from './provisioning';
@@ -69,6 +78,13 @@ export interface LocalOptions {
   revokeSliceSize?: number;
   /** how often the expiry sweep runs (default hourly; 0: only on demand) */
   expirySweepIntervalMs?: number;
+  /**
+   * MQTT (mutual TLS) port on 127.0.0.1; 0 picks a free one. Default: MQTT_PORT, else 8883 — but a free one when
+   * `port` is 0 (tests, the CLI's embedded runtime), so that several runtimes can run side by side.
+   */
+  mqttPort?: number;
+  /** rotation settings (default: CDF's, signing with the development issuing CA) */
+  rotation?: Partial<RotationConfig>;
   /** called before each chunk is signed; throwing fails that chunk (fault injection in tests) */
   beforeChunk?: (input: { taskId: string; index: number }) => void | Promise<void>;
   /** device provisioning: bulk chunk sizes, fault injection */
@@ -89,6 +105,12 @@ export interface LocalCertflow {
    * a compromise response fills with the things whose certificates it revoked
    */
   registry: LocalDeviceRegistry;
+  /** the MQTT broker, `mqtts://127.0.0.1:<port>` (mutual TLS with certflow device certificates) */
+  mqttUrl: string;
+  broker: MqttBroker;
+  /** the rotation workflows the broker's topic rules start (rotation-get, rotation-ack) */
+  rotationRunners: { get: StateMachineRunner; ack: StateMachineRunner };
+  rotationConfig: RotationConfig;
   /** the compromise-response workflow (revoke-issued), for tests and the console */
   revokeRunner: StateMachineRunner;
   /** the bulk-provisioning workflow */
@@ -119,7 +141,10 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     const caKeys = new FileCaKeyStore(dataDir);
     const bus = new LocalEventBus();
     const inventory = new DynamoInventory(dynamoClient);
-    const registry = new LocalDeviceRegistry(dynamoClient);
+    const registry = new LocalDeviceRegistry(dynamoClient, {
+      clock,
+      ...(options.rotation?.thingGroupName ? { rotationGroupName: options.rotation.thingGroupName } : {}),
+    });
     const tasks = new DynamoTaskStore(dynamoClient, TASK_TABLE.tableName, clock);
     const objects = new S3ObjectStore(s3Client, LOCAL_BUCKET);
     const caDeps: CaDeps = {
@@ -276,6 +301,89 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       resumed.push(task.taskId);
     }
 
+    // the MQTT broker (mutual TLS, trusting every certflow CA that is not revoked) and the rotation workflows its
+    // topic rules start, as AWS IoT rules start them on AWS
+    const rotationConfig: RotationConfig = {
+      ...DEFAULT_ROTATION_CONFIG,
+      caId: boot.issuingCaId,
+      thingGroupName: registry.groupName,
+      ...options.rotation,
+    };
+    const rotationDeps: RotationDeps = {
+      registry,
+      messaging: { publish: (topic, payload) => broker.messaging.publish(topic, payload) },
+      objects,
+      caKeys,
+      events: bus,
+      clock,
+      config: rotationConfig,
+      onUndoFailure: (step, error) => console.error(`rotation undo step ${step} failed`, error),
+    };
+    const rotationFunctions: Record<string, (input: unknown) => Promise<unknown>> = {
+      [lambdaArn('certflow-rotation-approve')]: createRotationApprove(rotationDeps),
+      [lambdaArn('certflow-rotation-vend')]: createRotationVend(rotationDeps),
+      [lambdaArn('certflow-rotation-reply')]: createRotationReply(rotationDeps),
+      [lambdaArn('certflow-rotation-rollback')]: createRotationRollback(rotationDeps),
+      [lambdaArn('certflow-rotation-ack')]: createRotationAck(rotationDeps),
+    };
+    const rotationRunners = {
+      get: new StateMachineRunner({
+        definition: join(STATE_MACHINES_DIR, 'rotation-get.asl.json'),
+        stateMachineName: 'certflow-rotation-get',
+        substitutions: {
+          ApproveDeviceFunctionArn: lambdaArn('certflow-rotation-approve'),
+          VendCertificateFunctionArn: lambdaArn('certflow-rotation-vend'),
+          ReplyFunctionArn: lambdaArn('certflow-rotation-reply'),
+          RollbackFunctionArn: lambdaArn('certflow-rotation-rollback'),
+        },
+        resources: rotationFunctions,
+        ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+      }),
+      ack: new StateMachineRunner({
+        definition: join(STATE_MACHINES_DIR, 'rotation-ack.asl.json'),
+        stateMachineName: 'certflow-rotation-ack',
+        substitutions: {
+          ApproveDeviceFunctionArn: lambdaArn('certflow-rotation-approve'),
+          AcknowledgeRotationFunctionArn: lambdaArn('certflow-rotation-ack'),
+          ReplyFunctionArn: lambdaArn('certflow-rotation-reply'),
+        },
+        resources: rotationFunctions,
+        ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+      }),
+    };
+    const rules = rotationTopics(rotationConfig.topicPrefix).rules;
+    const startRotation = (runner: StateMachineRunner) => (input: Record<string, unknown>) => {
+      const name = `${String(input.deviceId)}-${String(input.action)}-${randomUUID()}`;
+      // a workflow answers the device itself (…/rejected); one that fails outright is worth a line in the log
+      runner
+        .start(name, input)
+        .result.catch((e: { error?: string; cause?: string }) =>
+          console.error(`rotation workflow ${name} failed: ${e.error ?? ''} ${e.cause ?? String(e)}`),
+        );
+    };
+    const trustedCas = async (): Promise<string[]> =>
+      (await caDeps.cas.list()).filter((ca) => ca.status === 'active').map((ca) => ca.certificatePem);
+    const server = await brokerCredentials(dataDir, caDeps, boot.issuingCaId);
+    const broker = await startMqttBroker({
+      port: options.mqttPort ?? (options.port === 0 ? 0 : Number(process.env.MQTT_PORT ?? 8883)),
+      serverCertificatePem: server.certificatePem,
+      serverKeyPem: server.keyPem,
+      trustedCas: await trustedCas(),
+      registry,
+      topicPrefix: rotationConfig.topicPrefix,
+      onMessage: topicRuleDispatcher([
+        { name: 'rotation-get', rule: rules.get, action: startRotation(rotationRunners.get) },
+        { name: 'rotation-ack', rule: rules.ack, action: startRotation(rotationRunners.ack) },
+      ]),
+    });
+    closers.unshift(() => broker.close());
+    // a CA created or revoked changes whom the broker trusts
+    bus.addRule(
+      'mqtt-trust',
+      { source: ['certflow'], 'detail-type': ['CA Created', 'Certificate Revoked'] },
+      async () => broker.setTrustedCas(await trustedCas()),
+    );
+
     const api = createBulkApi(batchDeps, { error: (message, ...extra) => console.error(message, ...extra) }, [
       createCaRoutes(caDeps),
     ]);
@@ -304,6 +412,10 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       caKeys,
       caDeps,
       registry,
+      mqttUrl: broker.url,
+      broker,
+      rotationRunners,
+      rotationConfig,
       sweepExpiring,
       revokeRunner,
       provisioningRunner: provisioning.runner,

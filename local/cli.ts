@@ -4,15 +4,18 @@
  *                         [--include-ca] [--days N] [--register] [--layout certflow|cdf] [--endpoint URL]
  *   certflow batch status TASK_ID [--endpoint URL]
  *   certflow batch download TASK_ID --out batch.zip [--endpoint URL]
+ *   certflow device rotate --thing T --key key.pem --cert cert.pem [--ca ca.pem] [--mqtt URL] [--out DIR]
  * Without --endpoint (or CERTFLOW_ENDPOINT) the embedded local runtime runs in this process.
  */
 import { createWriteStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { KEY_TYPES } from '../lambdas/core/pki/keys';
 import { ApiClient, ApiError } from './api-client';
 import { startLocal } from './certflow';
+import { rotateDevice, RotationFailedError } from './device-simulator';
 
 const USAGE = `usage:
   certflow batch create --supplier ID --quantity N --out FILE [--key-type ${KEY_TYPES.join('|')}]
@@ -20,7 +23,10 @@ const USAGE = `usage:
                         [--idempotency-key KEY] [--endpoint URL]
   certflow batch status TASK_ID [--endpoint URL]
   certflow batch download TASK_ID --out FILE [--endpoint URL]
-environment: CERTFLOW_ENDPOINT (a running certflow; none = embedded runtime), CERTFLOW_DATA_DIR`;
+  certflow device rotate --thing THING --key KEY.pem --cert CERT.pem [--ca CA.pem] [--mqtt mqtts://127.0.0.1:8883]
+                         [--out DIR] [--prefix cdf/certificates] [--timeout SECONDS]
+      (--ca defaults to the certificates after the first one in --cert)
+environment: CERTFLOW_ENDPOINT (a running certflow; none = embedded runtime), CERTFLOW_DATA_DIR, MQTT_PORT`;
 
 interface TaskView {
   taskId: string;
@@ -98,6 +104,56 @@ async function withClient<T>(endpoint: string | undefined, fn: (client: ApiClien
   }
 }
 
+async function deviceRotate(values: Record<string, string | boolean | undefined>): Promise<number> {
+  const str = (name: string): string | undefined => (typeof values[name] === 'string' ? values[name] : undefined);
+  const [thingName, keyFile, certFile] = [str('thing'), str('key'), str('cert')];
+  if (!thingName || !keyFile || !certFile) throw new UsageError(`--thing, --key and --cert are required\n${USAGE}`);
+  const read = (file: string) =>
+    readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
+      throw new UsageError(`cannot read ${file}: ${e.code ?? e.message}`);
+    });
+  const certificatePem = await read(certFile);
+  const caFile = str('ca');
+  const caPem = caFile
+    ? await read(caFile)
+    : certificatePem
+        .split(/(?<=-----END CERTIFICATE-----\s*)/)
+        .slice(1)
+        .join('');
+  if (!caPem.includes('BEGIN CERTIFICATE')) {
+    throw new UsageError(`--ca is required (${certFile} holds no CA certificate after the device certificate)`);
+  }
+  const timeout = str('timeout');
+  if (timeout !== undefined && !(Number(timeout) > 0))
+    throw new UsageError('--timeout must be a positive number of seconds');
+  try {
+    const outcome = await rotateDevice({
+      thingName,
+      keyPem: await read(keyFile),
+      certificatePem,
+      caPem,
+      mqttUrl: str('mqtt') ?? `mqtts://127.0.0.1:${process.env.MQTT_PORT ?? 8883}`,
+      ...(str('prefix') ? { topicPrefix: str('prefix')! } : {}),
+      ...(str('out') ? { outDir: str('out')! } : {}),
+      ...(timeout !== undefined ? { timeoutMs: Number(timeout) * 1000 } : {}),
+      log: (line) => process.stderr.write(`${line}\n`),
+    });
+    process.stdout.write(
+      `${JSON.stringify({
+        thingName: outcome.thingName,
+        previousCertificateId: outcome.previousCertificateId,
+        certificateId: outcome.certificateId,
+        ...(outcome.files ? { files: outcome.files } : {}),
+      })}\n`,
+    );
+    return 0;
+  } catch (error) {
+    if (!(error instanceof RotationFailedError)) throw error;
+    process.stderr.write(`rotation failed (${error.stage}): ${error.message}\n`);
+    return error.reason ? 3 : 1;
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -114,11 +170,22 @@ export async function main(argv: string[]): Promise<number> {
       layout: { type: 'string' },
       'idempotency-key': { type: 'string' },
       endpoint: { type: 'string' },
+      thing: { type: 'string' },
+      key: { type: 'string' },
+      cert: { type: 'string' },
+      ca: { type: 'string' },
+      mqtt: { type: 'string' },
+      prefix: { type: 'string' },
+      timeout: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   const [group, command, arg] = positionals;
-  if (values.help || group !== 'batch' || !command) throw new UsageError(USAGE);
+  if (values.help || (group !== 'batch' && group !== 'device') || !command) throw new UsageError(USAGE);
+  if (group === 'device') {
+    if (command !== 'rotate') throw new UsageError(USAGE);
+    return deviceRotate(values);
+  }
   const endpoint = values.endpoint ?? process.env.CERTFLOW_ENDPOINT;
 
   if (command === 'create') {

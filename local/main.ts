@@ -6,6 +6,7 @@ async function main(): Promise<void> {
   const demo = cf.bootstrap.suppliers.demo;
   const lines = [
     `certflow is running at ${cf.url} (data in ${cf.dataDir})`,
+    `MQTT broker (mutual TLS, certflow device certificates) at ${cf.mqttUrl}`,
     cf.bootstrap.created
       ? `created a development root CA ${cf.bootstrap.rootCaId.slice(0, 16)}…, an issuing CA ${cf.bootstrap.issuingCaId.slice(0, 16)}… and the supplier "demo"`
       : `using the development CAs in ${cf.dataDir} (issuing CA ${cf.bootstrap.issuingCaId.slice(0, 16)}…)`,
@@ -19,6 +20,7 @@ async function main(): Promise<void> {
     `  curl -s ${cf.url}/certificates/TASK_ID/task`,
     `  curl -sL -o batch.zip ${cf.url}/certificates/TASK_ID`,
     'or the CLI:  npx certflow batch create --supplier demo --quantity 10000 --out batch.zip --endpoint ' + cf.url,
+    `rotate a device: npx certflow device rotate --thing THING --key key.pem --cert cert.pem --mqtt ${cf.mqttUrl}`,
   ];
   console.log(lines.filter((l) => l !== undefined).join('\n'));
   let stopping = false;

@@ -3,7 +3,8 @@
  *
  * - TLS: the broker presents a server certificate issued by certflow (SAN 127.0.0.1 and localhost) and requires a
  *   client certificate that chains to a certflow CA (`requestCert`, `rejectUnauthorized`); the trust store can be
- *   replaced while running (`setTrustedCas`, e.g. after a CA is created or revoked).
+ *   replaced while running (`setTrustedCas`, e.g. after a CA is created or revoked). Every CA of the verified chain
+ *   must be in the current trust store: a client that sends a revoked intermediate itself is refused (CONNACK 5).
  * - Admission, as AWS IoT with CDF's policy: the client's certificate (SHA-256 of its DER, the AWS IoT certificate
  *   id) must be registered ACTIVE in the device registry and attached to the thing named by the MQTT client id, seen
  *   from both sides (the certificate lists the thing and the thing lists the certificate), else CONNACK 5 (not
@@ -16,10 +17,11 @@
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { createHash } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
-import { createServer, type Server, type TLSSocket } from 'node:tls';
+import { createServer, type DetailedPeerCertificate, type Server, type TLSSocket } from 'node:tls';
+import { toDer } from '../../lambdas/core/pki/pem';
 import type { DeviceMessaging, DeviceRegistry } from '../../lambdas/core/ports';
+import { DEFAULT_ROTATION_TOPIC_PREFIX } from '../../lambdas/core/rotation/topics';
 
-export const DEFAULT_TOPIC_PREFIX = 'cdf/certificates';
 /** AWS IoT thing names; an MQTT client id is a thing name here */
 const THING_NAME = /^[a-zA-Z0-9:_-]{1,128}$/;
 
@@ -43,7 +45,7 @@ export interface MqttBrokerOptions {
   registry: DeviceRegistry;
   /** default `cdf/certificates` */
   topicPrefix?: string;
-  onMessage?: (message: DeviceMessage) => void | Promise<void>;
+  onMessage?: (message: DeviceMessage) => unknown;
   log?: (message: string, extra?: Record<string, unknown>) => void;
 }
 
@@ -74,12 +76,24 @@ export class AedesDeviceMessaging implements DeviceMessaging {
 const notAuthorized = (message: string, returnCode: 2 | 5 = 5): AuthenticateError =>
   Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 
-/** the certificate id of the TLS peer of an aedes client (undefined when there is none) */
-function peerCertificateId(client: Client): string | undefined {
+const fingerprint = (der: Buffer): string => createHash('sha256').update(der).digest('hex');
+
+/**
+ * The certificate ids of the TLS peer's verified chain, leaf first (empty when there is no client certificate).
+ * OpenSSL clients send the intermediates they hold, so the chain can carry a CA that is no longer in the trust store.
+ */
+function peerChain(client: Client): string[] {
   const socket = client.conn as TLSSocket;
-  if (typeof socket.getPeerCertificate !== 'function') return undefined;
-  const raw = socket.getPeerCertificate(false)?.raw;
-  return raw && raw.length > 0 ? createHash('sha256').update(raw).digest('hex') : undefined;
+  if (typeof socket.getPeerCertificate !== 'function') return [];
+  const ids: string[] = [];
+  let cert: DetailedPeerCertificate | undefined = socket.getPeerCertificate(true);
+  while (cert?.raw && cert.raw.length > 0) {
+    const id = fingerprint(cert.raw);
+    if (ids.includes(id)) break; // a self-signed root is its own issuer
+    ids.push(id);
+    cert = cert.issuerCertificate;
+  }
+  return ids;
 }
 
 /**
@@ -112,15 +126,25 @@ export async function admissionRefusal(
 }
 
 export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttBroker> {
-  const prefix = options.topicPrefix ?? DEFAULT_TOPIC_PREFIX;
+  const prefix = options.topicPrefix ?? DEFAULT_ROTATION_TOPIC_PREFIX;
   const log = options.log ?? (() => undefined);
   const principals = new WeakMap<Client, string>();
+  let trusted = new Set<string>();
+  const trust = (pems: string[]) => {
+    trusted = new Set(pems.map((pem) => fingerprint(toDer(pem, 'CERTIFICATE'))));
+  };
+  trust(options.trustedCas);
 
   const aedes = new Aedes({
     authenticate: (client, _username, _password, done) => {
-      const certificateId = peerCertificateId(client);
+      const [certificateId, ...issuers] = peerChain(client);
       const clientId = client.id;
       if (!certificateId) return done(notAuthorized('no client certificate'), false);
+      // every CA of the chain must be trusted now (the client may have sent an intermediate that was revoked)
+      if (issuers.length === 0 || issuers.some((id) => !trusted.has(id))) {
+        log('mqtt connect refused', { clientId, certificateId, reason: 'a CA of the chain is not trusted' });
+        return done(notAuthorized('a CA of the certificate chain is not trusted'), false);
+      }
       if (!THING_NAME.test(clientId)) {
         return done(notAuthorized(`client id ${clientId} is not a thing name`, 2), false);
       }
@@ -196,7 +220,10 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
     url: `mqtts://127.0.0.1:${port}`,
     port,
     messaging: new AedesDeviceMessaging(aedes),
-    setTrustedCas: (pems) => server.setSecureContext(context(pems)),
+    setTrustedCas: (pems) => {
+      trust(pems);
+      server.setSecureContext(context(pems));
+    },
     close: () =>
       (closing ??= (async () => {
         await new Promise<void>((resolve) => aedes.close(() => resolve()));

@@ -4,6 +4,12 @@
  * each flow, called step by step as the ASL calls them, and each module's Lambda `handler` built from RotationEnv.
  */
 import 'aws-sdk-client-mock-jest';
+import {
+  ACMPCAClient,
+  DescribeCertificateAuthorityCommand,
+  GetCertificateCommand,
+  IssueCertificateCommand,
+} from '@aws-sdk/client-acm-pca';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import {
   AttachPolicyCommand,
@@ -33,7 +39,14 @@ import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/clie
 import type { Context } from 'aws-lambda';
 import { awsRotationDeps } from '../../lambdas/adapters/aws/rotation-deps';
 import { EVENT_SCHEMAS } from '../../lambdas/core/events';
-import { createRootCa, parseCertificate, privateKeyToPem, type CreatedCa } from '../../lambdas/core/pki';
+import {
+  createRootCa,
+  issueFromCsr,
+  parseCertificate,
+  parseCsr,
+  privateKeyToPem,
+  type CreatedCa,
+} from '../../lambdas/core/pki';
 import type { RotationDeps } from '../../lambdas/core/rotation/service';
 import { RotationEnv, readEnv } from '../../lambdas/handlers/env';
 import * as ack from '../../lambdas/handlers/sfn-rotation-ack';
@@ -46,11 +59,13 @@ import { TEST_CLIENT_CONFIG, testClients } from './aws-clients';
 import { cmd, mockSdk } from './sdk-mock';
 
 const iotMock = mockSdk(IoTClient);
+const pcaMock = mockSdk(ACMPCAClient);
 const iotDataMock = mockSdk(IoTDataPlaneClient);
 const s3Mock = mockSdk(S3Client);
 const ssmMock = mockSdk(SSMClient);
 const ebMock = mockSdk(EventBridgeClient);
-const MOCKS = [iotMock, iotDataMock, s3Mock, ssmMock, ebMock];
+const MOCKS = [iotMock, iotDataMock, s3Mock, ssmMock, ebMock, pcaMock];
+const PCA_ARN = 'arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/11111111-2222-3333-4444-555555555555';
 
 const config = TEST_CLIENT_CONFIG;
 
@@ -317,6 +332,41 @@ describe('rotation get with a CSR', () => {
       'UpdateCertificate',
       'DeleteCertificate',
     ]);
+  });
+
+  it('signs with ACM Private CA when ROTATION_PCA_ARN is set: no CA key is loaded, the chain’s CA registers the certificate', async () => {
+    const deps = depsFor({ ROTATION_PCA_ARN: PCA_ARN, ROTATION_CA_ID: '' });
+    const csr = await makeCsr({ name: `CN=${THING}` });
+    const signed = await issueFromCsr(ca.issuer, parseCsr(csr.pem), {
+      profile: 'device',
+      validity: { days: 1095 },
+      now: new Date(),
+    });
+    pcaMock.on(cmd(DescribeCertificateAuthorityCommand)).resolves({
+      CertificateAuthority: { CertificateAuthorityConfiguration: { KeyAlgorithm: 'EC_prime256v1' } } as never,
+    });
+    pcaMock.on(cmd(IssueCertificateCommand)).resolves({ CertificateArn: `${PCA_ARN}/certificate/abc` });
+    pcaMock.on(cmd(GetCertificateCommand)).resolves({ Certificate: signed.pem, CertificateChain: ca.certificate.pem });
+
+    const vended = await vend.createHandler(deps)({ deviceId: THING, action: 'get', csr: csr.pem });
+
+    const [issue] = pcaMock.commandCalls(cmd(IssueCertificateCommand)).map((c) => c.args[0].input);
+    expect(issue).toMatchObject({
+      CertificateAuthorityArn: PCA_ARN,
+      SigningAlgorithm: 'SHA256WITHECDSA',
+      Validity: { Type: 'DAYS', Value: 1095 },
+      IdempotencyToken: expect.stringMatching(/^[0-9a-f]{36}$/),
+    });
+    expect(Buffer.from(issue!.Csr as Uint8Array).toString('utf8')).toContain('BEGIN CERTIFICATE REQUEST');
+    expect(ssmMock.calls()).toHaveLength(0);
+    expect(iotCalls()).toEqual([
+      ['RegisterCertificate', { certificatePem: signed.pem, caCertificatePem: ca.certificate.pem, status: 'ACTIVE' }],
+      ['AttachThingPrincipal', { thingName: THING, principal: arnOf(signed.id) }],
+      ['AttachPolicy', { policyName: POLICY, target: arnOf(signed.id) }],
+      ['UpdateThing', { thingName: THING, attributePayload: { attributes: { status: 'active' }, merge: true } }],
+    ]);
+    expect(vended.certificateId).toBe(signed.id);
+    expect(events()[0]!.detail).toMatchObject({ issuerId: PCA_ARN, origin: 'rotation' });
   });
 
   it('RollBackCertificate (reply not delivered): detaches policies and thing, INACTIVE, deletes', async () => {

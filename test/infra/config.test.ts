@@ -30,6 +30,32 @@ describe('parseDeployConfig', () => {
       crlValidityHours: 24,
       expirySweepHours: 24,
       expiryWindowDays: 30,
+      rotationTopicPrefix: 'cdf/certificates',
+      rotationValidityDays: 1095,
+      rotatedCertificatePolicyName: 'certflow-rotation-device',
+      deletePreviousCertificate: false,
+      rotationRequireRegisteredThing: true,
+      rotationRegisterWithCa: true,
+    });
+  });
+
+  it('ok/rotation: takes the rotation options, as command-line strings too', () => {
+    expect(
+      parseDeployConfig({
+        rotationTopicPrefix: 'acme/rotation',
+        rotationCaId: 'ab'.repeat(32),
+        rotationValidityDays: '365',
+        rotatedCertificatePolicyName: 'acme-device',
+        deletePreviousCertificate: 'true',
+        rotationRequireRegisteredThing: 'false',
+      }),
+    ).toMatchObject({
+      rotationTopicPrefix: 'acme/rotation',
+      rotationCaId: 'ab'.repeat(32),
+      rotationValidityDays: 365,
+      rotatedCertificatePolicyName: 'acme-device',
+      deletePreviousCertificate: true,
+      rotationRequireRegisteredThing: false,
     });
   });
 
@@ -69,6 +95,19 @@ describe('parseDeployConfig', () => {
     ['error/sweep interval not whole', { expirySweepHours: 1.5 }, /expirySweepHours/],
     ['error/expiry window', { expiryWindowDays: 0 }, /expiryWindowDays/],
     ['error/expiry window above ten years', { expiryWindowDays: 3651 }, /expiryWindowDays/],
+    ['error/rotation prefix with a wildcard', { rotationTopicPrefix: 'cdf/+' }, /rotationTopicPrefix/],
+    ['error/rotation prefix with a trailing slash', { rotationTopicPrefix: 'cdf/' }, /rotationTopicPrefix/],
+    ['error/rotation validity', { rotationValidityDays: 0 }, /rotationValidityDays/],
+    ['error/rotation policy name', { rotatedCertificatePolicyName: 'a policy' }, /rotatedCertificatePolicyName/],
+    [
+      'error/rotation CA and PCA both',
+      {
+        rotationCaId: 'ab'.repeat(32),
+        rotationPcaArn:
+          'arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/11111111-2222-3333-4444-555555555555',
+      },
+      /rotationPcaArn/,
+    ],
   ])('%s', (_, input, message) => {
     expect(() => parseDeployConfig(input)).toThrow(message);
   });

@@ -296,6 +296,23 @@ describe('rotation-get workflow', () => {
       },
     ],
     [
+      'a CSR with a 1024-bit RSA key',
+      'WEAK_KEY',
+      async (w: World) => {
+        w.registry.addThing('thing-x', [GROUP]);
+        const csr = await makeCsr({ name: 'CN=thing-x', alg: { name: 'RSASSA-PKCS1-v1_5', modulusLength: 1024 } });
+        return { deviceId: 'thing-x', action: 'get', csr: csr.pem };
+      },
+    ],
+    [
+      'a CSR asking for a CA certificate',
+      'CSR_REQUESTS_CA',
+      async (w: World) => {
+        w.registry.addThing('thing-x', [GROUP]);
+        return { deviceId: 'thing-x', action: 'get', csr: (await makeCsr({ name: 'CN=thing-x', ca: true })).pem };
+      },
+    ],
+    [
       'an unknown previous certificate',
       'PREVIOUS_CERTIFICATE_NOT_FOUND',
       async (w: World) => {

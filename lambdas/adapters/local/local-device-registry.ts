@@ -9,14 +9,17 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { ConflictError, NotFoundError, ValidationError } from '../../core/errors';
 import { parseCertificate } from '../../core/pki';
-import type {
-  CertificateRegistry,
-  DeviceRegistry,
-  RegisteredCertificate,
-  RegistryCertificateStatus,
-  RotationGroup,
-  ThingRecord,
+import {
+  systemClock,
+  type CertificateRegistry,
+  type Clock,
+  type DeviceRegistry,
+  type RegisteredCertificate,
+  type RegistryCertificateStatus,
+  type RotationGroup,
+  type ThingRecord,
 } from '../../core/ports';
+import { DEFAULT_ROTATION_THING_GROUP } from '../../core/rotation/topics';
 import { DOCUMENT_CLIENT_CONFIG } from '../aws/dynamo-task-store';
 import { isAwsError } from '../aws/sdk-errors';
 import type { TableDefinition } from '../aws/tables';
@@ -105,15 +108,17 @@ const sorted = (set: Set<string> | undefined): string[] => [...(set ?? [])].sort
 export class LocalDeviceRegistry implements DeviceRegistry, CertificateRegistry, RotationGroup {
   private readonly doc: DynamoDBDocumentClient;
 
-  constructor(client: DynamoDBClient, options: { tableName?: string; rotationGroupName?: string } = {}) {
-    this.doc = DynamoDBDocumentClient.from(client, DOCUMENT_CLIENT_CONFIG);
-    this.tableName = options.tableName ?? REGISTRY_TABLE.tableName;
-    this.groupName = options.rotationGroupName ?? 'cdfRotateCertificates';
-  }
-
   readonly tableName: string;
   /** the rotation thing group that `add` and `members` use (CDF's `cdfRotateCertificates`) */
   readonly groupName: string;
+  private readonly clock: Clock;
+
+  constructor(client: DynamoDBClient, options: { tableName?: string; rotationGroupName?: string; clock?: Clock } = {}) {
+    this.doc = DynamoDBDocumentClient.from(client, DOCUMENT_CLIENT_CONFIG);
+    this.tableName = options.tableName ?? REGISTRY_TABLE.tableName;
+    this.groupName = options.rotationGroupName ?? DEFAULT_ROTATION_THING_GROUP;
+    this.clock = options.clock ?? systemClock;
+  }
 
   // ------------------------------------------------------------------------------------------------ certificates
 
@@ -132,7 +137,7 @@ export class LocalDeviceRegistry implements DeviceRegistry, CertificateRegistry,
             status: input.status,
             certificatePem: cert.pem,
             ...(caId ? { caCertificateId: caId } : {}),
-            registeredAt: new Date().toISOString(),
+            registeredAt: this.clock.now().toISOString(),
           },
           ConditionExpression: 'attribute_not_exists(pk)',
         }),

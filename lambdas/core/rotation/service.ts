@@ -89,8 +89,11 @@ export const RotationRequest = z
   .object({
     deviceId: z.string().regex(THING_NAME, 'a thing name'),
     action: z.enum(['get', 'ack']),
-    /** principal(): the certificate id of the MQTT connection */
-    certId: z.string().regex(CERTIFICATE_ID, 'a certificate id').nullish(),
+    /**
+     * principal(): the certificate id of the MQTT connection (other principals, e.g. an IAM caller publishing
+     * through IoT Data, give other strings: they name no certificate)
+     */
+    certId: z.string().max(512).nullish(),
     csr: z.string().min(1).max(16_384).optional(),
     previousCertificateId: z.string().regex(CERTIFICATE_ID, 'a certificate id').optional(),
   })
@@ -484,7 +487,7 @@ export async function acknowledgeRotation(deps: RotationDeps, input: unknown): P
   const request = parseRotationRequest(input, 'ack');
   const { registry, config } = deps;
   const thingName = request.deviceId;
-  const currentId = request.certId ?? undefined;
+  const currentId = request.certId && CERTIFICATE_ID.test(request.certId) ? request.certId : undefined;
   const previous: string[] = [];
   const deleted: string[] = [];
 

@@ -21,6 +21,7 @@ import {
 import { createLocalDynamoDbClient, ensureTable, startDynamoDb } from '../../../local/runtime/dynamodb-server';
 import { isOwnTopic, startMqttBroker, type DeviceMessage, type MqttBroker } from '../../../local/runtime/mqtt-broker';
 import type { LocalServer } from '../../../local/runtime/types';
+import { rotateDevice } from '../../../local/device-simulator';
 
 interface Credential {
   certificate: ParsedCertificate;
@@ -356,5 +357,29 @@ describe('startMqttBroker', () => {
     ]);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/not authori[sz]ed/i);
+  });
+
+  it('the device simulator says so when nothing answers its get, and when the broker refuses its certificate', async () => {
+    // this broker has no topic rules: the get is never answered
+    const cred = await device('sim-1');
+    const simulate = (thingName: string, c: Credential) =>
+      rotateDevice({
+        thingName,
+        keyPem: c.keyPem,
+        certificatePem: c.certificatePem,
+        caPem: rootPem,
+        mqttUrl: broker.url,
+        timeoutMs: 300,
+      }).catch((e: unknown) => e);
+    expect(await simulate('sim-1', cred)).toMatchObject({
+      name: 'RotationFailedError',
+      stage: 'get',
+      message: 'no answer on cdf/certificates/sim-1/get/accepted or cdf/certificates/sim-1/get/rejected within 0.3 s',
+    });
+    const unregistered = await leaf(issuing, 'sim-2');
+    expect(await simulate('sim-2', unregistered)).toMatchObject({
+      stage: 'connect',
+      message: expect.stringMatching(/the broker refused sim-2 \(not authorized/),
+    });
   });
 });
