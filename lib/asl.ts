@@ -1,13 +1,14 @@
 /** Helpers for the shared ASL files of `statemachines/`: their `${Name}` placeholders and the stack's values. */
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { RemovalPolicy, Stack } from 'aws-cdk-lib';
-import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { ArnFormat, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { Policy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { DefinitionBody, type LogLevel, StateMachine, type StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import type { Construct } from 'constructs';
 import { PROJECT_ROOT } from './constructs/certflow-function';
+import { arnFindingMatching } from './nag';
 
 /** The `${Name}` placeholders of an ASL document, each once. */
 export function placeholdersOf(definition: string): string[] {
@@ -90,4 +91,65 @@ export function aslStateMachine(
     true,
   );
   return { stateMachine, logGroup, definition };
+}
+
+/** The labels of the Distributed Map states of an ASL document (their child executions are named after them). */
+export function distributedMapLabels(definition: string): string[] {
+  const labels: string[] = [];
+  const visit = (states: Record<string, Record<string, unknown>>) => {
+    for (const [name, state] of Object.entries(states)) {
+      const processor = (state.ItemProcessor ?? state.Iterator) as
+        { ProcessorConfig?: { Mode?: string }; States?: Record<string, Record<string, unknown>> } | undefined;
+      if (state.Type === 'Map' && processor?.ProcessorConfig?.Mode === 'DISTRIBUTED') {
+        labels.push(typeof state.Label === 'string' ? state.Label : name);
+      }
+      if (processor?.States) visit(processor.States);
+      for (const branch of (state.Branches ?? []) as { States: Record<string, Record<string, unknown>> }[]) {
+        visit(branch.States);
+      }
+    }
+  };
+  visit((JSON.parse(definition) as { States: Record<string, Record<string, unknown>> }).States);
+  return labels;
+}
+
+/**
+ * A Distributed Map runs child executions of its state machine: it needs to start, describe and stop them (and
+ * redrive its map runs). A separate policy (`DistributedMapPolicy` of `scope`): the state machine's own ARN in its
+ * default policy would be a dependency cycle.
+ */
+export function grantDistributedMap(scope: Construct, stateMachine: StateMachine, definition: string): Policy {
+  const stack = Stack.of(scope);
+  const name = stateMachine.stateMachineName;
+  const executionArn = (resourceName: string) =>
+    stack.formatArn({
+      service: 'states',
+      resource: 'execution',
+      resourceName,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+  const distributedMap = new Policy(scope, 'DistributedMapPolicy', {
+    statements: [
+      new PolicyStatement({ actions: ['states:StartExecution'], resources: [stateMachine.stateMachineArn] }),
+      new PolicyStatement({
+        actions: ['states:DescribeExecution', 'states:StopExecution'],
+        resources: [executionArn(`${name}/*`)],
+      }),
+      new PolicyStatement({
+        actions: ['states:RedriveExecution'],
+        resources: distributedMapLabels(definition).map((label) => executionArn(`${name}/${label}:*`)),
+      }),
+    ],
+  });
+  stateMachine.role.attachInlinePolicy(distributedMap);
+  NagSuppressions.addResourceSuppressions(distributedMap, [
+    {
+      id: 'AwsSolutions-IAM5',
+      reason:
+        'Distributed Map child executions are named {stateMachine}/{mapRunLabel}:{id} at run time: describe/stop ' +
+        'and redrive are limited to the child executions of this state machine.',
+      appliesTo: [arnFindingMatching('states', 'execution:<[A-Za-z0-9]+\\.Name>\\/.+')],
+    },
+  ]);
+  return distributedMap;
 }

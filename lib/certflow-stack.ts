@@ -12,6 +12,7 @@ import { CertflowEventBus } from './constructs/event-bus';
 import { CertflowEventSchemas } from './constructs/event-schemas';
 import { ExpirySweep } from './constructs/expiry-sweep';
 import { CertificateInventory } from './constructs/inventory';
+import { DeviceProvisioning } from './constructs/device-provisioning';
 import { TaskTable } from './constructs/task-table';
 
 export interface CertflowStackProps extends StackProps {
@@ -31,6 +32,7 @@ export class CertflowStack extends Stack {
   readonly inventory: CertificateInventory;
   readonly compromiseResponse: CompromiseResponse;
   readonly expirySweep: ExpirySweep;
+  readonly provisioning: DeviceProvisioning;
   readonly api: CertflowApi;
   readonly rotation: CertificateRotation;
   /** only with `certificateProvider.enabled` */
@@ -79,7 +81,23 @@ export class CertflowStack extends Stack {
       windowDays: config.expiryWindowDays,
       interval: Duration.hours(config.expirySweepHours),
     });
+    this.provisioning = new DeviceProvisioning(this, 'Provisioning', {
+      bucket: this.bucket,
+      bus: this.bus,
+      inventory: this.inventory,
+      caHierarchy: this.caHierarchy,
+      pcaAliases: config.provisioningPcaAliases,
+      caAliases: config.provisioningCaAliases,
+      chunkSize: config.provisioningChunkSize,
+    });
     this.api = new CertflowApi(this, 'Api', {
+      integrations: [
+        {
+          routes: this.provisioning.routes,
+          bodySchemas: this.provisioning.bodySchemas,
+          function: this.provisioning.api.function,
+        },
+      ],
       table: this.table,
       bucket: this.bucket,
       bus: this.bus,
@@ -133,6 +151,7 @@ export class CertflowStack extends Stack {
     new CfnOutput(this, 'RevokeIssuedStateMachineArn', { value: this.compromiseResponse.stateMachine.stateMachineArn });
     new CfnOutput(this, 'ExpirySweepStateMachineArn', { value: this.expirySweep.stateMachine.stateMachineArn });
     new CfnOutput(this, 'CaKeysKmsKeyArn', { value: this.caHierarchy.caKeysKeyArn });
+    new CfnOutput(this, 'ProvisioningStateMachineArn', { value: this.provisioning.stateMachine.stateMachineArn });
     new CfnOutput(this, 'RotationThingGroupName', { value: this.caHierarchy.rotationThingGroupName });
     new CfnOutput(this, 'RotationGetStateMachineArn', { value: this.rotation.getStateMachine.stateMachineArn });
     new CfnOutput(this, 'RotationAckStateMachineArn', { value: this.rotation.ackStateMachine.stateMachineArn });

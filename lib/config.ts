@@ -76,6 +76,17 @@ export const DeployConfigSchema = z
     expirySweepHours: wholeNumber(1, 168, 24),
     /** the expiry sweep's window: `Certificate Expiring` for certificates expiring within this many days */
     expiryWindowDays: wholeNumber(1, 3650, 30),
+    /** provisioning: CDF's `PCA_{ALIAS}` settings, alias → ACM PCA ARN (the acmpca extension's CAs) */
+    provisioningPcaAliases: fromJson(
+      z.record(
+        z.string().regex(/^[A-Za-z0-9_]{1,64}$/),
+        z.string().regex(/^arn:aws[a-z-]*:acm-pca:/, 'an ACM PCA ARN'),
+      ),
+    ).default({}),
+    /** provisioning: CDF's `CA_{ALIAS}` settings, alias → AWS IoT CA certificate id (REGISTER_WITH_CA) */
+    provisioningCaAliases: fromJson(z.record(z.string().regex(/^[A-Za-z0-9_]{1,64}$/), z.string().min(1))).default({}),
+    /** provisioning: parameter sets per bulk chunk */
+    provisioningChunkSize: wholeNumber(1, 1000, 100),
     /** rotation over MQTT: devices publish to `{prefix}/{thingName}/get` and `…/ack` (CDF's prefix by default) */
     rotationTopicPrefix: z
       .string()

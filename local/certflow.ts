@@ -57,6 +57,7 @@ import { createLocalS3Client, ensureBucket, startS3 } from './runtime/s3-server'
 import { topicRuleDispatcher } from './runtime/topic-rules';
 import { StateMachineRunner } from './runtime/state-machine-runner';
 import { WorkerPool } from './worker-pool';
+import { localProvisioning, type LocalProvisioningOptions } from './provisioning';
 
 export const STATE_MACHINES_DIR = resolve(__dirname, '..', 'statemachines');
 export const LOCAL_BUCKET = 'certflow-local';
@@ -90,6 +91,8 @@ export interface LocalOptions {
   rotation?: Partial<RotationConfig>;
   /** called before each chunk is signed; throwing fails that chunk (fault injection in tests) */
   beforeChunk?: (input: { taskId: string; index: number }) => void | Promise<void>;
+  /** device provisioning: bulk chunk sizes, fault injection */
+  provisioning?: LocalProvisioningOptions;
 }
 
 export interface LocalCertflow {
@@ -114,6 +117,8 @@ export interface LocalCertflow {
   rotationConfig: RotationConfig;
   /** the compromise-response workflow (revoke-issued), for tests and the console */
   revokeRunner: StateMachineRunner;
+  /** the bulk-provisioning workflow */
+  provisioningRunner: StateMachineRunner;
   /** runs the expiry sweep workflow now */
   sweepExpiring(): Promise<unknown>;
   /** every state machine runner (the console lists their executions) */
@@ -415,9 +420,19 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     const api = createBulkApi(batchDeps, { error: (message, ...extra) => console.error(message, ...extra) }, [
       createCaRoutes(caDeps),
     ]);
+    const provisioning = localProvisioning(
+      { objects, registry, caKeys, cas: caDeps.cas, events: bus, clock, csrCaId: boot.issuingCaId },
+      STATE_MACHINES_DIR,
+      {
+        ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+        ...options.provisioning,
+      },
+    );
+    track(provisioning.runner);
+    resumed.push(...(await provisioning.resume()));
     const http = await startHttpServer({
       port: options.port ?? Number(process.env.PORT ?? 4010),
-      mounts: [{ routes: [...API_ROUTES], handler: api }],
+      mounts: [{ routes: [...API_ROUTES], handler: api }, provisioning.mount],
       raw: [
         createConsoleHandler({
           runners: () => runners,
@@ -446,7 +461,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       sweepExpiring,
       revokeRunner,
       runners,
-      routes: API_ROUTES,
+      routes: [...API_ROUTES, ...provisioning.mount.routes],
+      provisioningRunner: provisioning.runner,
       resumed,
       close: async () => {
         for (const close of closers) await close().catch(() => undefined);

@@ -50,3 +50,16 @@ export class UnsupportedMediaTypeError extends CertflowError {
   override readonly name: string = 'UnsupportedMediaTypeError';
   readonly status: number = 415;
 }
+
+/**
+ * A provisioning template that cannot be used: unknown resource type, missing parameter, reference cycle, bad
+ * intrinsic … (400). `details.path` is the JSON path of the fault, e.g. `Resources.thing.Properties.ThingName`.
+ */
+export class InvalidTemplateError extends CertflowError {
+  override readonly name: string = 'InvalidTemplateError';
+  readonly status: number = 400;
+
+  constructor(code: string, path: string, message: string, options?: { cause?: unknown }) {
+    super(code, `${path}: ${message}`, { ...options, details: { path } });
+  }
+}

@@ -394,3 +394,28 @@ export interface DeviceMessaging {
   /** QoS 1, JSON payload */
   publish(topic: string, payload: Record<string, unknown>): Promise<void>;
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Provisioning (templates → things, certificates, policies)
+
+/** ACM Private CA signing a device CSR (the provisioning `acmpca` extension; AWS only). */
+export interface PcaCsrSigner {
+  signCsr(input: {
+    caArn: string;
+    csrPem: string;
+    validityDays: number;
+  }): Promise<{ certificatePem: string; chainPem: string }>;
+}
+
+/** AWS IoT CA certificates (`CA_{ALIAS}` names one by id or ARN); throws NotFoundError for an unknown CA. */
+export interface IotCaDirectory {
+  certificatePem(caIdOrArn: string): Promise<string>;
+}
+
+/** AWS IoT's own template engine: `RegisterThing` with a template body and string parameters (AWS only). */
+export interface ThingRegistrar {
+  registerThing(
+    templateBody: string,
+    parameters: Record<string, string>,
+  ): Promise<{ certificatePem?: string; resourceArns: Record<string, string> }>;
+}

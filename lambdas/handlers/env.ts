@@ -103,6 +103,27 @@ export const ExpiryEnv = z.object({
 });
 export type ExpiryEnv = z.infer<typeof ExpiryEnv>;
 
+/** Device provisioning (templates, POST /things, the bulk-provisioning workflow). `PCA_{ALIAS}` / `CA_{ALIAS}`
+ * variables name ACM PCA and AWS IoT CAs as CDF configures them (read as they are, not declared here). */
+export const ProvisioningEnv = z.object({
+  BUCKET_NAME: z.string().min(1),
+  EVENT_BUS_NAME: z.string().min(1),
+  CA_TABLE_NAME: z.string().min(1),
+  CA_KEY_STORE: z.enum(['ssm', 'kms']).default('ssm'),
+  DEFAULT_DAYS_EXPIRY: positiveInt(365),
+  /** a certflow CA that signs template CSRs when RegisterThing cannot run the template; empty: none */
+  CSR_CA_ID: z.string().default(''),
+  PROVISIONING_CHUNK_SIZE: positiveInt(100),
+  PROVISIONING_MAX_CONCURRENCY: positiveInt(10),
+  PROVISIONING_MAX_ITEMS: positiveInt(100_000),
+});
+export type ProvisioningEnv = z.infer<typeof ProvisioningEnv>;
+
+export const ProvisioningApiEnv = ProvisioningEnv.extend({
+  PROVISIONING_STATE_MACHINE_ARN: z.string().min(1),
+});
+export type ProvisioningApiEnv = z.infer<typeof ProvisioningApiEnv>;
+
 const flag = (fallback: boolean) =>
   z
     .enum(['true', 'false'])

@@ -49,3 +49,11 @@ export const API_BODY_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
   'POST /certificates/device': DeviceCertificateBodySchema,
   'POST /certificates/{taskId}/revoke': RevokeBodySchema,
 };
+export const PROVISIONING_ROUTES: Route[] = [
+  { method: 'GET', resource: '/templates' },
+  { method: 'PUT', resource: '/templates/{templateId}' },
+  { method: 'GET', resource: '/templates/{templateId}' },
+  { method: 'POST', resource: '/things' },
+  { method: 'POST', resource: '/bulkprovisioningtasks' },
+  { method: 'GET', resource: '/bulkprovisioningtasks/{taskId}' },
+];

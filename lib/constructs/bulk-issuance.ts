@@ -1,6 +1,6 @@
 import * as path from 'node:path';
-import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
-import { Effect, Policy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Duration, Stack } from 'aws-cdk-lib';
+import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
@@ -14,8 +14,8 @@ import {
 import { ApiRatesSchema, type ApiRatesInput } from '../../lambdas/core/pacing';
 import type { SupplierCa } from '../../lambdas/core/ports';
 import { BulkEnv } from '../../lambdas/handlers/env';
-import { aslStateMachine } from '../asl';
-import { arnFinding, arnFindingMatching, objectsFinding } from '../nag';
+import { aslStateMachine, grantDistributedMap } from '../asl';
+import { arnFinding, objectsFinding } from '../nag';
 import { BATCHES_PREFIX, type BatchBucket } from './batch-bucket';
 import { CertflowFunction, FunctionEnvironment, handlerEntry, PROJECT_ROOT } from './certflow-function';
 import type { CertflowEventBus } from './event-bus';
@@ -28,25 +28,7 @@ export const BULK_DEFINITION_PATH = path.join(PROJECT_ROOT, 'statemachines', 'bu
 export const chunkBudgetSeconds = (issueChunkTimeout: Duration): number =>
   Math.max(1, Math.floor((issueChunkTimeout.toSeconds() * 2) / 3));
 
-/** The labels of the Distributed Map states of an ASL document (their child executions are named after them). */
-export function distributedMapLabels(definition: string): string[] {
-  const labels: string[] = [];
-  const visit = (states: Record<string, Record<string, unknown>>) => {
-    for (const [name, state] of Object.entries(states)) {
-      const processor = (state.ItemProcessor ?? state.Iterator) as
-        { ProcessorConfig?: { Mode?: string }; States?: Record<string, Record<string, unknown>> } | undefined;
-      if (state.Type === 'Map' && processor?.ProcessorConfig?.Mode === 'DISTRIBUTED') {
-        labels.push(typeof state.Label === 'string' ? state.Label : name);
-      }
-      if (processor?.States) visit(processor.States);
-      for (const branch of (state.Branches ?? []) as { States: Record<string, Record<string, unknown>> }[]) {
-        visit(branch.States);
-      }
-    }
-  };
-  visit((JSON.parse(definition) as { States: Record<string, Record<string, unknown>> }).States);
-  return labels;
-}
+export { distributedMapLabels } from '../asl';
 
 export interface BulkIssuanceProps {
   readonly table: TaskTable;
@@ -96,7 +78,6 @@ export class BulkIssuance extends Construct {
 
   constructor(scope: Construct, id: string, props: BulkIssuanceProps) {
     super(scope, id);
-    const stack = Stack.of(this);
     const { table, bucket, bus } = props;
     const caKeyStore = props.caKeyStore ?? 'ssm';
     const kmsKeys = props.caKmsKeyArns ?? [];
@@ -223,40 +204,7 @@ export class BulkIssuance extends Construct {
     table.grant(this.stateMachine, 'dynamodb:UpdateItem');
     bus.grantPutEvents(this.stateMachine);
 
-    // The Distributed Map runs child executions of this state machine: it needs to start, describe and stop them
-    // (and redrive its map runs). A separate policy: the state machine's own ARN in its default policy would be a
-    // dependency cycle.
-    const name = this.stateMachine.stateMachineName;
-    const executionArn = (resourceName: string) =>
-      stack.formatArn({
-        service: 'states',
-        resource: 'execution',
-        resourceName,
-        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-      });
-    const distributedMap = new Policy(this, 'DistributedMapPolicy', {
-      statements: [
-        new PolicyStatement({ actions: ['states:StartExecution'], resources: [this.stateMachine.stateMachineArn] }),
-        new PolicyStatement({
-          actions: ['states:DescribeExecution', 'states:StopExecution'],
-          resources: [executionArn(`${name}/*`)],
-        }),
-        new PolicyStatement({
-          actions: ['states:RedriveExecution'],
-          resources: distributedMapLabels(definition).map((label) => executionArn(`${name}/${label}:*`)),
-        }),
-      ],
-    });
-    this.stateMachine.role.attachInlinePolicy(distributedMap);
-    NagSuppressions.addResourceSuppressions(distributedMap, [
-      {
-        id: 'AwsSolutions-IAM5',
-        reason:
-          'Distributed Map child executions are named {stateMachine}/{mapRunLabel}:{id} at run time: describe/stop ' +
-          'and redrive are limited to the child executions of this state machine.',
-        appliesTo: [arnFindingMatching('states', 'execution:<[A-Za-z0-9]+\\.Name>\\/.+')],
-      },
-    ]);
+    grantDistributedMap(this, this.stateMachine, definition);
   }
 
   /** Suppliers signed by ACM Private CA (those CAs only) or by AWS IoT's own CA (CreateKeysAndCertificate). */

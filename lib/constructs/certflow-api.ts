@@ -15,6 +15,7 @@ import {
 } from 'aws-cdk-lib/aws-apigateway';
 import { ManagedPolicy, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
@@ -41,6 +42,13 @@ export const BINARY_MEDIA_TYPES = ['application/zip', 'application/pkix-crl'];
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 
+/** Routes served by another function than the API's own. */
+export interface ApiIntegration {
+  readonly routes: readonly Route[];
+  readonly bodySchemas: Readonly<Record<string, z.ZodType>>;
+  readonly function: IFunction;
+}
+
 export interface CertflowApiProps {
   readonly table: TaskTable;
   readonly bucket: BatchBucket;
@@ -60,6 +68,11 @@ export interface CertflowApiProps {
   readonly routes?: readonly Route[];
   /** body schemas by `METHOD /resource`, default API_BODY_SCHEMAS */
   readonly bodySchemas?: Readonly<Record<string, z.ZodType>>;
+  /**
+   * further routes served by functions of their own (e.g. provisioning), each with its body schemas; they share the
+   * API, its validator and models
+   */
+  readonly integrations?: readonly ApiIntegration[];
   /** default 'prod' */
   readonly stageName?: string;
   /** steady-state requests per second of the stage, default 50 */
@@ -91,8 +104,14 @@ export class CertflowApi extends Construct {
     const logRetention = props.logRetention ?? RetentionDays.THREE_MONTHS;
     const { inventory, caHierarchy, bucket } = props;
     checkRoutes(routes, bodySchemas);
+    const integrations = props.integrations ?? [];
+    for (const extra of integrations) checkRoutes(extra.routes, extra.bodySchemas);
+    const allRoutes = [...routes, ...integrations.flatMap((i) => i.routes)];
+    const allKeys = allRoutes.map(routeKey);
+    const twice = allKeys.filter((k, i) => allKeys.indexOf(k) !== i);
+    if (twice.length > 0) throw new Error(`${this.node.path}: routes served twice: ${twice.join(', ')}`);
     // API Gateway refuses two variable names on one level at deploy time; fail the synth instead
-    const conflicts = siblingPathParameterConflicts(routes);
+    const conflicts = siblingPathParameterConflicts(allRoutes);
     if (conflicts.length > 0) throw new Error(`${this.node.path}: ${conflicts.join('; ')}`);
 
     this.handler = new CertflowFunction(this, 'Handler', {
@@ -216,34 +235,43 @@ export class CertflowApi extends Construct {
       validateRequestBody: true,
       validateRequestParameters: true,
     });
-    const integration = new LambdaIntegration(this.handler.function, { proxy: true, allowTestInvoke: false });
+    const groups = [
+      { routes, bodySchemas, fn: this.handler.function as IFunction },
+      ...integrations.map((i) => ({ routes: i.routes, bodySchemas: i.bodySchemas, fn: i.function })),
+    ];
     // one model per schema (routes that take the same body share it)
     const models = new Map<z.ZodType, Model>();
-    for (const route of routes) {
-      const key = routeKey(route);
-      const bodySchema = bodySchemas[key];
-      let requestModels: Record<string, Model> | undefined;
-      if (bodySchema) {
-        let model = models.get(bodySchema);
-        if (!model) {
-          const keys = Object.keys(bodySchemas).filter((k) => bodySchemas[k] === bodySchema);
-          model = this.api.addModel(`BodyModel${models.size}`, {
-            contentType: 'application/json',
-            description: `request body of ${keys.join(', ')}`,
-            schema: apiGatewaySchema(bodySchema),
-          });
-          models.set(bodySchema, model);
+    for (const group of groups) {
+      const integration = new LambdaIntegration(group.fn, { proxy: true, allowTestInvoke: false });
+      const bodySchemas = group.bodySchemas;
+      for (const route of group.routes) {
+        const key = routeKey(route);
+        const bodySchema = bodySchemas[key];
+        let requestModels: Record<string, Model> | undefined;
+        if (bodySchema) {
+          let model = models.get(bodySchema);
+          if (!model) {
+            const keys = Object.keys(bodySchemas).filter((k) => bodySchemas[k] === bodySchema);
+            model = this.api.addModel(`BodyModel${models.size}`, {
+              contentType: 'application/json',
+              description: `request body of ${keys.join(', ')}`,
+              schema: apiGatewaySchema(bodySchema),
+            });
+            models.set(bodySchema, model);
+          }
+          requestModels = Object.fromEntries(JSON_MEDIA_TYPES.map((type) => [type, model]));
         }
-        requestModels = Object.fromEntries(JSON_MEDIA_TYPES.map((type) => [type, model]));
+        const pathParameters = [...route.resource.matchAll(/\{([^}+]+)\+?\}/g)].map((m) => m[1]!);
+        const method = this.api.root
+          .resourceForPath(route.resource)
+          .addMethod(route.method.toUpperCase(), integration, {
+            authorizationType: AuthorizationType.IAM,
+            requestValidator: this.requestValidator,
+            requestParameters: Object.fromEntries(pathParameters.map((p) => [`method.request.path.${p}`, true])),
+            ...(requestModels ? { requestModels } : {}),
+          });
+        this.methods.push(method);
       }
-      const pathParameters = [...route.resource.matchAll(/\{([^}+]+)\+?\}/g)].map((m) => m[1]!);
-      const method = this.api.root.resourceForPath(route.resource).addMethod(route.method.toUpperCase(), integration, {
-        authorizationType: AuthorizationType.IAM,
-        requestValidator: this.requestValidator,
-        requestParameters: Object.fromEntries(pathParameters.map((p) => [`method.request.path.${p}`, true])),
-        ...(requestModels ? { requestModels } : {}),
-      });
-      this.methods.push(method);
     }
 
     for (const method of this.methods) {

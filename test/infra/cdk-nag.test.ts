@@ -60,9 +60,10 @@ describe('cdk-nag AwsSolutions', () => {
     }
   });
 
-  it('grants Resource "*" only to actions without resource-level permissions (X-Ray, log delivery)', () => {
+  it('grants Resource "*" only to actions without resource-level permissions (X-Ray, log delivery, RegisterThing)', () => {
+    // iot:RegisterThing has no resource type in the IAM service authorization reference (provisioning)
     const allowed =
-      /^(xray:(PutTraceSegments|PutTelemetryRecords|GetSamplingRules|GetSamplingTargets)|logs:(CreateLogDelivery|GetLogDelivery|UpdateLogDelivery|DeleteLogDelivery|ListLogDeliveries|PutResourcePolicy|DescribeResourcePolicies|DescribeLogGroups))$/;
+      /^(iot:RegisterThing|xray:(PutTraceSegments|PutTelemetryRecords|GetSamplingRules|GetSamplingTargets)|logs:(CreateLogDelivery|GetLogDelivery|UpdateLogDelivery|DeleteLogDelivery|ListLogDeliveries|PutResourcePolicy|DescribeResourcePolicies|DescribeLogGroups))$/;
     const policies = built.template.findResources('AWS::IAM::Policy') as Record<
       string,
       { Properties: { PolicyDocument: { Statement: Statement[] } } }

@@ -16,7 +16,8 @@ import {
   ServerCertificateBodySchema,
 } from '../../lambdas/core/ca/requests';
 import { ApiEnv } from '../../lambdas/handlers/env';
-import { BULK_ROUTES, CA_ROUTES } from '../../lambdas/handlers/routes';
+import { BULK_ROUTES, CA_ROUTES, PROVISIONING_ROUTES } from '../../lambdas/handlers/routes';
+import { PROVISIONING_BODY_SCHEMAS } from '../../lib/constructs/device-provisioning';
 import {
   actionsOf,
   buildCertflowApp,
@@ -74,26 +75,27 @@ const CA_BODIES: [string, z.ZodType][] = [
 ];
 
 describe('CertflowApi methods', () => {
-  it('has a method for every route of BULK_ROUTES and CA_ROUTES, and no other', () => {
+  it('has a method for every route of BULK_ROUTES, CA_ROUTES and PROVISIONING_ROUTES, and no other', () => {
     expect(API_ROUTES).toEqual([...BULK_ROUTES, ...CA_ROUTES]);
     expect(
       methods()
         .map((m) => m.key)
         .sort(),
-    ).toEqual([...BULK_ROUTES, ...CA_ROUTES].map(routeKey).sort());
+    ).toEqual([...BULK_ROUTES, ...CA_ROUTES, ...PROVISIONING_ROUTES].map(routeKey).sort());
   });
 
   it('requires IAM authorization on every method', () => {
-    expect(methods()).toHaveLength(BULK_ROUTES.length + CA_ROUTES.length);
+    expect(methods()).toHaveLength(BULK_ROUTES.length + CA_ROUTES.length + PROVISIONING_ROUTES.length);
     for (const { key, props } of methods())
       expect({ key, auth: props.AuthorizationType }).toEqual({ key, auth: 'AWS_IAM' });
   });
 
-  it('proxies every method to the API function', () => {
-    const fn = logicalId(built.stack.api.handler.function);
-    for (const { props } of methods()) {
+  it('proxies every method to the API function, the provisioning routes to the provisioning function', () => {
+    const provisioning = new Set(PROVISIONING_ROUTES.map(routeKey));
+    for (const { key, props } of methods()) {
+      const owner = provisioning.has(key) ? built.stack.provisioning.api.function : built.stack.api.handler.function;
       expect(props.Integration).toMatchObject({ Type: 'AWS_PROXY', IntegrationHttpMethod: 'POST' });
-      expect(JSON.stringify(props.Integration)).toContain(JSON.stringify({ 'Fn::GetAtt': [fn, 'Arn'] }));
+      expect(JSON.stringify(props.Integration)).toContain(JSON.stringify({ 'Fn::GetAtt': [logicalId(owner), 'Arn'] }));
     }
   });
 
@@ -113,7 +115,7 @@ describe('CertflowApi methods', () => {
 
   it('lets API Gateway call the function from the methods of this API only', () => {
     const permissions = Object.values(resources).filter((r) => r.Type === 'AWS::Lambda::Permission');
-    expect(permissions).toHaveLength(API_ROUTES.length);
+    expect(permissions).toHaveLength(API_ROUTES.length + PROVISIONING_ROUTES.length);
     for (const p of permissions) {
       expect(p.Properties.Principal).toBe('apigateway.amazonaws.com');
       expect(JSON.stringify(p.Properties.SourceArn)).toContain(logicalId(built.stack.api.api));
@@ -133,8 +135,8 @@ describe('CertflowApi request models', () => {
     return found[0]!.id;
   };
 
-  it('has one model per body schema: CreateBatch, CreateCa, Revoke, ServerCertificate, DeviceCertificate', () => {
-    expect(models()).toHaveLength(5);
+  it('has one model per body schema: CreateBatch, CreateCa, Revoke, ServerCertificate, DeviceCertificate, and the three of provisioning', () => {
+    expect(models()).toHaveLength(5 + Object.keys(PROVISIONING_BODY_SCHEMAS).length);
     expect(Object.keys(API_BODY_SCHEMAS).sort()).toEqual(
       ['POST /supplier/{supplierId}/certificates', ...CA_BODIES.map(([key]) => key)].sort(),
     );
@@ -153,7 +155,7 @@ describe('CertflowApi request models', () => {
   );
 
   it('has no model on methods without a body', () => {
-    const bodies = new Set(Object.keys(API_BODY_SCHEMAS));
+    const bodies = new Set([...Object.keys(API_BODY_SCHEMAS), ...Object.keys(PROVISIONING_BODY_SCHEMAS)]);
     const others = methods().filter((m) => !bodies.has(m.key));
     expect(others.map((m) => m.key.split(' ')[0])).not.toContain('POST');
     for (const m of others) expect(m.props.RequestModels).toBeUndefined();

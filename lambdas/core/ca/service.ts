@@ -88,19 +88,21 @@ async function activeCa(deps: CaDeps, caId: string): Promise<CaRecord> {
   return ca;
 }
 
-async function announceIssued(
-  deps: CaDeps,
+/** Keeps the certificate's PEM (`certificates/{id}.pem`) and sends `Certificate Issued` for it. */
+export async function announceIssued(
+  deps: Pick<CaDeps, 'objects' | 'events'>,
   cert: ParsedCertificate,
   kind: InventoryRecord['kind'],
   issuerId: string,
   thingName?: string,
+  origin: 'api' | 'provisioning' = 'api',
 ): Promise<void> {
   await deps.objects.put(certificateKey(cert.id), cert.pem, { contentType: 'application/x-pem-file' });
   await deps.events.publish([
     domainEvent('Certificate Issued', {
       issuerId,
       kind,
-      origin: 'api',
+      origin,
       ...(thingName ? { thingName } : {}),
       certificates: [
         {

@@ -1,0 +1,168 @@
+import { readFileSync } from 'node:fs';
+import aslValidator from 'asl-validator';
+import { Match } from 'aws-cdk-lib/assertions';
+import { placeholdersOf } from '../../lib/asl';
+import { PROVISIONING_DEFINITION_PATH } from '../../lib/constructs/device-provisioning';
+import { StateMachineRunner } from '../../local/runtime/state-machine-runner';
+import { actionsOf, buildCertflowApp, CertflowApp, logicalId, resourcesOf, statementsOfRole } from './certflow-app';
+
+const PCA_ARN = 'arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/11111111-2222-3333-4444-555555555555';
+const aslText = readFileSync(PROVISIONING_DEFINITION_PATH, 'utf8');
+const PLACEHOLDERS = [
+  'PlanProvisioningFunctionArn',
+  'ProvisionChunkFunctionArn',
+  'FinishProvisioningFunctionArn',
+  'RecordProvisioningFailureFunctionArn',
+];
+
+let built: CertflowApp;
+beforeAll(() => {
+  built = buildCertflowApp({ bundle: false, config: { provisioningPcaAliases: { factory: PCA_ARN } } });
+});
+
+type State = Record<string, unknown> & { Type: string; Retry?: unknown[] };
+function allStates(states: Record<string, State>): [string, State][] {
+  return Object.entries(states).flatMap(([name, s]) => [
+    [name, s] as [string, State],
+    ...(s.ItemProcessor ? allStates((s.ItemProcessor as { States: Record<string, State> }).States) : []),
+  ]);
+}
+
+describe('the provisioning ASL file', () => {
+  const definition = JSON.parse(aslText) as { States: Record<string, State> };
+
+  it('has exactly the four placeholders the construct substitutes', () => {
+    expect(placeholdersOf(aslText).sort()).toEqual([...PLACEHOLDERS].sort());
+  });
+
+  it('validates with asl-validator (JSONPath, ARNs checked)', () => {
+    const rendered = PLACEHOLDERS.reduce(
+      (text, p) => text.replaceAll(`\${${p}}`, `arn:aws:lambda:us-east-1:111122223333:function:${p}`),
+      aslText,
+    );
+    for (const text of [aslText, rendered]) {
+      const result = aslValidator(JSON.parse(text), { checkPaths: true, checkArn: true });
+      expect(result.errors).toEqual([]);
+    }
+    expect(aslText).not.toContain('QueryLanguage');
+  });
+
+  it('gives every Task a Retry and catches the chunk inside the Distributed Map', () => {
+    const states = allStates(definition.States);
+    const tasks = states.filter(([, s]) => s.Type === 'Task');
+    expect(tasks.map(([n]) => n).sort()).toEqual(
+      ['FinishProvisioning', 'PlanProvisioning', 'ProvisionChunk', 'RecordProvisioningFailure'].sort(),
+    );
+    for (const [, t] of tasks) expect(t.Retry?.length).toBeGreaterThan(0);
+    const map = definition.States.ProvisionChunks!;
+    expect(map).toMatchObject({
+      Type: 'Map',
+      ItemsPath: '$.chunks',
+      ItemProcessor: { ProcessorConfig: { Mode: 'DISTRIBUTED', ExecutionType: 'EXPRESS' } },
+      Next: 'FinishProvisioning',
+    });
+    const chunk = (map.ItemProcessor as { States: Record<string, State> }).States.ProvisionChunk!;
+    expect(chunk.Catch).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'ChunkFailed' }]);
+  });
+
+  it('runs in the local runtime: a chunk that fails is caught, the check after the Map sees every chunk', async () => {
+    const calls: string[] = [];
+    const fn = (name: string, body: (input: Record<string, unknown>) => unknown) => async (input: unknown) => {
+      calls.push(name);
+      return body(input as Record<string, unknown>);
+    };
+    const arn = (p: string) => `arn:aws:lambda:us-east-1:000000000000:function:${p}`;
+    let finished: unknown;
+    const runner = new StateMachineRunner({
+      definition: PROVISIONING_DEFINITION_PATH,
+      substitutions: Object.fromEntries(PLACEHOLDERS.map((p) => [p, arn(p)])),
+      retryIntervalMs: 0,
+      resources: {
+        [arn('PlanProvisioningFunctionArn')]: fn('plan', (i) => ({
+          taskId: i.taskId,
+          chunks: [0, 1, 2],
+          maxConcurrency: 2,
+        })),
+        [arn('ProvisionChunkFunctionArn')]: fn('chunk', (i) => {
+          if (i.index === 1) throw Object.assign(new Error('boom'), { name: 'ChunkBrokeError' });
+          return { index: i.index, succeeded: 10, failed: 0 };
+        }),
+        [arn('FinishProvisioningFunctionArn')]: fn('finish', (i) => {
+          finished = i.chunkResults;
+          return { taskId: i.taskId, succeeded: 20, failed: 10 };
+        }),
+        [arn('RecordProvisioningFailureFunctionArn')]: fn('failure', () => ({})),
+      },
+    });
+    const output = await runner.start('t-1', { taskId: 't-1' }).result;
+    expect(output).toMatchObject({ summary: { taskId: 't-1', succeeded: 20, failed: 10 } });
+    expect(finished).toEqual([
+      { index: 0, succeeded: 10, failed: 0 },
+      { index: 1, failed: true, error: { Error: 'ChunkBrokeError', Cause: expect.any(String) } },
+      { index: 2, succeeded: 10, failed: 0 },
+    ]);
+    expect(calls).not.toContain('failure');
+  });
+});
+
+describe('DeviceProvisioning', () => {
+  it('is a Standard state machine (Distributed Map of Express children) logging ALL without execution data', () => {
+    const machine = logicalId(built.stack.provisioning.stateMachine);
+    const props = built.template.toJSON().Resources[machine].Properties as Record<string, unknown>;
+    expect(props).toMatchObject({
+      StateMachineType: 'STANDARD',
+      LoggingConfiguration: { Level: 'ALL', IncludeExecutionData: false },
+      TracingConfiguration: { Enabled: true },
+    });
+    expect(Object.keys(props.DefinitionSubstitutions as object).sort()).toEqual([...PLACEHOLDERS].sort());
+  });
+
+  it('gives the API and chunk functions the registry calls of provisioning, no deletes', () => {
+    for (const fn of [built.stack.provisioning.api, built.stack.provisioning.provisionChunk]) {
+      const statements = statementsOfRole(built.template, logicalId(fn.role));
+      const iot = statements.flatMap(actionsOf).filter((a) => a.startsWith('iot:'));
+      expect(iot).toEqual(
+        expect.arrayContaining([
+          'iot:CreateThing',
+          'iot:AddThingToThingGroup',
+          'iot:RegisterCertificate',
+          'iot:RegisterCertificateWithoutCA',
+          'iot:CreatePolicy',
+          'iot:AttachPolicy',
+          'iot:AttachThingPrincipal',
+          'iot:RegisterThing',
+          'iot:DescribeCACertificate',
+        ]),
+      );
+      expect(iot.filter((a) => /Delete|Detach/.test(a))).toEqual([]);
+      const pca = statements.filter((s) => actionsOf(s).includes('acm-pca:IssueCertificate'));
+      expect(pca.flatMap(resourcesOf)).toEqual([PCA_ARN]);
+    }
+  });
+
+  it('passes the aliases as CDF settings and the state machine ARN to the API function', () => {
+    built.template.hasResourceProperties('AWS::Lambda::Function', {
+      Description: Match.stringLikeRegexp('provisioning templates'),
+      Environment: {
+        Variables: Match.objectLike({
+          PCA_FACTORY: PCA_ARN,
+          PROVISIONING_STATE_MACHINE_ARN: { Ref: logicalId(built.stack.provisioning.stateMachine) },
+        }),
+      },
+    });
+  });
+
+  it('lets the workflow functions touch bulkprovisioning/ objects only; the API also templates/ and certificates/', () => {
+    const s3Resources = (fn: { role: Parameters<typeof logicalId>[0] }) =>
+      JSON.stringify(
+        statementsOfRole(built.template, logicalId(fn.role))
+          .filter((s) => actionsOf(s).includes('s3:PutObject'))
+          .flatMap(resourcesOf),
+      );
+    const plan = s3Resources(built.stack.provisioning.plan);
+    expect(plan).toContain('/bulkprovisioning/*');
+    expect(plan).not.toContain('/templates/*');
+    const api = s3Resources(built.stack.provisioning.api);
+    for (const prefix of ['/templates/*', '/bulkprovisioning/*', '/certificates/*']) expect(api).toContain(prefix);
+  });
+});
