@@ -23,6 +23,7 @@ import {
 } from '../../lambdas/core/pki';
 import type { CaKeyStore, DomainEvent, LoadedCa } from '../../lambdas/core/ports';
 import { DEFAULT_ROTATION_CONFIG, type RotationDeps } from '../../lambdas/core/rotation/service';
+import { CaKeyStoreCsrSigner } from '../../lambdas/core/signing/csr-signer';
 import { createHandler as createAck } from '../../lambdas/handlers/sfn-rotation-ack';
 import { createHandler as createApprove } from '../../lambdas/handlers/sfn-rotation-approve';
 import { createHandler as createReply } from '../../lambdas/handlers/sfn-rotation-reply';
@@ -94,10 +95,10 @@ function world(config: Partial<RotationDeps['config']> = {}): World {
     registry,
     messaging,
     objects,
-    caKeys,
+    signer: new CaKeyStoreCsrSigner(caKeys, ca.caId),
     events: { publish: async (e) => void events.push(...e) },
     clock: { now: () => new Date() },
-    config: { ...DEFAULT_ROTATION_CONFIG, caId: ca.caId, rotatedCertificatePolicyName: POLICY, ...config },
+    config: { ...DEFAULT_ROTATION_CONFIG, rotatedCertificatePolicyName: POLICY, ...config },
   };
   const resources = {
     [FN('rotation-approve')]: createApprove(deps),
