@@ -374,6 +374,8 @@ describe('rotation get with a CSR', () => {
       Validity: { Type: 'DAYS', Value: 1095 },
       IdempotencyToken: expect.stringMatching(/^[0-9a-f]{36}$/),
     });
+    // rotation keeps PCA's EndEntityCertificate/V1 (the provider asks for the client-auth template)
+    expect(issue).not.toHaveProperty('TemplateArn');
     expect(Buffer.from(issue!.Csr as Uint8Array).toString('utf8')).toContain('BEGIN CERTIFICATE REQUEST');
     expect(ssmMock.calls()).toHaveLength(0);
     expect(iotCalls()).toEqual([
