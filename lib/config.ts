@@ -92,16 +92,11 @@ export const DeployConfigSchema = z
       .string()
       .regex(TOPIC_PREFIX_PATTERN, 'MQTT topic levels without wildcards, no leading or trailing /')
       .default(DEFAULT_ROTATION_TOPIC_PREFIX),
-    /** the certflow CA whose key is in SSM (`cdf-ca-key-{caId}`) that signs rotated certificates */
-    rotationCaId: z
-      .string()
-      .regex(/^[A-Za-z0-9]{1,64}$/, 'a CA id')
-      .optional(),
-    /** or an ACM Private CA (its ARN) that signs them */
-    rotationPcaArn: z
-      .string()
-      .regex(/^arn:aws[a-z-]*:acm-pca:[a-z0-9-]+:\d{12}:certificate-authority\/[0-9a-f-]+$/, 'an ACM PCA ARN')
-      .optional(),
+    /**
+     * the CA that signs rotated certificates, in the certificate provider's shape (SigningCaSchema):
+     * { type: 'certflow', caId } (key in SSM `cdf-ca-key-{caId}`, as CDF keeps it) or { type: 'acm-pca', arn }
+     */
+    rotationCa: fromJson(SigningCaSchema).optional(),
     /** days a rotated certificate is valid (CDF: 1095) */
     rotationValidityDays: wholeNumber(1, 3650, 1095),
     /** the IoT policy the stack creates (each device on its own topics) and attaches when no previous certificate is named */
@@ -136,13 +131,6 @@ export const DeployConfigSchema = z
   })
   .strict()
   .superRefine((config, ctx) => {
-    if (config.rotationCaId !== undefined && config.rotationPcaArn !== undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['rotationPcaArn'],
-        message: 'rotated certificates are signed by rotationCaId or by rotationPcaArn, not both',
-      });
-    }
     if (config.certificateProvider.enabled && !config.certificateProvider.ca) {
       ctx.addIssue({
         code: 'custom',

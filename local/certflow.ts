@@ -28,7 +28,12 @@ import { openApiDocument } from '../lambdas/handlers/openapi';
 import { createHandler as createRecordInventory } from '../lambdas/handlers/sfn-record-inventory';
 import { createHandler as createExpirySweep } from '../lambdas/handlers/sfn-expiry-sweep';
 import { FileCaKeyStore } from '../lambdas/adapters/local/file-ca-key-store';
-import { LocalDeviceRegistry, REGISTRY_TABLE } from '../lambdas/adapters/local/local-device-registry';
+import {
+  LOCAL_IOT_ACCOUNT,
+  LOCAL_IOT_REGION,
+  LocalDeviceRegistry,
+  REGISTRY_TABLE,
+} from '../lambdas/adapters/local/local-device-registry';
 import { LOCAL_API_RATES } from '../lambdas/adapters/local/memory-rate-limiter';
 import { LocalEventBus } from '../lambdas/adapters/local/local-event-bus';
 import { DEFAULT_BULK_CONFIG, type BulkConfig } from '../lambdas/core/bulk/request';
@@ -40,7 +45,12 @@ import { createHandler as createIssueChunk } from '../lambdas/handlers/sfn-issue
 import type { BuiltChunk } from '../lambdas/core/bulk/chunk-builder';
 import { createHandler as createPlan } from '../lambdas/handlers/sfn-plan-chunks';
 import { createHandler as createRecordFailure } from '../lambdas/handlers/sfn-record-batch-failure';
+import {
+  DEFAULT_ROTATION_DEVICE_POLICY_NAME,
+  rotationDevicePolicyDocument,
+} from '../lambdas/core/rotation/device-policy';
 import { DEFAULT_ROTATION_CONFIG, type RotationConfig, type RotationDeps } from '../lambdas/core/rotation/service';
+import { CaKeyStoreCsrSigner } from '../lambdas/core/signing/csr-signer';
 import { rotationTopics } from '../lambdas/core/rotation/topics';
 import { createHandler as createRotationAck } from '../lambdas/handlers/sfn-rotation-ack';
 import { createHandler as createRotationApprove } from '../lambdas/handlers/sfn-rotation-approve';
@@ -332,17 +342,32 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
 
     // the MQTT broker (mutual TLS, trusting every certflow CA that is not revoked) and the rotation workflows its
     // topic rules start, as AWS IoT rules start them on AWS
+    // the device policy of rotated certificates, the document the CDK deploys (each device on its own topics)
+    const rotatedCertificatePolicyName =
+      options.rotation?.rotatedCertificatePolicyName ?? DEFAULT_ROTATION_DEVICE_POLICY_NAME;
+    await registry.createPolicy(
+      rotatedCertificatePolicyName,
+      JSON.stringify(
+        rotationDevicePolicyDocument({
+          partition: 'aws',
+          region: LOCAL_IOT_REGION,
+          account: LOCAL_IOT_ACCOUNT,
+          ...(options.rotation?.topicPrefix ? { topicPrefix: options.rotation.topicPrefix } : {}),
+        }),
+      ),
+    );
     const rotationConfig: RotationConfig = {
       ...DEFAULT_ROTATION_CONFIG,
-      caId: boot.issuingCaId,
       thingGroupName: registry.groupName,
+      rotatedCertificatePolicyName,
       ...options.rotation,
     };
     const rotationDeps: RotationDeps = {
       registry,
       messaging: { publish: (topic, payload) => broker.messaging.publish(topic, payload) },
       objects,
-      caKeys,
+      // the development issuing CA signs rotated certificates (the CsrSigner the certificate provider uses)
+      signer: new CaKeyStoreCsrSigner(caKeys, boot.issuingCaId),
       events: bus,
       clock,
       config: rotationConfig,

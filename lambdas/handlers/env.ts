@@ -10,19 +10,22 @@ import { ApiRatesSchema } from '../core/pacing';
 const positiveInt = (fallback: number) =>
   z.string().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(1)).prefault(String(fallback)); // prefault: the fallback goes through the same parse as a given value
 
+/** A variable holding JSON that `schema` validates. */
+const jsonVariable = <T extends z.ZodType>(schema: T) =>
+  z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'not JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(schema);
+
 /** JSON of per-API rates, calls per second (`{"iot:RegisterCertificate": 50}`); unset APIs keep AWS's defaults. */
-export const apiRatesVariable = z
-  .string()
-  .transform((text, ctx) => {
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      ctx.addIssue({ code: 'custom', message: 'not JSON' });
-      return z.NEVER;
-    }
-  })
-  .pipe(ApiRatesSchema)
-  .prefault('{}');
+export const apiRatesVariable = jsonVariable(ApiRatesSchema).prefault('{}');
 
 export const BulkEnv = z.object({
   TASK_TABLE_NAME: z.string().min(1),
@@ -130,6 +133,16 @@ const flag = (fallback: boolean) =>
     .transform((v) => v === 'true')
     .prefault(String(fallback) as 'true' | 'false');
 
+/** A certflow CA or an ACM Private CA: the CAs that sign CSRs (the certificate provider's and the rotation's; AWS
+ * IoT's own CA is the behaviour without certflow, so it is refused). */
+export const SigningCaSchema = SupplierCaSchema.refine((ca) => ca.type !== 'aws-iot', {
+  message: 'CSRs are signed by a certflow CA or an ACM Private CA, not AWS IoT',
+});
+export type SigningCa = z.output<typeof SigningCaSchema>;
+
+/** JSON of a SigningCaSchema CA (SIGNING_CA, ROTATION_SIGNING_CA). */
+const signingCaVariable = jsonVariable(SigningCaSchema);
+
 /** Certificate rotation over MQTT (the rotation-get and rotation-ack workflows' functions). */
 export const RotationEnv = z.object({
   /** the pre-created packages `certificates/{thingName}.zip` */
@@ -137,16 +150,18 @@ export const RotationEnv = z.object({
   EVENT_BUS_NAME: z.string().min(1),
   ROTATION_TOPIC_PREFIX: z.string().regex(TOPIC_PREFIX_PATTERN).default('cdf/certificates'),
   ROTATION_THING_GROUP: z.string().min(1).default('cdfRotateCertificates'),
-  /** the certflow CA that signs rotated certificates (CDF's CERTIFICATES_CACERTIFICATEID); or ROTATION_PCA_ARN */
-  ROTATION_CA_ID: z
-    .string()
-    .regex(/^([0-9a-f]{64}|[A-Za-z0-9]{1,64})?$/)
-    .default(''),
-  /** ACM Private CA that signs rotated certificates instead of ROTATION_CA_ID */
-  ROTATION_PCA_ARN: z
-    .string()
-    .regex(/^(arn:aws[a-z-]*:acm-pca:[a-z0-9-]+:\d{12}:certificate-authority\/[0-9a-f-]+)?$/)
-    .default(''),
+  /**
+   * JSON, the CA that signs rotated certificates, as the provider's SIGNING_CA: { "type": "certflow", "caId": "…" }
+   * (CDF's CERTIFICATES_CACERTIFICATEID) or { "type": "acm-pca", "arn": "…" }; empty: CSRs are refused
+   */
+  ROTATION_SIGNING_CA: z
+    .union([z.literal(''), signingCaVariable])
+    .default('')
+    .transform((ca) => (ca === '' ? undefined : ca)),
+  /** the table holding the deployment-wide rate schedule (the task table: DynamoRateLimiter), shared with bulk */
+  RATE_LIMIT_TABLE_NAME: z.string().min(1),
+  /** the AWS quotas the rotation's AWS IoT and ACM PCA calls pace to (as bulk's API_RATES) */
+  API_RATES: apiRatesVariable,
   CA_KEY_STORE: z.enum(['ssm', 'kms']).default('ssm'),
   ROTATION_VALIDITY_DAYS: positiveInt(1095),
   /** attached to a rotated certificate when the device names no previous certificate */
@@ -158,27 +173,11 @@ export const RotationEnv = z.object({
   ROTATION_REGISTER_WITH_CA: flag(true),
 });
 export type RotationEnv = z.infer<typeof RotationEnv>;
-/** A certflow CA or an ACM Private CA: the CAs the certificate provider can sign with (AWS IoT's own CA is the
- * behaviour without a provider, so it is refused). */
-export const SigningCaSchema = SupplierCaSchema.refine((ca) => ca.type !== 'aws-iot', {
-  message: 'the certificate provider signs with a certflow CA or an ACM Private CA, not AWS IoT',
-});
-
 /** The AWS IoT certificate provider (fleet provisioning's CreateCertificateFromCsr). */
 export const CertificateProviderEnv = z.object({
   EVENT_BUS_NAME: z.string().min(1),
   /** JSON: { "type": "certflow", "caId": "…" } or { "type": "acm-pca", "arn": "arn:aws:acm-pca:…" } */
-  SIGNING_CA: z
-    .string()
-    .transform((value, ctx) => {
-      try {
-        return JSON.parse(value) as unknown;
-      } catch {
-        ctx.addIssue({ code: 'custom', message: 'not JSON' });
-        return z.NEVER;
-      }
-    })
-    .pipe(SigningCaSchema),
+  SIGNING_CA: signingCaVariable,
   /** where a certflow CA's key is: SSM SecureString or KMS */
   CA_KEY_STORE: z.enum(['ssm', 'kms']).default('ssm'),
   /** the CA table: a certflow CA revoked there stops signing (empty: not checked) */

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { Duration, Stack } from 'aws-cdk-lib';
+import type { TaskTable } from './task-table';
 import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { CfnPolicy, CfnTopicRule } from 'aws-cdk-lib/aws-iot';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
@@ -13,6 +14,10 @@ import {
 } from 'aws-cdk-lib/custom-resources';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import {
+  DEFAULT_ROTATION_DEVICE_POLICY_NAME,
+  rotationDevicePolicyDocument,
+} from '../../lambdas/core/rotation/device-policy';
 import { packageKey } from '../../lambdas/core/rotation/service';
 import {
   DEFAULT_ROTATION_TOPIC_PREFIX,
@@ -21,7 +26,10 @@ import {
   type RotationAction,
   type RotationTopics,
 } from '../../lambdas/core/rotation/topics';
-import { RotationEnv } from '../../lambdas/handlers/env';
+import { rateLimitPk } from '../../lambdas/adapters/aws/dynamo-rate-limiter';
+import { ApiRatesSchema, type ApiRatesInput } from '../../lambdas/core/pacing';
+import type { RateLimitedApi } from '../../lambdas/core/ports';
+import { RotationEnv, SigningCaSchema, type SigningCa } from '../../lambdas/handlers/env';
 import { aslStateMachine } from '../asl';
 import { arnFinding, objectsFinding } from '../nag';
 import type { BatchBucket } from './batch-bucket';
@@ -41,10 +49,12 @@ export interface CertificateRotationProps {
   readonly bus: CertflowEventBus;
   /** default `cdf/certificates` */
   readonly topicPrefix?: string;
-  /** the certflow CA (key in SSM) that signs rotated certificates */
-  readonly caId?: string;
-  /** or the ACM Private CA that signs them */
-  readonly pcaArn?: string;
+  /** the CA that signs rotated certificates: a certflow CA (key in SSM) or an ACM Private CA (as the provider's) */
+  readonly ca?: SigningCa;
+  /** the table of the deployment-wide rate schedule (the task table, shared with bulk issuance) */
+  readonly rateLimitTable: TaskTable;
+  /** the AWS quotas rotation's AWS IoT and ACM PCA calls pace to (default: AWS's default quotas) */
+  readonly apiRates?: ApiRatesInput;
   /** default 1095 (CDF) */
   readonly validityDays?: number;
   /** the device policy this construct creates, attached to rotated certificates without a previous one */
@@ -95,7 +105,7 @@ export class CertificateRotation extends Construct {
     const prefix = props.topicPrefix ?? DEFAULT_ROTATION_TOPIC_PREFIX;
     this.topics = rotationTopics(prefix);
     const deletePrevious = props.deletePreviousCertificate ?? false;
-    const policyName = props.rotatedCertificatePolicyName ?? 'certflow-rotation-device';
+    const policyName = props.rotatedCertificatePolicyName ?? DEFAULT_ROTATION_DEVICE_POLICY_NAME;
     const iotArn = (resource: string, resourceName: string) =>
       stack.formatArn({ service: 'iot', resource, resourceName });
     const certs = iotArn('cert', '*');
@@ -108,8 +118,9 @@ export class CertificateRotation extends Construct {
       EVENT_BUS_NAME: bus.eventBusName,
       ROTATION_TOPIC_PREFIX: prefix,
       ROTATION_THING_GROUP: caHierarchy.rotationThingGroupName,
-      ROTATION_CA_ID: props.caId ?? '',
-      ROTATION_PCA_ARN: props.pcaArn ?? '',
+      ROTATION_SIGNING_CA: props.ca ? JSON.stringify(SigningCaSchema.parse(props.ca)) : '',
+      RATE_LIMIT_TABLE_NAME: props.rateLimitTable.table.tableName,
+      API_RATES: JSON.stringify(ApiRatesSchema.parse(props.apiRates ?? {})),
       CA_KEY_STORE: 'ssm',
       ROTATION_VALIDITY_DAYS: String(props.validityDays ?? 1095),
       ROTATED_CERTIFICATE_POLICY_NAME: policyName,
@@ -158,15 +169,26 @@ export class CertificateRotation extends Construct {
     bucket.grantObjects(this.vend, [PACKAGES_PREFIX], 's3:GetObject');
     bucket.grantList(this.vend);
     bus.grantPutEvents(this.vend);
-    if (props.pcaArn) {
+    if (props.ca?.type === 'acm-pca') {
       allow(
         this.vend,
         ['acm-pca:IssueCertificate', 'acm-pca:GetCertificate', 'acm-pca:DescribeCertificateAuthority'],
-        [props.pcaArn],
+        [props.ca.arn],
       );
     } else {
       caHierarchy.grantCaKeyStore(this.vend, 'read');
     }
+
+    // the paced calls (registration, AttachThingPrincipal, AttachPolicy, ACM PCA) take slots of the shared schedule:
+    // its items only (pk rate#{api}), GetItem and UpdateItem
+    this.vend.addToRolePolicy(
+      new PolicyStatement({
+        effect: Effect.ALLOW,
+        actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        resources: [props.rateLimitTable.table.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [rateLimitPk('*' as RateLimitedApi)] } },
+      }),
+    );
 
     // ReplyAccepted / ReplyRejected: IoT Data Publish on the reply topics only
     this.reply = fn('Reply', 'sfn-rotation-reply', 'certflow rotation: reply on …/accepted or …/rejected');
@@ -349,40 +371,16 @@ export class CertificateRotation extends Construct {
     this.getRule = rule('get', this.getStateMachine);
     this.ackRule = rule('ack', this.ackStateMachine);
 
-    // the device policy: each device on its own topics, as CDF's example (the client id is the thing name)
-    const topic = (name: string) => `arn:${stack.partition}:iot:${stack.region}:${stack.account}:topic/${name}`;
-    const topicFilter = (name: string) =>
-      `arn:${stack.partition}:iot:${stack.region}:${stack.account}:topicfilter/${name}`;
-    const own = `${prefix}/\${iot:ClientId}`;
-    const jobs = `$aws/things/\${iot:ClientId}/jobs`;
+    // the device policy: each device on its own topics, as CDF's example (the client id is the thing name); the
+    // document is the core's, which the local runtime creates too
     this.devicePolicy = new CfnPolicy(this, 'DevicePolicy', {
       policyName,
-      policyDocument: {
-        Version: '2012-10-17',
-        Statement: [
-          {
-            Effect: 'Allow',
-            Action: 'iot:Connect',
-            Resource: `arn:${stack.partition}:iot:${stack.region}:${stack.account}:client/\${iot:Connection.Thing.ThingName}`,
-            Condition: { Bool: { 'iot:Connection.Thing.IsAttached': 'true' } },
-          },
-          {
-            Effect: 'Allow',
-            Action: 'iot:Publish',
-            Resource: [topic(`${own}/get`), topic(`${own}/ack`), topic(`${jobs}/*`)],
-          },
-          {
-            Effect: 'Allow',
-            Action: 'iot:Subscribe',
-            Resource: [topicFilter(`${own}/get/*`), topicFilter(`${own}/ack/*`), topicFilter(`${jobs}/*`)],
-          },
-          {
-            Effect: 'Allow',
-            Action: 'iot:Receive',
-            Resource: [topic(`${own}/get/*`), topic(`${own}/ack/*`), topic(`${jobs}/*`)],
-          },
-        ],
-      },
+      policyDocument: rotationDevicePolicyDocument({
+        partition: stack.partition,
+        region: stack.region,
+        account: stack.account,
+        topicPrefix: prefix,
+      }),
     });
 
     // the continuous job on the rotation group (CloudFormation has no AWS::IoT::Job): CreateJob / DeleteJob

@@ -37,7 +37,10 @@ import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-pla
 import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
 import type { Context } from 'aws-lambda';
+import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { awsPace } from '../../lambdas/adapters/aws/bulk-deps';
 import { awsRotationDeps } from '../../lambdas/adapters/aws/rotation-deps';
+import type { Pace } from '../../lambdas/core/pacing';
 import { EVENT_SCHEMAS } from '../../lambdas/core/events';
 import {
   createRootCa,
@@ -64,7 +67,8 @@ const iotDataMock = mockSdk(IoTDataPlaneClient);
 const s3Mock = mockSdk(S3Client);
 const ssmMock = mockSdk(SSMClient);
 const ebMock = mockSdk(EventBridgeClient);
-const MOCKS = [iotMock, iotDataMock, s3Mock, ssmMock, ebMock, pcaMock];
+const ddbMock = mockSdk(DynamoDBDocumentClient);
+const MOCKS = [iotMock, iotDataMock, s3Mock, ssmMock, ebMock, pcaMock, ddbMock];
 const PCA_ARN = 'arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/11111111-2222-3333-4444-555555555555';
 
 const config = TEST_CLIENT_CONFIG;
@@ -85,13 +89,31 @@ const ENV = {
   BUCKET_NAME: 'cdf-certificates',
   EVENT_BUS_NAME: 'cdf-bus',
   ROTATED_CERTIFICATE_POLICY_NAME: POLICY,
+  RATE_LIMIT_TABLE_NAME: 'certflow-tasks',
 };
-const depsFor = (env: Record<string, string> = {}): RotationDeps =>
+const certflowCa = () => JSON.stringify({ type: 'certflow', caId: ca.certificate.id });
+const depsFor = (env: Record<string, string> = {}, pace?: Pace): RotationDeps =>
   awsRotationDeps(
-    readEnv(RotationEnv, { ...ENV, ROTATION_CA_ID: ca.certificate.id, ...env }),
+    readEnv(RotationEnv, { ...ENV, ROTATION_SIGNING_CA: certflowCa(), ...env }),
     testClients(),
     new IoTDataPlaneClient(config),
+    ...(pace ? [pace] : []),
   );
+/** A CSR of THING, the certificate ACM PCA (an EC P-256 CA, mocked) signs for it. */
+async function pcaSigning() {
+  const csr = await makeCsr({ name: `CN=${THING}` });
+  const signed = await issueFromCsr(ca.issuer, parseCsr(csr.pem), {
+    profile: 'device',
+    validity: { days: 1095 },
+    now: new Date(),
+  });
+  pcaMock.on(cmd(DescribeCertificateAuthorityCommand)).resolves({
+    CertificateAuthority: { CertificateAuthorityConfiguration: { KeyAlgorithm: 'EC_prime256v1' } } as never,
+  });
+  return { csr, signed };
+}
+/** The rate schedule items the calls took a slot of, in order (DynamoRateLimiter's conditional UpdateItem). */
+const slots = () => ddbMock.commandCalls(cmd(UpdateCommand)).map((c) => (c.args[0].input.Key as { pk: string }).pk);
 
 /** AWS IoT as a thing in the rotation group with one old certificate (policy fleet-a) sees it. */
 function installIot(): void {
@@ -151,6 +173,8 @@ beforeEach(() => {
   });
   ebMock.on(cmd(PutEventsCommand)).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'e-1' }] });
   iotDataMock.on(cmd(PublishCommand)).resolves({});
+  // the shared rate schedule, idle: every slot is free at once
+  ddbMock.on(cmd(UpdateCommand)).resolves({});
 });
 
 /** The AWS IoT calls, in order: command name and input. */
@@ -335,17 +359,9 @@ describe('rotation get with a CSR', () => {
     ]);
   });
 
-  it('signs with ACM Private CA when ROTATION_PCA_ARN is set: no CA key is loaded, the chain’s CA registers the certificate', async () => {
-    const deps = depsFor({ ROTATION_PCA_ARN: PCA_ARN, ROTATION_CA_ID: '' });
-    const csr = await makeCsr({ name: `CN=${THING}` });
-    const signed = await issueFromCsr(ca.issuer, parseCsr(csr.pem), {
-      profile: 'device',
-      validity: { days: 1095 },
-      now: new Date(),
-    });
-    pcaMock.on(cmd(DescribeCertificateAuthorityCommand)).resolves({
-      CertificateAuthority: { CertificateAuthorityConfiguration: { KeyAlgorithm: 'EC_prime256v1' } } as never,
-    });
+  it('signs with ACM Private CA when ROTATION_SIGNING_CA is one: no CA key is loaded, the chain’s CA registers the certificate', async () => {
+    const deps = depsFor({ ROTATION_SIGNING_CA: JSON.stringify({ type: 'acm-pca', arn: PCA_ARN }) });
+    const { csr, signed } = await pcaSigning();
     pcaMock.on(cmd(IssueCertificateCommand)).resolves({ CertificateArn: `${PCA_ARN}/certificate/abc` });
     pcaMock.on(cmd(GetCertificateCommand)).resolves({ Certificate: signed.pem, CertificateChain: ca.certificate.pem });
 
@@ -358,6 +374,8 @@ describe('rotation get with a CSR', () => {
       Validity: { Type: 'DAYS', Value: 1095 },
       IdempotencyToken: expect.stringMatching(/^[0-9a-f]{36}$/),
     });
+    // rotation keeps PCA's EndEntityCertificate/V1 (the provider asks for the client-auth template)
+    expect(issue).not.toHaveProperty('TemplateArn');
     expect(Buffer.from(issue!.Csr as Uint8Array).toString('utf8')).toContain('BEGIN CERTIFICATE REQUEST');
     expect(ssmMock.calls()).toHaveLength(0);
     expect(iotCalls()).toEqual([
@@ -383,6 +401,107 @@ describe('rotation get with a CSR', () => {
       ['DetachThingPrincipal', { thingName: THING, principal: arnOf(id) }],
       ['UpdateCertificate', { certificateId: id, newStatus: 'INACTIVE' }],
       ['DeleteCertificate', { certificateId: id, forceDelete: false }],
+    ]);
+  });
+});
+
+describe('rotation get, paced (issue 7)', () => {
+  const throttled = () => new ThrottlingException({ message: 'Rate exceeded', $metadata: {} });
+  let sleeps: number[];
+  const testPace = () => {
+    sleeps = [];
+    return awsPace({ API_RATES: {}, TASK_TABLE_NAME: 'certflow-tasks' }, testClients(), {
+      retry: { sleep: async (ms) => void sleeps.push(ms), random: () => 0.5 },
+    });
+  };
+
+  it('takes a slot of the shared schedule (RATE_LIMIT_TABLE_NAME) before each quota-bound AWS IoT call', async () => {
+    const deps = depsFor();
+    const csr = await makeCsr({ name: `CN=${THING}` });
+    await vend.createHandler(deps)({ deviceId: THING, action: 'get', csr: csr.pem });
+    expect(slots()).toEqual(['rate#iot:RegisterCertificate', 'rate#iot:AttachThingPrincipal', 'rate#iot:AttachPolicy']);
+    expect(ddbMock.commandCalls(cmd(UpdateCommand)).map((c) => c.args[0].input.TableName)).toEqual([
+      'certflow-tasks',
+      'certflow-tasks',
+      'certflow-tasks',
+    ]);
+  });
+
+  it('retries throttled RegisterCertificate, AttachThingPrincipal and AttachPolicy with jittered backoff, on a new slot each', async () => {
+    const deps = depsFor({}, testPace());
+    iotMock
+      .on(cmd(RegisterCertificateCommand))
+      .rejectsOnce(throttled())
+      .callsFake((input: { certificatePem: string }) => {
+        const id = parseCertificate(input.certificatePem).id;
+        return { certificateId: id, certificateArn: arnOf(id) };
+      });
+    iotMock.on(cmd(AttachThingPrincipalCommand)).rejectsOnce(throttled()).resolves({});
+    iotMock.on(cmd(AttachPolicyCommand)).rejectsOnce(throttled()).rejectsOnce(throttled()).resolves({});
+    const csr = await makeCsr({ name: `CN=${THING}` });
+
+    const vended = await vend.createHandler(deps)({ deviceId: THING, action: 'get', csr: csr.pem });
+
+    expect(vended.mode).toBe('csr');
+    expect(iotCallNames().filter((n) => !n.startsWith('Describe'))).toEqual([
+      'RegisterCertificate',
+      'RegisterCertificate',
+      'AttachThingPrincipal',
+      'AttachThingPrincipal',
+      'AttachPolicy',
+      'AttachPolicy',
+      'AttachPolicy',
+      'UpdateThing',
+    ]);
+    expect(slots()).toEqual([
+      'rate#iot:RegisterCertificate',
+      'rate#iot:RegisterCertificate',
+      'rate#iot:AttachThingPrincipal',
+      'rate#iot:AttachThingPrincipal',
+      'rate#iot:AttachPolicy',
+      'rate#iot:AttachPolicy',
+      'rate#iot:AttachPolicy',
+    ]);
+    // full jitter: random() × min(5000, 100 × 2^retry)
+    expect(sleeps).toEqual([50, 50, 50, 100]);
+  });
+
+  it('gives a throttled call up after the attempts (8) and undoes the half-done rotation, for the ASL to retry', async () => {
+    const deps = depsFor({}, testPace());
+    iotMock.on(cmd(AttachPolicyCommand)).rejects(throttled());
+    const csr = await makeCsr({ name: `CN=${THING}` });
+    const error = await caught(vend.createHandler(deps)({ deviceId: THING, action: 'get', csr: csr.pem }));
+    expect(error.Error).toBe('ThrottlingException');
+    expect(iotMock).toHaveReceivedCommandTimes(cmd(AttachPolicyCommand), 8);
+    expect(sleeps).toHaveLength(7);
+    expect(iotCallNames().slice(-3)).toEqual(['DetachThingPrincipal', 'UpdateCertificate', 'DeleteCertificate']);
+  });
+
+  it('paces ACM PCA IssueCertificate and GetCertificate and retries a throttled IssueCertificate', async () => {
+    const deps = depsFor({ ROTATION_SIGNING_CA: JSON.stringify({ type: 'acm-pca', arn: PCA_ARN }) }, testPace());
+    const { csr, signed } = await pcaSigning();
+    pcaMock
+      .on(cmd(IssueCertificateCommand))
+      .rejectsOnce(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }))
+      .resolves({ CertificateArn: `${PCA_ARN}/certificate/abc` });
+    pcaMock.on(cmd(GetCertificateCommand)).resolves({ Certificate: signed.pem, CertificateChain: ca.certificate.pem });
+
+    const vended = await vend.createHandler(deps)({ deviceId: THING, action: 'get', csr: csr.pem });
+
+    expect(vended.certificateId).toBe(signed.id);
+    expect(pcaMock).toHaveReceivedCommandTimes(cmd(IssueCertificateCommand), 2);
+    const [first, second] = pcaMock.commandCalls(cmd(IssueCertificateCommand)).map((c) => c.args[0].input);
+    // the retry carries the same idempotency token: PCA issues (and bills) once
+    expect(second!.IdempotencyToken).toBe(first!.IdempotencyToken);
+    expect(slots().slice(0, 3)).toEqual([
+      'rate#acm-pca:IssueCertificate',
+      'rate#acm-pca:IssueCertificate',
+      'rate#acm-pca:GetCertificate',
+    ]);
+    expect(slots().slice(3)).toEqual([
+      'rate#iot:RegisterCertificate',
+      'rate#iot:AttachThingPrincipal',
+      'rate#iot:AttachPolicy',
     ]);
   });
 });
@@ -633,7 +752,12 @@ describe('Lambda handlers', () => {
     getRemainingTimeInMillis: () => 30_000,
   } as unknown as Context;
   const saved: Record<string, string | undefined> = {};
-  const variables = { BUCKET_NAME: 'prod-certs', EVENT_BUS_NAME: 'prod-bus', ROTATION_TOPIC_PREFIX: 'acme/rotation' };
+  const variables = {
+    BUCKET_NAME: 'prod-certs',
+    EVENT_BUS_NAME: 'prod-bus',
+    ROTATION_TOPIC_PREFIX: 'acme/rotation',
+    RATE_LIMIT_TABLE_NAME: 'prod-tasks',
+  };
   beforeEach(() => {
     for (const [k, v] of Object.entries(variables)) {
       saved[k] = process.env[k];

@@ -9,6 +9,8 @@ import {
 } from '@aws-sdk/client-iot';
 import { createRootCa, issueLeaf, type ParsedCertificate } from '../../lambdas/core/pki';
 import { IotCertificateRegistry } from '../../lambdas/adapters/aws/iot-certificate-registry';
+import { isThrottlingError } from '../../lambdas/adapters/aws/sdk-errors';
+import { createPace } from '../../lambdas/core/pacing';
 import { cmd, mockSdk } from './sdk-mock';
 
 const iotMock = mockSdk(IoTClient);
@@ -100,5 +102,38 @@ describe('IotCertificateRegistry', () => {
       registry.register({ certificatePem: device.pem, caCertificatePem: ca.pem, status: 'ACTIVE' }),
     ).rejects.toMatchObject({ name: 'ThrottlingException' });
     expect(iotMock).not.toHaveReceivedCommand(cmd(DescribeCertificateCommand));
+  });
+
+  it('paces the DescribeCertificate after ResourceAlreadyExistsException as the registration, throttling retried', async () => {
+    const slots: string[] = [];
+    const sleeps: number[] = [];
+    const paced = new IotCertificateRegistry(
+      new IoTClient({ region: 'eu-west-1' }),
+      createPace({
+        limiter: { acquire: async (api) => void slots.push(api) },
+        isThrottling: isThrottlingError,
+        retry: { sleep: async (ms) => void sleeps.push(ms), random: () => 0.5 },
+      }),
+    );
+    iotMock
+      .on(cmd(RegisterCertificateWithoutCACommand))
+      .rejects(new ResourceAlreadyExistsException({ message: 'registered', $metadata: {} }));
+    iotMock
+      .on(cmd(DescribeCertificateCommand), { certificateId: device.id })
+      .rejectsOnce(new ThrottlingException({ message: 'Rate exceeded', $metadata: {} }))
+      .resolves({ certificateDescription: { certificateId: device.id, certificateArn: arnOf(device.id) } });
+    await expect(paced.register({ certificatePem: device.pem, status: 'ACTIVE' })).resolves.toEqual({
+      certificateId: device.id,
+      certificateArn: arnOf(device.id),
+    });
+    // one slot for the registration, one per DescribeCertificate attempt; one jittered backoff (0.5 × 100 ms)
+    expect(slots).toEqual([
+      'iot:RegisterCertificateWithoutCA',
+      'iot:RegisterCertificateWithoutCA',
+      'iot:RegisterCertificateWithoutCA',
+    ]);
+    expect(sleeps).toEqual([50]);
+    expect(iotMock).toHaveReceivedCommandTimes(cmd(DescribeCertificateCommand), 2);
+    expect(iotMock).toHaveReceivedCommandTimes(cmd(RegisterCertificateWithoutCACommand), 1);
   });
 });

@@ -27,6 +27,8 @@ import {
 import { IoTDataPlaneClient, PublishCommand } from '@aws-sdk/client-iot-data-plane';
 import { IotDataDeviceMessaging } from '../../lambdas/adapters/aws/iot-data-device-messaging';
 import { IotDeviceRegistry } from '../../lambdas/adapters/aws/iot-device-registry';
+import { isThrottlingError } from '../../lambdas/adapters/aws/sdk-errors';
+import { createPace } from '../../lambdas/core/pacing';
 import { ConflictError, NotFoundError } from '../../lambdas/core/errors';
 import { createRootCa } from '../../lambdas/core/pki';
 import { TEST_CLIENT_CONFIG } from './aws-clients';
@@ -146,6 +148,51 @@ describe('IotDeviceRegistry: one AWS IoT call per method, with exactly these inp
   it('passes throttling through unchanged, with its SDK name', async () => {
     iotMock.on(cmd(AttachThingPrincipalCommand)).rejects(new ThrottlingException({ message: 'slow', $metadata: {} }));
     await expect(registry().attachThingPrincipal('t', ARN)).rejects.toMatchObject({ name: 'ThrottlingException' });
+  });
+
+  it.each([
+    ['createThing', 'iot:CreateThing', CreateThingCommand, (r: IotDeviceRegistry) => r.createThing({ thingName: 't' })],
+    [
+      'attachThingPrincipal',
+      'iot:AttachThingPrincipal',
+      AttachThingPrincipalCommand,
+      (r: IotDeviceRegistry) => r.attachThingPrincipal('t', ARN),
+    ],
+    ['attachPolicy', 'iot:AttachPolicy', AttachPolicyCommand, (r: IotDeviceRegistry) => r.attachPolicy('p', ARN)],
+  ] as const)(
+    'with a Pace, %s takes a %s slot per attempt and retries throttling with jittered backoff',
+    async (_, api, command, call) => {
+      const slots: string[] = [];
+      const sleeps: number[] = [];
+      const paced = new IotDeviceRegistry(
+        new IoTClient(config),
+        createPace({
+          limiter: { acquire: async (a) => void slots.push(a) },
+          isThrottling: isThrottlingError,
+          retry: { sleep: async (ms) => void sleeps.push(ms), random: () => 0.25 },
+        }),
+      );
+      iotMock
+        .on(cmd(command as CommandClass))
+        .rejectsOnce(new ThrottlingException({ message: 'slow', $metadata: {} }))
+        .rejectsOnce(new ThrottlingException({ message: 'slow', $metadata: {} }))
+        .resolves({ thingArn: 'arn:aws:iot:eu-west-1:111122223333:thing/t' } as never);
+      await call(paced);
+      expect(slots).toEqual([api, api, api]);
+      expect(sleeps).toEqual([25, 50]);
+      expect(iotMock).toHaveReceivedCommandTimes(cmd(command as CommandClass), 3);
+    },
+  );
+
+  it('with a Pace, the calls without a quota (DescribeThing) take no slot', async () => {
+    const slots: string[] = [];
+    const paced = new IotDeviceRegistry(
+      new IoTClient(config),
+      createPace({ limiter: { acquire: async (a) => void slots.push(a) }, isThrottling: isThrottlingError }),
+    );
+    iotMock.on(cmd(DescribeThingCommand)).resolves({ thingName: 't', thingArn: 'arn:t' });
+    await paced.describeThing('t');
+    expect(slots).toEqual([]);
   });
 
   it('describeThing: the thing, or undefined when AWS IoT does not know it', async () => {

@@ -12,6 +12,10 @@ import { join, resolve } from 'node:path';
 import { connect as mqttConnect, type MqttClient } from 'mqtt';
 import { ZipChunkBuilder } from '../../lambdas/core/packaging/zip';
 import { EVENT_SCHEMAS } from '../../lambdas/core/events';
+import {
+  DEFAULT_ROTATION_DEVICE_POLICY_NAME,
+  rotationDevicePolicyDocument,
+} from '../../lambdas/core/rotation/device-policy';
 import { packageKey } from '../../lambdas/core/rotation/service';
 import { startLocal, type LocalCertflow } from '../../local/certflow';
 import { rotateDevice, RotationFailedError } from '../../local/device-simulator';
@@ -215,6 +219,23 @@ describe('certificate rotation over MQTT with mutual TLS', () => {
     expect(reply).toEqual({ topic: `cdf/certificates/${thingName}/get/rejected`, body: { message: reason } });
     expect(await cf.registry.listThingPrincipals(thingName)).toHaveLength(1);
     await c.endAsync();
+  });
+
+  it('a CSR without a previous certificate gets the CDK’s device policy, which the local runtime created', async () => {
+    const policy = await cf.registry.getPolicy(DEFAULT_ROTATION_DEVICE_POLICY_NAME);
+    expect(JSON.parse(policy!.document)).toEqual(
+      rotationDevicePolicyDocument({ partition: 'aws', region: 'local', account: '000000000000' }),
+    );
+    const device = await enroll('rot-policy');
+    const c = await connect('rot-policy', device.privateKeyPem, device.certificatePem, device.chainPem);
+    const csr = await makeCsr({ name: 'CN=rot-policy' });
+    const reply = await exchange(c, 'rot-policy', 'get', JSON.stringify({ csr: csr.pem }));
+    await c.endAsync();
+    expect(reply.topic).toBe('cdf/certificates/rot-policy/get/accepted');
+    const certificateId = reply.body.certificateId as string;
+    expect(await cf.registry.listAttachedPolicies(`arn:aws:iot:local:000000000000:cert/${certificateId}`)).toEqual([
+      DEFAULT_ROTATION_DEVICE_POLICY_NAME,
+    ]);
   });
 
   it('the pre-created package flow activates the package’s certificate and the zip downloads with plain fetch', async () => {

@@ -218,7 +218,7 @@ describe('certificateProvider deploy options', () => {
     [
       'error/AWS IoT as the CA',
       { enabled: true, ca: { type: 'aws-iot' } },
-      /certificateProvider\.ca: the certificate provider signs/,
+      /certificateProvider\.ca: CSRs are signed by a certflow CA or an ACM Private CA, not AWS IoT/,
     ],
     [
       'error/bad PCA ARN',

@@ -4,6 +4,7 @@ import { CfnElement, Stack } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import { placeholdersOf } from '../../lib/asl';
 import { ROTATION_ACK_DEFINITION_PATH, ROTATION_GET_DEFINITION_PATH } from '../../lib/constructs/certificate-rotation';
+import { rotationDevicePolicyDocument } from '../../lambdas/core/rotation/device-policy';
 import { TRANSIENT_ERROR_NAMES } from '../../lambdas/core/rotation/reasons';
 import { rotationJobDocument, ROTATION_RULES, rotationTopics } from '../../lambdas/core/rotation/topics';
 import { RotationEnv } from '../../lambdas/handlers/env';
@@ -189,6 +190,15 @@ describe('the device policy', () => {
       .flatMap(resourcesOf)
       .map(resourceText);
 
+  it('is the core’s document (the one the local runtime creates), for this stack’s partition, region and account', () => {
+    const stack = built.stack;
+    expect(propsOf(rotation().devicePolicy).PolicyDocument).toEqual(
+      stack.resolve(
+        rotationDevicePolicyDocument({ partition: stack.partition, region: stack.region, account: stack.account }),
+      ),
+    );
+  });
+
   it('is named as configured (the policy rotated certificates get) and lets a thing connect only as itself', () => {
     expect(propsOf(rotation().devicePolicy).PolicyName).toBe('certflow-rotation-device');
     const connect = statements().find((s) => actionsOf(s).includes('iot:Connect'))!;
@@ -369,9 +379,9 @@ describe('the rotation functions', () => {
     expect(statements.flatMap(actionsOf)).toEqual(expect.arrayContaining(['events:PutEvents', 'ssm:GetParameter']));
   });
 
-  it('VendCertificate with rotationPcaArn: ACM PCA calls on that CA only, no CA key in SSM', () => {
+  it('VendCertificate with an ACM PCA rotationCa: ACM PCA calls on that CA only, no CA key in SSM', () => {
     const pcaArn = 'arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/11111111-2222-3333-4444-555555555555';
-    const withPca = buildCertflowApp({ bundle: false, config: { rotationPcaArn: pcaArn } });
+    const withPca = buildCertflowApp({ bundle: false, config: { rotationCa: { type: 'acm-pca', arn: pcaArn } } });
     const statements = statementsOfRole(withPca.template, logicalId(withPca.stack.rotation.vend.role));
     const pca = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('acm-pca:')));
     expect(pca.map((s) => ({ a: actionsOf(s).sort(), r: resourcesOf(s) }))).toEqual([
@@ -384,7 +394,30 @@ describe('the rotation functions', () => {
     const env = (withPca.template.toJSON().Resources as Record<string, Resource>)[
       logicalId(withPca.stack.rotation.vend.function)
     ]!.Properties.Environment as { Variables: Record<string, unknown> };
-    expect(env.Variables).toMatchObject({ ROTATION_PCA_ARN: pcaArn, ROTATION_CA_ID: '' });
+    expect(env.Variables).toMatchObject({ ROTATION_SIGNING_CA: JSON.stringify({ type: 'acm-pca', arn: pcaArn }) });
+  });
+
+  it('VendCertificate paces on the task table’s rate schedule items only, at the configured API rates', () => {
+    const paced = buildCertflowApp({ bundle: false, config: { apiRates: { 'iot:RegisterCertificate': 50 } } });
+    const statements = statementsOfRole(paced.template, logicalId(paced.stack.rotation.vend.role));
+    const dynamo = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')));
+    expect(
+      dynamo.map((s) => ({ a: actionsOf(s).sort(), r: resourcesOf(s).map(resourceText), c: s.Condition })),
+    ).toEqual([
+      {
+        a: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        r: [resourceText({ 'Fn::GetAtt': [logicalId(paced.stack.table.table), 'Arn'] })],
+        c: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['rate#*'] } },
+      },
+    ]);
+    const env = (paced.template.toJSON().Resources as Record<string, Resource>)[
+      logicalId(paced.stack.rotation.vend.function)
+    ]!.Properties.Environment as { Variables: Record<string, unknown> };
+    expect(env.Variables).toMatchObject({
+      RATE_LIMIT_TABLE_NAME: { Ref: logicalId(paced.stack.table.table) },
+      API_RATES: JSON.stringify({ 'iot:RegisterCertificate': 50 }),
+      ROTATION_SIGNING_CA: '',
+    });
   });
 
   it('no function has a service-wide action', () => {

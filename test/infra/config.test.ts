@@ -46,7 +46,7 @@ describe('parseDeployConfig', () => {
     expect(
       parseDeployConfig({
         rotationTopicPrefix: 'acme/rotation',
-        rotationCaId: 'ab'.repeat(32),
+        rotationCa: JSON.stringify({ type: 'certflow', caId: 'ab'.repeat(32) }),
         rotationValidityDays: '365',
         rotatedCertificatePolicyName: 'acme-device',
         deletePreviousCertificate: 'true',
@@ -54,7 +54,7 @@ describe('parseDeployConfig', () => {
       }),
     ).toMatchObject({
       rotationTopicPrefix: 'acme/rotation',
-      rotationCaId: 'ab'.repeat(32),
+      rotationCa: { type: 'certflow', caId: 'ab'.repeat(32) },
       rotationValidityDays: 365,
       rotatedCertificatePolicyName: 'acme-device',
       deletePreviousCertificate: true,
@@ -109,12 +109,20 @@ describe('parseDeployConfig', () => {
     [
       'error/rotation CA and PCA both',
       {
-        rotationCaId: 'ab'.repeat(32),
-        rotationPcaArn:
-          'arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/11111111-2222-3333-4444-555555555555',
+        rotationCa: {
+          type: 'certflow',
+          caId: 'ab'.repeat(32),
+          arn: 'arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/11111111-2222-3333-4444-555555555555',
+        },
       },
-      /rotationPcaArn/,
+      /rotationCa/,
     ],
+    [
+      'error/rotation CA of AWS IoT',
+      { rotationCa: { type: 'aws-iot' } },
+      /rotationCa: CSRs are signed by a certflow CA/,
+    ],
+    ['error/rotation PCA ARN', { rotationCa: { type: 'acm-pca', arn: 'arn:aws:acm-pca:nope' } }, /rotationCa/],
   ])('%s', (_, input, message) => {
     expect(() => parseDeployConfig(input)).toThrow(message);
   });

@@ -17,7 +17,7 @@ import {
   toPem,
 } from '../../lambdas/core/pki';
 import type { DomainEvent, LoadedCa } from '../../lambdas/core/ports';
-import { CaKeyStoreCsrSigner } from '../../lambdas/core/provider/certificate-provider';
+import { CaKeyStoreCsrSigner } from '../../lambdas/core/signing/csr-signer';
 import { createHandler } from '../../lambdas/handlers/iot-certificate-provider';
 import { logger } from '../../lambdas/handlers/bundle';
 import { openssl, scratch } from '../helpers/openssl';

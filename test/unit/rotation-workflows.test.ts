@@ -1,13 +1,22 @@
 /**
  * Both rotation ASL files executed by the local runtime's StateMachineRunner with the real handlers, s3rver for the
- * packages, real CA signing, an in-memory DeviceRegistry (test/helpers; LocalDeviceRegistry comes from the mqtt
- * branch) and a recorded DeviceMessaging. openssl checks every certificate the workflow hands a device.
+ * packages, real CA signing, the local runtime's LocalDeviceRegistry on dynalite (a table per test, its calls
+ * recorded and faults injected at the port) and a recorded DeviceMessaging. openssl checks every certificate the
+ * workflow hands a device.
  */
 import { webcrypto } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
 import { S3ObjectStore } from '../../lambdas/adapters/aws/s3-object-store';
+import { createTableInput } from '../../lambdas/adapters/aws/tables';
+import {
+  LocalDeviceRegistry,
+  localCertificateArn,
+  REGISTRY_TABLE,
+} from '../../lambdas/adapters/local/local-device-registry';
+import { NotFoundError } from '../../lambdas/core/errors';
 import { EVENT_SCHEMAS } from '../../lambdas/core/events';
 import {
   createIntermediateCa,
@@ -21,8 +30,9 @@ import {
   toPem,
   type ParsedCertificate,
 } from '../../lambdas/core/pki';
-import type { CaKeyStore, DomainEvent, LoadedCa } from '../../lambdas/core/ports';
+import type { CaKeyStore, DeviceMessaging, DeviceRegistry, DomainEvent, LoadedCa } from '../../lambdas/core/ports';
 import { DEFAULT_ROTATION_CONFIG, type RotationDeps } from '../../lambdas/core/rotation/service';
+import { CaKeyStoreCsrSigner } from '../../lambdas/core/signing/csr-signer';
 import { createHandler as createAck } from '../../lambdas/handlers/sfn-rotation-ack';
 import { createHandler as createApprove } from '../../lambdas/handlers/sfn-rotation-approve';
 import { createHandler as createReply } from '../../lambdas/handlers/sfn-rotation-reply';
@@ -32,7 +42,7 @@ import { createLocalS3Client, ensureBucket, startS3 } from '../../local/runtime/
 import { StateMachineRunner } from '../../local/runtime/state-machine-runner';
 import type { LocalServer } from '../../local/runtime/types';
 import { makeCsr } from '../helpers/csr';
-import { MemoryDeviceRegistry, RecordedDeviceMessaging } from '../helpers/memory-device-registry';
+import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
 import { openssl, scratch } from '../helpers/openssl';
 import { handshake } from '../helpers/tls';
 
@@ -42,6 +52,7 @@ const GROUP = 'cdfRotateCertificates';
 const POLICY = 'certflow-rotated';
 
 let s3: LocalServer;
+let dynamo: LocalDynamo;
 let dataDir: string;
 let objects: S3ObjectStore;
 let ca: LoadedCa;
@@ -50,6 +61,7 @@ let root: ParsedCertificate;
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'certflow-rotation-'));
   s3 = await startS3({ dataDir });
+  dynamo = await startDynalite([]);
   const client = createLocalS3Client(s3.endpoint);
   await ensureBucket(client, 'rotation');
   objects = new S3ObjectStore(client, 'rotation');
@@ -66,11 +78,75 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await s3?.close();
+  await dynamo?.close();
   await rm(dataDir, { recursive: true, force: true });
 });
 
+/** A DeviceMessaging that records what it would publish. */
+class RecordedDeviceMessaging implements DeviceMessaging {
+  readonly published: { topic: string; payload: Record<string, unknown> }[] = [];
+  /** errors thrown by the next publishes, in order */
+  readonly failures: Error[] = [];
+
+  async publish(topic: string, payload: Record<string, unknown>): Promise<void> {
+    const failure = this.failures.shift();
+    if (failure) throw failure;
+    this.published.push({ topic, payload: JSON.parse(JSON.stringify(payload)) as Record<string, unknown> });
+  }
+}
+
+/** A short text of a call argument: certificate ids and ARNs by their first 8 hex digits. */
+const argText = (arg: unknown): string => {
+  if (typeof arg !== 'string') return JSON.stringify(arg);
+  const id = /(?:^|cert\/)([0-9a-f]{64})$/.exec(arg)?.[1];
+  return id ? id.slice(0, 8) : arg;
+};
+
+/**
+ * The registry the workflows see: the real LocalDeviceRegistry, each port call recorded in order (`method args…`;
+ * register as `register STATUS[ withCa]`) and, through `failNext`, a method failing once (fault injection).
+ */
+interface RecordingRegistry {
+  registry: DeviceRegistry;
+  calls: string[];
+  failNext: Map<string, Error>;
+  /** ids of every certificate registered through the port */
+  registered: Set<string>;
+}
+
+function recording(local: LocalDeviceRegistry): RecordingRegistry {
+  const calls: string[] = [];
+  const failNext = new Map<string, Error>();
+  const registered = new Set<string>();
+  const registry = new Proxy(local, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof property !== 'string' || typeof value !== 'function') return value;
+      return async (...args: unknown[]) => {
+        if (property === 'register') {
+          const input = args[0] as { status: string; caCertificatePem?: string };
+          calls.push(`register ${input.status}${input.caCertificatePem ? ' withCa' : ''}`);
+        } else {
+          calls.push([property, ...args.map(argText)].join(' '));
+        }
+        const failure = failNext.get(property);
+        if (failure) {
+          failNext.delete(property);
+          throw failure;
+        }
+        const result: unknown = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+        if (property === 'register') registered.add((result as { certificateId: string }).certificateId);
+        return result;
+      };
+    },
+  }) as DeviceRegistry;
+  return { registry, calls, failNext, registered };
+}
+
 interface World {
-  registry: MemoryDeviceRegistry;
+  /** the registry itself, for setting up and inspecting (not recorded) */
+  local: LocalDeviceRegistry;
+  registry: RecordingRegistry;
   messaging: RecordedDeviceMessaging;
   events: DomainEvent[];
   deps: RotationDeps;
@@ -78,10 +154,16 @@ interface World {
   ack: StateMachineRunner;
 }
 
-function world(config: Partial<RotationDeps['config']> = {}): World {
-  const registry = new MemoryDeviceRegistry();
-  registry.policies.set(POLICY, { policyName: POLICY, policyArn: `arn:policy/${POLICY}`, document: '{}' });
-  registry.policies.set('fleet-a', { policyName: 'fleet-a', policyArn: 'arn:policy/fleet-a', document: '{}' });
+let worlds = 0;
+
+async function world(config: Partial<RotationDeps['config']> = {}): Promise<World> {
+  // a table of its own: every test starts from an empty registry
+  const tableName = `registry-${++worlds}`;
+  await dynamo.client.send(new CreateTableCommand(createTableInput({ ...REGISTRY_TABLE, tableName })));
+  const local = new LocalDeviceRegistry(dynamo.client, { tableName, rotationGroupName: GROUP });
+  await local.createPolicy(POLICY, '{}');
+  await local.createPolicy('fleet-a', '{}');
+  const registry = recording(local);
   const messaging = new RecordedDeviceMessaging();
   const events: DomainEvent[] = [];
   const caKeys: CaKeyStore = {
@@ -91,13 +173,13 @@ function world(config: Partial<RotationDeps['config']> = {}): World {
     },
   };
   const deps: RotationDeps = {
-    registry,
+    registry: registry.registry,
     messaging,
     objects,
-    caKeys,
+    signer: new CaKeyStoreCsrSigner(caKeys, ca.caId),
     events: { publish: async (e) => void events.push(...e) },
     clock: { now: () => new Date() },
-    config: { ...DEFAULT_ROTATION_CONFIG, caId: ca.caId, rotatedCertificatePolicyName: POLICY, ...config },
+    config: { ...DEFAULT_ROTATION_CONFIG, rotatedCertificatePolicyName: POLICY, ...config },
   };
   const resources = {
     [FN('rotation-approve')]: createApprove(deps),
@@ -127,7 +209,7 @@ function world(config: Partial<RotationDeps['config']> = {}): World {
     resources,
     retryIntervalMs: 0,
   });
-  return { registry, messaging, events, deps, get, ack };
+  return { local, registry, messaging, events, deps, get, ack };
 }
 
 let executions = 0;
@@ -141,25 +223,50 @@ const run = (runner: StateMachineRunner, input: Record<string, unknown>) => {
 const statesOf = (events: { type: string; stateName?: string }[]) =>
   events.filter((e) => e.type === 'StateEntered').map((e) => e.stateName);
 
+/** A thing in the registry, in `groups` (set up directly, not recorded). */
+async function addThing(w: World, thingName: string, groups: string[] = []): Promise<void> {
+  await w.local.createThing({ thingName });
+  for (const group of groups) await w.local.addThingToThingGroup(thingName, group);
+}
+
+/** How many of the certificates registered through the port are still registered. */
+async function certificatesLeft(w: World): Promise<number> {
+  let left = 0;
+  for (const id of w.registry.registered) if (await w.local.describeCertificate(id)) left++;
+  return left;
+}
+
+/** The things a certificate is attached to (none once it is deleted). */
+async function thingsOf(w: World, arn: string): Promise<string[]> {
+  try {
+    return await w.local.listPrincipalThings(arn);
+  } catch (error) {
+    if (error instanceof NotFoundError) return [];
+    throw error;
+  }
+}
+
+const inGroup = async (w: World, thingName: string): Promise<boolean> =>
+  (await w.local.listThingGroupsForThing(thingName)).includes(GROUP);
+
 /** A thing in the group with an old certificate (signed by the CA) attached, with policy fleet-a. */
 async function enrolledThing(w: World, thingName: string) {
-  w.registry.addThing(thingName, [GROUP]);
+  await addThing(w, thingName, [GROUP]);
   const old = await makeCsr({ name: `CN=${thingName}` });
   const oldCert = await issueFromCsr(ca.issuer, parseCsr(old.pem), {
     profile: 'device',
     validity: { days: 30 },
     now: new Date(),
   });
-  const { certificateArn } = await w.registry.register({ certificatePem: oldCert.pem, status: 'ACTIVE' });
-  await w.registry.attachThingPrincipal(thingName, certificateArn);
-  await w.registry.attachPolicy('fleet-a', certificateArn);
-  w.registry.calls.length = 0;
+  const { certificateArn } = await w.local.register({ certificatePem: oldCert.pem, status: 'ACTIVE' });
+  await w.local.attachThingPrincipal(thingName, certificateArn);
+  await w.local.attachPolicy('fleet-a', certificateArn);
   return { oldId: oldCert.id, oldArn: certificateArn };
 }
 
 describe('rotation-get workflow', () => {
   it('signs a CSR, registers and attaches the certificate with the previous policies, replies on get/accepted', async () => {
-    const w = world();
+    const w = await world();
     const { oldId } = await enrolledThing(w, 'thing-1');
     const csr = await makeCsr({ name: 'CN=thing-1' });
     const result = await run(w.get, {
@@ -185,14 +292,14 @@ describe('rotation-get workflow', () => {
     expect(payload).toMatchObject({ deviceId: 'thing-1', action: 'get' });
 
     // the registry: ACTIVE, with the CA, attached to the thing, with the old certificate's policies
-    const arn = MemoryDeviceRegistry.arnOf(payload.certificateId);
-    expect(w.registry.certificates.get(payload.certificateId)).toMatchObject({
+    const arn = localCertificateArn(payload.certificateId);
+    expect(await w.local.describeCertificate(payload.certificateId)).toMatchObject({
       status: 'ACTIVE',
       caCertificateId: ca.caId,
     });
-    expect([...w.registry.principalThings.get(arn)!]).toEqual(['thing-1']);
-    expect([...w.registry.principalPolicies.get(arn)!]).toEqual(['fleet-a']);
-    expect(w.registry.things.get('thing-1')!.attributes).toEqual({ status: 'active' });
+    expect(await w.local.listPrincipalThings(arn)).toEqual(['thing-1']);
+    expect(await w.local.listAttachedPolicies(arn)).toEqual(['fleet-a']);
+    expect((await w.local.describeThing('thing-1'))!.attributes).toEqual({ status: 'active' });
 
     // Certificate Issued, origin rotation, valid against its schema
     expect(w.events).toHaveLength(1);
@@ -254,15 +361,15 @@ describe('rotation-get workflow', () => {
   }, 30_000);
 
   it('vends the pre-created package: activates its certificate, attaches it, replies with a presigned URL', async () => {
-    const w = world();
-    w.registry.addThing('thing-p', [GROUP]);
+    const w = await world();
+    await addThing(w, 'thing-p', [GROUP]);
     const csr = await makeCsr({ name: 'CN=thing-p' });
     const cert = await issueFromCsr(ca.issuer, parseCsr(csr.pem), {
       profile: 'device',
       validity: { days: 30 },
       now: new Date(),
     });
-    await w.registry.register({ certificatePem: cert.pem, status: 'INACTIVE' });
+    await w.local.register({ certificatePem: cert.pem, status: 'INACTIVE' });
     const zip = Buffer.from('PK fake package for thing-p');
     await objects.put('certificates/thing-p.zip', zip, {
       contentType: 'application/zip',
@@ -286,8 +393,8 @@ describe('rotation-get workflow', () => {
     expect(downloaded.status).toBe(200);
     expect(Buffer.from(await downloaded.arrayBuffer())).toEqual(zip);
     expect(payload.location).toMatch(/X-Amz-Expires=300/);
-    expect(w.registry.certificates.get(cert.id)!.status).toBe('ACTIVE');
-    expect([...w.registry.principalThings.get(MemoryDeviceRegistry.arnOf(cert.id))!]).toEqual(['thing-p']);
+    expect((await w.local.describeCertificate(cert.id))!.status).toBe('ACTIVE');
+    expect(await w.local.listPrincipalThings(localCertificateArn(cert.id))).toEqual(['thing-p']);
     expect(w.events).toEqual([]);
   });
 
@@ -296,7 +403,7 @@ describe('rotation-get workflow', () => {
       'a thing outside the rotation group',
       'DEVICE_NOT_WHITELISTED',
       async (w: World) => {
-        w.registry.addThing('thing-x', []);
+        await addThing(w, 'thing-x');
         return { deviceId: 'thing-x', action: 'get', csr: (await makeCsr({ name: 'CN=thing-x' })).pem };
       },
     ],
@@ -305,7 +412,7 @@ describe('rotation-get workflow', () => {
       'a CSR for another thing',
       'CSR_CN_MISMATCH',
       async (w: World) => {
-        w.registry.addThing('thing-x', [GROUP]);
+        await addThing(w, 'thing-x', [GROUP]);
         return { deviceId: 'thing-x', action: 'get', csr: (await makeCsr({ name: 'CN=thing-y' })).pem };
       },
     ],
@@ -313,7 +420,7 @@ describe('rotation-get workflow', () => {
       'a tampered CSR',
       'CSR_SIGNATURE_INVALID',
       async (w: World) => {
-        w.registry.addThing('thing-x', [GROUP]);
+        await addThing(w, 'thing-x', [GROUP]);
         const { der } = await makeCsr({ name: 'CN=thing-x' });
         der.writeUInt8(der.readUInt8(der.length - 5) ^ 0x01, der.length - 5); // inside the signature
         return { deviceId: 'thing-x', action: 'get', csr: toPem('CERTIFICATE REQUEST', der) };
@@ -323,7 +430,7 @@ describe('rotation-get workflow', () => {
       'a CSR with a 1024-bit RSA key',
       'WEAK_KEY',
       async (w: World) => {
-        w.registry.addThing('thing-x', [GROUP]);
+        await addThing(w, 'thing-x', [GROUP]);
         const csr = await makeCsr({ name: 'CN=thing-x', alg: { name: 'RSASSA-PKCS1-v1_5', modulusLength: 1024 } });
         return { deviceId: 'thing-x', action: 'get', csr: csr.pem };
       },
@@ -332,7 +439,7 @@ describe('rotation-get workflow', () => {
       'a CSR asking for a CA certificate',
       'CSR_REQUESTS_CA',
       async (w: World) => {
-        w.registry.addThing('thing-x', [GROUP]);
+        await addThing(w, 'thing-x', [GROUP]);
         return { deviceId: 'thing-x', action: 'get', csr: (await makeCsr({ name: 'CN=thing-x', ca: true })).pem };
       },
     ],
@@ -340,7 +447,7 @@ describe('rotation-get workflow', () => {
       'an unknown previous certificate',
       'PREVIOUS_CERTIFICATE_NOT_FOUND',
       async (w: World) => {
-        w.registry.addThing('thing-x', [GROUP]);
+        await addThing(w, 'thing-x', [GROUP]);
         return {
           deviceId: 'thing-x',
           action: 'get',
@@ -353,12 +460,12 @@ describe('rotation-get workflow', () => {
       'no package for the thing',
       'CERTIFICATE_NOT_FOUND',
       async (w: World) => {
-        w.registry.addThing('thing-x', [GROUP]);
+        await addThing(w, 'thing-x', [GROUP]);
         return { deviceId: 'thing-x', action: 'get' };
       },
     ],
   ] as const)('error/%s: { message: %s } on get/rejected, nothing registered', async (_, reason, setup) => {
-    const w = world();
+    const w = await world();
     const input = await setup(w);
     const result = await run(w.get, input);
     expect(result.status).toBe('SUCCEEDED');
@@ -366,13 +473,13 @@ describe('rotation-get workflow', () => {
     expect(w.messaging.published).toEqual([
       { topic: 'cdf/certificates/thing-x/get/rejected', payload: { message: reason } },
     ]);
-    expect(w.registry.certificates.size).toBe(0);
+    expect(await certificatesLeft(w)).toBe(0);
     expect(w.events).toEqual([]);
   });
 
   it('undoes a half-done rotation when attaching the policy fails, and rejects with UNABLE_TO_ATTACH_POLICY', async () => {
-    const w = world({ rotatedCertificatePolicyName: 'no-such-policy' });
-    w.registry.addThing('thing-r', [GROUP]);
+    const w = await world({ rotatedCertificatePolicyName: 'no-such-policy' });
+    await addThing(w, 'thing-r', [GROUP]);
     const result = await run(w.get, {
       deviceId: 'thing-r',
       action: 'get',
@@ -382,7 +489,7 @@ describe('rotation-get workflow', () => {
     expect(w.messaging.published).toEqual([
       { topic: 'cdf/certificates/thing-r/get/rejected', payload: { message: 'UNABLE_TO_ATTACH_POLICY' } },
     ]);
-    expect(w.registry.certificates.size).toBe(0);
+    expect(await certificatesLeft(w)).toBe(0);
     expect(w.registry.calls.filter((c) => !c.startsWith('describe') && !c.startsWith('list'))).toEqual([
       expect.stringMatching(/^register ACTIVE withCa$/),
       expect.stringMatching(/^attachThingPrincipal thing-r /),
@@ -394,8 +501,8 @@ describe('rotation-get workflow', () => {
   });
 
   it('never signs beyond the issuing CA: a validity longer than the CA has left ends with the CA', async () => {
-    const w = world({ validityDays: 3650 });
-    w.registry.addThing('thing-v', [GROUP]);
+    const w = await world({ validityDays: 3650 });
+    await addThing(w, 'thing-v', [GROUP]);
     const result = await run(w.get, {
       deviceId: 'thing-v',
       action: 'get',
@@ -407,8 +514,8 @@ describe('rotation-get workflow', () => {
   });
 
   it('retries a throttled step (the half-done work undone first), then succeeds', async () => {
-    const w = world();
-    w.registry.addThing('thing-t', [GROUP]);
+    const w = await world();
+    await addThing(w, 'thing-t', [GROUP]);
     w.registry.failNext.set('attachPolicy', Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
     const result = await run(w.get, {
       deviceId: 'thing-t',
@@ -419,13 +526,13 @@ describe('rotation-get workflow', () => {
     expect(result.events.filter((e) => e.type === 'StateRetried').map((e) => e.stateName)).toEqual(['SignCertificate']);
     expect(w.messaging.published.map((p) => p.topic)).toEqual(['cdf/certificates/thing-t/get/accepted']);
     // the first attempt's certificate is gone, only the second one is left
-    expect(w.registry.certificates.size).toBe(1);
+    expect(await certificatesLeft(w)).toBe(1);
     expect(w.events).toHaveLength(1);
   });
 
   it('rolls the new certificate back when the accepted reply cannot be published', async () => {
-    const w = world();
-    w.registry.addThing('thing-f', [GROUP]);
+    const w = await world();
+    await addThing(w, 'thing-f', [GROUP]);
     for (let i = 0; i < 4; i++) {
       w.messaging.failures.push(Object.assign(new Error('broker down'), { name: 'ServiceUnavailableException' }));
     }
@@ -436,16 +543,14 @@ describe('rotation-get workflow', () => {
     });
     expect(result.status).toBe('FAILED ReplyNotDelivered');
     expect(statesOf(result.events).slice(-2)).toEqual(['RollBackCertificate', 'ReplyNotDelivered']);
-    expect(w.registry.certificates.size).toBe(0);
-    expect(
-      w.registry.principalThings.size === 0 || [...w.registry.principalThings.values()].every((s) => s.size === 0),
-    ).toBe(true);
+    expect(await certificatesLeft(w)).toBe(0);
+    expect(await w.local.listThingPrincipals('thing-f')).toEqual([]);
   });
 });
 
 describe('rotation-ack workflow', () => {
   it('with deletion on: detaches and deletes the previous certificate, leaves the group, Certificate Rotated, OK', async () => {
-    const w = world({ deletePreviousCertificate: true });
+    const w = await world({ deletePreviousCertificate: true });
     const { oldId, oldArn } = await enrolledThing(w, 'thing-a');
     const next = await makeCsr({ name: 'CN=thing-a' });
     const got = await run(w.get, { deviceId: 'thing-a', action: 'get', csr: next.pem, previousCertificateId: oldId });
@@ -464,10 +569,10 @@ describe('rotation-ack workflow', () => {
       topic: 'cdf/certificates/thing-a/ack/accepted',
       payload: { message: 'OK' },
     });
-    expect(w.registry.certificates.has(oldId)).toBe(false);
-    expect(w.registry.principalThings.get(oldArn)?.size ?? 0).toBe(0);
-    expect(w.registry.certificates.get(newId)!.status).toBe('ACTIVE');
-    expect(w.registry.groups.get(GROUP)!.has('thing-a')).toBe(false);
+    expect(await w.local.describeCertificate(oldId)).toBeUndefined();
+    expect(await thingsOf(w, oldArn)).toEqual([]);
+    expect((await w.local.describeCertificate(newId))!.status).toBe('ACTIVE');
+    expect(await inGroup(w, 'thing-a')).toBe(false);
     const rotated = w.events.find((e) => e.detailType === 'Certificate Rotated')!;
     expect(EVENT_SCHEMAS['Certificate Rotated'].parse(rotated.detail)).toMatchObject({
       thingName: 'thing-a',
@@ -487,14 +592,14 @@ describe('rotation-ack workflow', () => {
   }, 30_000);
 
   it('with deletion off: keeps the previous certificate and only leaves the group', async () => {
-    const w = world();
+    const w = await world();
     const { oldId } = await enrolledThing(w, 'thing-b');
     const acked = await run(w.ack, { deviceId: 'thing-b', action: 'ack', certId: 'cd'.repeat(32) });
     expect(acked.status).toBe('SUCCEEDED');
     expect(w.messaging.published).toEqual([
       { topic: 'cdf/certificates/thing-b/ack/accepted', payload: { message: 'OK' } },
     ]);
-    expect(w.registry.certificates.get(oldId)!.status).toBe('ACTIVE');
+    expect((await w.local.describeCertificate(oldId))!.status).toBe('ACTIVE');
     expect(w.registry.calls).toEqual([
       'describeThing thing-b',
       'listThingGroupsForThing thing-b',
@@ -503,14 +608,14 @@ describe('rotation-ack workflow', () => {
   });
 
   it('refuses an ack whose certificate is not the thing’s when deletion is on (CERTIFICATE_NOT_ATTACHED)', async () => {
-    const w = world({ deletePreviousCertificate: true });
+    const w = await world({ deletePreviousCertificate: true });
     const { oldId } = await enrolledThing(w, 'thing-c');
     const acked = await run(w.ack, { deviceId: 'thing-c', action: 'ack', certId: 'ef'.repeat(32) });
     expect(acked.status).toBe('SUCCEEDED');
     expect(w.messaging.published).toEqual([
       { topic: 'cdf/certificates/thing-c/ack/rejected', payload: { message: 'CERTIFICATE_NOT_ATTACHED' } },
     ]);
-    expect(w.registry.certificates.has(oldId)).toBe(true);
-    expect(w.registry.groups.get(GROUP)!.has('thing-c')).toBe(true);
+    expect(await w.local.describeCertificate(oldId)).toBeDefined();
+    expect(await inGroup(w, 'thing-c')).toBe(true);
   });
 });

@@ -1,32 +1,61 @@
-import { type ParsedCertificate, parseCertificate, type ParsedCsr, toPem } from '../../core/pki';
-import { csrIdempotencyToken, type CsrSigner } from '../../core/provider/certificate-provider';
+import { type ParsedCsr, decodePemBlocks, parseCertificate, toPem } from '../../core/pki';
+import {
+  csrIdempotencyToken,
+  type CsrSigner,
+  type CsrSignOptions,
+  type SignedCsr,
+} from '../../core/signing/csr-signer';
 import type { AcmPcaCertificateAuthority } from './acm-pca-authority';
 
 /** PCA's template for client certificates: the CSR's subject and key, KeyUsage digitalSignature, EKU clientAuth. */
 export const clientAuthTemplateArn = (caArn: string): string =>
   `arn:${caArn.split(':')[1] ?? 'aws'}:acm-pca:::template/EndEntityClientAuthCertificate/V1`;
 
+export interface AcmPcaCsrSignerOptions {
+  /** `client-auth` (default): EndEntityClientAuthCertificate/V1; `pca-default`: no TemplateArn (EndEntityCertificate/V1) */
+  template?: 'client-auth' | 'pca-default';
+}
+
 /**
  * CsrSigner on ACM Private CA: IssueCertificate with the signing algorithm of the CA's key (DescribeCertificateAuthority,
- * read once per container), the configured validity, the client-auth template and an idempotency token derived from
- * the CSR; then GetCertificate with the waits the authority was built with.
+ * read once per container), the asked validity, the template and an idempotency token (derived from the CSR unless
+ * given); then GetCertificate with the waits (and pace) the authority was built with. The chain's first certificate
+ * is the issuing CA's.
  */
 export class AcmPcaCsrSigner implements CsrSigner {
-  constructor(private readonly ca: AcmPcaCertificateAuthority) {}
+  readonly kind = 'acm-pca';
+  private readonly template: 'client-auth' | 'pca-default';
+
+  constructor(
+    private readonly ca: AcmPcaCertificateAuthority,
+    options: AcmPcaCsrSignerOptions = {},
+  ) {
+    this.template = options.template ?? 'client-auth';
+  }
 
   get issuerId(): string {
     return this.ca.caArn;
   }
 
-  async sign(csr: ParsedCsr, options: { validityDays: number }): Promise<ParsedCertificate> {
+  async prepare(): Promise<void> {
+    await this.ca.signingAlgorithmForCa();
+  }
+
+  async sign(csr: ParsedCsr, options: Pick<CsrSignOptions, 'validityDays' | 'idempotencyToken'>): Promise<SignedCsr> {
     const signingAlgorithm = await this.ca.signingAlgorithmForCa();
     const issued = await this.ca.issue({
       csrPem: toPem('CERTIFICATE REQUEST', csr.der),
       validityDays: options.validityDays,
       signingAlgorithm,
-      idempotencyToken: csrIdempotencyToken(csr),
-      templateArn: clientAuthTemplateArn(this.ca.caArn),
+      idempotencyToken: options.idempotencyToken ?? csrIdempotencyToken(csr),
+      ...(this.template === 'client-auth' ? { templateArn: clientAuthTemplateArn(this.ca.caArn) } : {}),
     });
-    return parseCertificate(issued.certificatePem);
+    const caBlock = issued.chainPem.trim()
+      ? decodePemBlocks(issued.chainPem).find((b) => b.label === 'CERTIFICATE')
+      : undefined;
+    return {
+      certificate: parseCertificate(issued.certificatePem),
+      ...(caBlock ? { caCertificatePem: toPem('CERTIFICATE', caBlock.der) } : {}),
+    };
   }
 }

@@ -68,7 +68,7 @@ export function bulkConfig(env: BulkEnv): BulkConfig {
  * configured rates, throttling answers retried with full-jitter backoff.
  */
 export function awsPace(
-  env: BulkEnv,
+  env: Pick<BulkEnv, 'API_RATES' | 'TASK_TABLE_NAME'>,
   clients: Pick<AwsClients, 'dynamodb'>,
   options: { retry?: RetryPolicy } = {},
 ): Pace {

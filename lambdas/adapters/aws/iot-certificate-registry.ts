@@ -41,7 +41,11 @@ export class IotCertificateRegistry implements CertificateRegistry {
       if (!isAwsError(error, 'ResourceAlreadyExistsException')) throw error;
       // registered before (a replayed chunk, a retried rotation): answer with the existing registration
       const certificateId = parseCertificate(certificatePem).id;
-      const { certificateDescription } = await this.iot.send(new DescribeCertificateCommand({ certificateId }));
+      // paced as the registration it completes (its slot of the same schedule; throttling retried)
+      const { certificateDescription } = await this.pace(
+        caCertificatePem !== undefined ? 'iot:RegisterCertificate' : 'iot:RegisterCertificateWithoutCA',
+        () => this.iot.send(new DescribeCertificateCommand({ certificateId })),
+      );
       if (!certificateDescription?.certificateArn) {
         throw new Error(`AWS IoT reports certificate ${certificateId} as registered but does not describe it`);
       }

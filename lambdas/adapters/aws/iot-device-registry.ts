@@ -27,6 +27,7 @@ import type {
   RegistryCertificateStatus,
   ThingRecord,
 } from '../../core/ports';
+import { type Pace, unpaced } from '../../core/pacing';
 import { IotCertificateRegistry } from './iot-certificate-registry';
 import { isAwsError } from './sdk-errors';
 
@@ -69,14 +70,20 @@ async function orUndefined<T>(call: () => Promise<T>): Promise<T | undefined> {
 
 /**
  * DeviceRegistry on the AWS IoT registry: one AWS IoT call per method (one per page for the lists), so that handler
- * tests can assert CDF's call order. Registration reuses IotCertificateRegistry (idempotent). Throttling and other
- * service errors propagate unchanged, with their SDK `name`, for the workflows to retry.
+ * tests can assert CDF's call order. Registration reuses IotCertificateRegistry (idempotent). With a Pace the
+ * quota-bound calls (RegisterCertificate(WithoutCA), CreateThing, AttachThingPrincipal, AttachPolicy) take their slot
+ * of the shared rate first and throttling answers are retried with jittered backoff; other service errors (and
+ * throttling of the other calls, after the SDK's own retries) propagate unchanged, with their SDK `name`.
  */
 export class IotDeviceRegistry implements DeviceRegistry {
   private readonly certificates: CertificateRegistry;
 
-  constructor(private readonly iot: IoTClient) {
-    this.certificates = new IotCertificateRegistry(iot);
+  constructor(
+    private readonly iot: IoTClient,
+    /** the quota-bound calls (registration, CreateThing, AttachThingPrincipal, AttachPolicy) at the shared rates */
+    private readonly pace: Pace = unpaced,
+  ) {
+    this.certificates = new IotCertificateRegistry(iot, pace);
   }
 
   register(input: Parameters<CertificateRegistry['register']>[0]) {
@@ -101,12 +108,14 @@ export class IotDeviceRegistry implements DeviceRegistry {
   }): Promise<ThingRecord> {
     const { thingName, thingTypeName, attributes = {} } = input;
     try {
-      const out = await this.iot.send(
-        new CreateThingCommand({
-          thingName,
-          ...(thingTypeName ? { thingTypeName } : {}),
-          attributePayload: { attributes },
-        }),
+      const out = await this.pace('iot:CreateThing', () =>
+        this.iot.send(
+          new CreateThingCommand({
+            thingName,
+            ...(thingTypeName ? { thingTypeName } : {}),
+            attributePayload: { attributes },
+          }),
+        ),
       );
       return {
         thingName,
@@ -184,7 +193,9 @@ export class IotDeviceRegistry implements DeviceRegistry {
 
   async attachThingPrincipal(thingName: string, principalArn: string): Promise<void> {
     await orNotFound('THING', thingName, () =>
-      this.iot.send(new AttachThingPrincipalCommand({ thingName, principal: principalArn })),
+      this.pace('iot:AttachThingPrincipal', () =>
+        this.iot.send(new AttachThingPrincipalCommand({ thingName, principal: principalArn })),
+      ),
     );
   }
 
@@ -228,7 +239,7 @@ export class IotDeviceRegistry implements DeviceRegistry {
 
   async attachPolicy(policyName: string, principalArn: string): Promise<void> {
     await orNotFound('POLICY', policyName, () =>
-      this.iot.send(new AttachPolicyCommand({ policyName, target: principalArn })),
+      this.pace('iot:AttachPolicy', () => this.iot.send(new AttachPolicyCommand({ policyName, target: principalArn }))),
     );
   }
 

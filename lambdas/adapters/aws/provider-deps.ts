@@ -5,11 +5,11 @@ import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { IoTClient } from '@aws-sdk/client-iot';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import { CaKeyStoreCsrSigner, type CertificateProviderDeps } from '../../core/provider/certificate-provider';
+import type { CertificateProviderDeps } from '../../core/provider/certificate-provider';
 import { systemClock } from '../../core/ports';
 import type { CertificateProviderEnv } from '../../handlers/env';
-import { AcmPcaCertificateAuthority, type AcmPcaOptions } from './acm-pca-authority';
-import { AcmPcaCsrSigner } from './acm-pca-csr-signer';
+import type { AcmPcaOptions } from './acm-pca-authority';
+import { csrSignerFor } from './csr-signers';
 import { DynamoCaStore } from './dynamo-ca-store';
 import { EventBridgePublisher } from './eventbridge-publisher';
 import { KmsCaKeyStore } from './kms-signer';
@@ -55,25 +55,15 @@ export function awsCertificateProviderDeps(
   clients: ProviderClients,
   options: { sleep?: (ms: number) => Promise<void> } = {},
 ): CertificateProviderDeps {
-  const ca = env.SIGNING_CA;
-  let signer: CertificateProviderDeps['signer'];
-  if (ca.type === 'acm-pca') {
-    signer = new AcmPcaCsrSigner(
-      new AcmPcaCertificateAuthority(clients.pca, ca.arn, { ...PROVIDER_PCA_WAIT, ...options }),
-    );
-  } else if (ca.type === 'certflow') {
-    const caKeys =
+  const signer = csrSignerFor(env.SIGNING_CA, {
+    caKeys: () =>
       env.CA_KEY_STORE === 'kms'
         ? new KmsCaKeyStore(clients.ssm, clients.iot, clients.kms)
-        : new SsmCaKeyStore(clients.ssm, clients.iot);
-    signer = new CaKeyStoreCsrSigner(
-      caKeys,
-      ca.caId,
-      env.CA_TABLE_NAME ? new DynamoCaStore(clients.dynamodb, env.CA_TABLE_NAME) : undefined,
-    );
-  } else {
-    throw new Error('the certificate provider cannot sign with AWS IoT'); // refused by the env schema already
-  }
+        : new SsmCaKeyStore(clients.ssm, clients.iot),
+    pca: clients.pca,
+    ...(env.CA_TABLE_NAME ? { cas: new DynamoCaStore(clients.dynamodb, env.CA_TABLE_NAME) } : {}),
+    pcaOptions: { ...PROVIDER_PCA_WAIT, ...options },
+  });
   return {
     signer,
     events: new EventBridgePublisher(clients.eventBridge, env.EVENT_BUS_NAME),

@@ -3,8 +3,9 @@ import { IoTDataPlaneClient } from '@aws-sdk/client-iot-data-plane';
 import { DEFAULT_ROTATION_CONFIG, type RotationConfig, type RotationDeps } from '../../core/rotation/service';
 import { systemClock } from '../../core/ports';
 import type { RotationEnv } from '../../handlers/env';
-import { AcmPcaCertificateAuthority } from './acm-pca-authority';
-import { caKeyStoreFor, type AwsClients } from './bulk-deps';
+import type { Pace } from '../../core/pacing';
+import { awsPace, caKeyStoreFor, type AwsClients } from './bulk-deps';
+import { csrSignerFor } from './csr-signers';
 import { EventBridgePublisher } from './eventbridge-publisher';
 import { IotDataDeviceMessaging } from './iot-data-device-messaging';
 import { IotDeviceRegistry } from './iot-device-registry';
@@ -16,7 +17,6 @@ export function rotationConfig(env: RotationEnv): RotationConfig {
     topicPrefix: env.ROTATION_TOPIC_PREFIX,
     thingGroupName: env.ROTATION_THING_GROUP,
     requireRegisteredThing: env.ROTATION_REQUIRE_THING,
-    ...(env.ROTATION_CA_ID ? { caId: env.ROTATION_CA_ID } : {}),
     validityDays: env.ROTATION_VALIDITY_DAYS,
     ...(env.ROTATED_CERTIFICATE_POLICY_NAME
       ? { rotatedCertificatePolicyName: env.ROTATED_CERTIFICATE_POLICY_NAME }
@@ -26,19 +26,34 @@ export function rotationConfig(env: RotationEnv): RotationConfig {
   };
 }
 
+/**
+ * The rotation's AWS calls are paced as bulk's are (issue 7): AWS IoT registration and attachment, ACM PCA issue and
+ * poll take their slot of the deployment-wide schedule (DynamoRateLimiter in the task table, rates from API_RATES)
+ * and throttling is retried with full-jitter backoff.
+ */
 export function awsRotationDeps(
   env: RotationEnv,
   clients: AwsClients,
   iotData: IoTDataPlaneClient = new IoTDataPlaneClient({}),
+  pace: Pace = awsPace({ API_RATES: env.API_RATES, TASK_TABLE_NAME: env.RATE_LIMIT_TABLE_NAME }, clients),
 ): RotationDeps {
   return {
-    registry: new IotDeviceRegistry(clients.iot),
+    registry: new IotDeviceRegistry(clients.iot, pace),
     messaging: new IotDataDeviceMessaging(iotData),
     objects: new S3ObjectStore(clients.s3, env.BUCKET_NAME),
-    caKeys: caKeyStoreFor(env.CA_KEY_STORE, clients),
     events: new EventBridgePublisher(clients.eventBridge, env.EVENT_BUS_NAME),
     clock: systemClock,
     config: rotationConfig(env),
-    ...(env.ROTATION_PCA_ARN ? { pca: new AcmPcaCertificateAuthority(clients.pca, env.ROTATION_PCA_ARN) } : {}),
+    ...(env.ROTATION_SIGNING_CA
+      ? {
+          signer: csrSignerFor(env.ROTATION_SIGNING_CA, {
+            caKeys: () => caKeyStoreFor(env.CA_KEY_STORE, clients, pace),
+            pca: clients.pca,
+            pcaOptions: { pace },
+            // rotation issues with PCA's EndEntityCertificate/V1, as before the signer was shared
+            pcaSigner: { template: 'pca-default' },
+          }),
+        }
+      : {}),
   };
 }

@@ -19,6 +19,7 @@ import {
   type RotationGroup,
   type ThingRecord,
 } from '../../core/ports';
+import { certificateIdOfArn } from '../../core/naming/certificate-arn';
 import { DEFAULT_ROTATION_THING_GROUP } from '../../core/rotation/topics';
 import { DOCUMENT_CLIENT_CONFIG } from '../aws/dynamo-task-store';
 import { isAwsError } from '../aws/sdk-errors';
@@ -38,21 +39,13 @@ export const REGISTRY_TABLE: TableDefinition = {
 };
 
 /** ARNs in the form AWS IoT gives them, in a fixed local account and region. */
-const ARN_PREFIX = 'arn:aws:iot:local:000000000000:';
+/** The region and account of the local registry's ARNs. */
+export const LOCAL_IOT_REGION = 'local';
+export const LOCAL_IOT_ACCOUNT = '000000000000';
+const ARN_PREFIX = `arn:aws:iot:${LOCAL_IOT_REGION}:${LOCAL_IOT_ACCOUNT}:`;
 export const localCertificateArn = (certificateId: string): string => `${ARN_PREFIX}cert/${certificateId}`;
 export const localThingArn = (thingName: string): string => `${ARN_PREFIX}thing/${thingName}`;
 export const localPolicyArn = (policyName: string): string => `${ARN_PREFIX}policy/${policyName}`;
-
-/** The certificate id of a certificate ARN (`…:cert/{id}`); a ValidationError for anything else. */
-export function certificateIdOfArn(principalArn: string): string {
-  const match = /^arn:aws:iot:[^:]+:\d{12}:cert\/([0-9a-f]{64})$/.exec(principalArn);
-  if (!match) {
-    throw new ValidationError('INVALID_PRINCIPAL', `${principalArn} is not a certificate ARN`, {
-      details: { principalArn },
-    });
-  }
-  return match[1]!;
-}
 
 const thingPk = (thingName: string): string => `thing#${thingName}`;
 const certPk = (certificateId: string): string => `cert#${certificateId}`;

@@ -5,14 +5,13 @@
  * checked first (proof of possession, key strength, no CA request): a bad one throws ValidationError or
  * CsrRejectedError with its code, and nothing is signed. AWS IoT gives the whole call 5 seconds.
  */
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { fromZodError } from '../bulk/request';
 import { domainEvent } from '../events';
-import { issueFromCsr, type ParsedCertificate } from '../pki/certificate';
-import { type ParsedCsr, parseCsr } from '../pki/csr';
-import { ConflictError } from '../errors';
-import type { CaKeyStore, CaStore, Clock, EventPublisher } from '../ports';
+import type { ParsedCertificate } from '../pki/certificate';
+import { parseCsr } from '../pki/csr';
+import type { Clock, EventPublisher } from '../ports';
+import type { CsrSigner } from '../signing/csr-signer';
 
 /** A PEM CSR is under 2 KB even for RSA-4096; anything much larger is not a CSR worth parsing. */
 export const MAX_CSR_LENGTH = 16_384;
@@ -32,38 +31,6 @@ export interface CertificateProviderResponse {
   certificatePem: string;
 }
 
-/** Signs an already verified CSR: a certflow CA (CaKeyStore) or ACM Private CA. */
-export interface CsrSigner {
-  /** the issuing CA as the inventory names it: a certflow CA id or an ACM PCA ARN */
-  readonly issuerId: string;
-  sign(csr: ParsedCsr, options: { validityDays: number; now: Date }): Promise<ParsedCertificate>;
-}
-
-/**
- * A certflow CA signs: its key comes from the CA key store (which caches it for the life of the container). With the
- * CA store, a CA revoked there (compromise response) stops signing at once (ISSUER_REVOKED); a CA the store does not
- * know (one CDF made) signs while its certificate is valid.
- */
-export class CaKeyStoreCsrSigner implements CsrSigner {
-  constructor(
-    private readonly caKeys: CaKeyStore,
-    readonly issuerId: string,
-    private readonly cas?: Pick<CaStore, 'get'>,
-  ) {}
-
-  async sign(csr: ParsedCsr, options: { validityDays: number; now: Date }): Promise<ParsedCertificate> {
-    const [ca, record] = await Promise.all([this.caKeys.load(this.issuerId), this.cas?.get(this.issuerId)]);
-    if (record?.status === 'revoked') {
-      throw new ConflictError('ISSUER_REVOKED', `CA ${this.issuerId} is revoked`, { details: { caId: this.issuerId } });
-    }
-    return issueFromCsr(ca.issuer, csr, {
-      profile: 'device',
-      validity: { days: options.validityDays },
-      now: options.now,
-    });
-  }
-}
-
 /** The signer returned a certificate whose subject or public key is not the CSR's (never handed out). */
 export class IssuedCertificateMismatchError extends Error {
   override readonly name = 'IssuedCertificateMismatchError';
@@ -77,13 +44,6 @@ export class IssuedCertificateMismatchError extends Error {
     );
   }
 }
-
-/**
- * A token that is the same for the same CSR (a device retrying the same request gets the same certificate from
- * ACM PCA) and different for any other: 36 hex characters of the SHA-256 of the CSR's DER (PCA's limit is 36).
- */
-export const csrIdempotencyToken = (csr: Pick<ParsedCsr, 'der'>): string =>
-  createHash('sha256').update(csr.der).digest('hex').slice(0, 36);
 
 export interface CertificateProviderDeps {
   signer: CsrSigner;
@@ -111,7 +71,7 @@ export function parseProviderRequest(input: unknown): CertificateProviderRequest
 export async function provideCertificate(deps: CertificateProviderDeps, input: unknown): Promise<ProvidedCertificate> {
   const request = parseProviderRequest(input);
   const csr = parseCsr(request.certificateSigningRequest);
-  const certificate = await deps.signer.sign(csr, { validityDays: deps.validityDays, now: deps.clock.now() });
+  const { certificate } = await deps.signer.sign(csr, { validityDays: deps.validityDays, now: deps.clock.now() });
   if (!certificate.subjectDer.equals(csr.subjectDer)) {
     throw new IssuedCertificateMismatchError(deps.signer.issuerId, 'subject');
   }

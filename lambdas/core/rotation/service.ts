@@ -8,10 +8,11 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { CsrRejectedError, isCertflowError, NotFoundError } from '../errors';
 import { domainEvent } from '../events';
-import { issueFromCsr, parseCertificate, type ParsedCertificate } from '../pki/certificate';
+import { certificateIdOfArnOrUndefined } from '../naming/certificate-arn';
+import type { ParsedCertificate } from '../pki/certificate';
 import { parseCsr, type ParsedCsr } from '../pki/csr';
-import { decodePemBlocks, toPem } from '../pki/pem';
-import type { CaKeyStore, Clock, DeviceMessaging, DeviceRegistry, EventPublisher, ObjectStore } from '../ports';
+import type { Clock, DeviceMessaging, DeviceRegistry, EventPublisher, ObjectStore } from '../ports';
+import type { CsrSigner } from '../signing/csr-signer';
 import { CSR_REASONS, isTransient, reasonOfFailure, RotationRejectedError, type RotationReason } from './reasons';
 import {
   DEFAULT_ROTATION_THING_GROUP,
@@ -21,18 +22,6 @@ import {
   type RotationAction,
 } from './topics';
 
-/** ACM Private CA as the rotation signs with it (AcmPcaCertificateAuthority in lambdas/adapters/aws). */
-export interface PcaCsrSigner {
-  readonly caArn: string;
-  signingAlgorithmForCa(): Promise<'SHA256WITHRSA' | 'SHA256WITHECDSA' | 'SHA384WITHECDSA'>;
-  issue(input: {
-    csrPem: string;
-    validityDays: number;
-    signingAlgorithm: 'SHA256WITHRSA' | 'SHA256WITHECDSA' | 'SHA384WITHECDSA';
-    idempotencyToken?: string;
-  }): Promise<{ certificatePem: string; chainPem: string }>;
-}
-
 export interface RotationConfig {
   /** default `cdf/certificates` */
   topicPrefix: string;
@@ -40,8 +29,6 @@ export interface RotationConfig {
   thingGroupName: string;
   /** the device must exist in the registry (DescribeThing) before its group membership is checked; default true */
   requireRegisteredThing: boolean;
-  /** the certflow CA (CaKeyStore id, CDF's CERTIFICATES_CACERTIFICATEID) that signs CSRs, unless `pca` is given */
-  caId?: string;
   /** days a rotated certificate is valid (CDF: 1095) */
   validityDays: number;
   /** attached to a new certificate when the device names no previous certificate; none when absent */
@@ -68,12 +55,14 @@ export interface RotationDeps {
   registry: DeviceRegistry;
   messaging: DeviceMessaging;
   objects: ObjectStore;
-  caKeys: CaKeyStore;
   events: EventPublisher;
   clock: Clock;
   config: RotationConfig;
-  /** sign with ACM Private CA instead of `config.caId` */
-  pca?: PcaCsrSigner;
+  /**
+   * the CA that signs CSRs (the certificate provider's CsrSigner: a certflow CA, CDF's CERTIFICATES_CACERTIFICATEID,
+   * or ACM Private CA); none: CSRs are refused (UNABLE_TO_FETCH_CA_KEY)
+   */
+  signer?: CsrSigner;
   /** told about undo steps that failed (the original failure is what the workflow sees) */
   onUndoFailure?: (step: string, error: unknown) => void;
 }
@@ -147,8 +136,6 @@ class UndoLog {
     this.steps.length = 0;
   }
 }
-
-const certificateIdOfArn = (arn: string): string => arn.slice(arn.lastIndexOf('/') + 1);
 
 const issuedSummary = (cert: ParsedCertificate) => ({
   certificateId: cert.id,
@@ -307,49 +294,35 @@ interface Signed {
 }
 
 async function sign(deps: RotationDeps, csr: ParsedCsr, thingName: string): Promise<Signed> {
-  const { config, pca } = deps;
-  if (pca) {
-    const signingAlgorithm = await step('UNABLE_TO_GET_CA_CERTIFICATE', 'DescribeCertificateAuthority', () =>
-      pca.signingAlgorithmForCa(),
-    );
-    // a retried step within ACM PCA's 5 minutes gets the same certificate back, not a second one
-    const token = createHash('sha256').update(`rotation:${thingName}:`).update(csr.der).digest('hex');
-    const issued = await step('UNABLE_TO_ISSUE_CERTIFICATE', 'IssueCertificate', () =>
-      pca.issue({
-        csrPem: toPem('CERTIFICATE REQUEST', csr.der),
-        validityDays: config.validityDays,
-        signingAlgorithm,
-        idempotencyToken: token,
-      }),
-    );
-    const caBlock = issued.chainPem.trim()
-      ? decodePemBlocks(issued.chainPem).find((b) => b.label === 'CERTIFICATE')
-      : undefined;
-    if (config.registerWithCa && !caBlock) {
-      throw new RotationRejectedError('UNABLE_TO_GET_CA_CERTIFICATE', `ACM PCA ${pca.caArn} returned no chain`);
-    }
-    return {
-      certificate: await step('UNABLE_TO_ISSUE_CERTIFICATE', 'parse', async () =>
-        parseCertificate(issued.certificatePem),
-      ),
-      ...(caBlock ? { caCertificatePem: toPem('CERTIFICATE', caBlock.der) } : {}),
-      issuerId: pca.caArn,
-    };
-  }
-  const caId = config.caId;
-  if (!caId) throw new RotationRejectedError('UNABLE_TO_FETCH_CA_KEY', 'no rotation CA is configured');
-  const ca = await step('UNABLE_TO_FETCH_CA_KEY', `load CA ${caId}`, () => deps.caKeys.load(caId));
-  const now = deps.clock.now();
-  // never beyond the CA: a CA nearer its end than the configured validity still rotates its devices
-  const notAfter = Math.min(now.getTime() + config.validityDays * 86_400_000, ca.issuer.certificate.notAfter.getTime());
-  const certificate = await step('UNABLE_TO_ISSUE_CERTIFICATE', 'sign', () =>
-    issueFromCsr(ca.issuer, csr, {
-      profile: 'device',
-      validity: { notAfter: new Date(Math.floor(notAfter / 1000) * 1000) },
-      now,
-    }),
+  const { config, signer } = deps;
+  if (!signer) throw new RotationRejectedError('UNABLE_TO_FETCH_CA_KEY', 'no rotation CA is configured');
+  // the CA first: one that cannot be reached is told apart from a signature that failed
+  await step(
+    signer.kind === 'acm-pca' ? 'UNABLE_TO_GET_CA_CERTIFICATE' : 'UNABLE_TO_FETCH_CA_KEY',
+    signer.kind === 'acm-pca' ? 'DescribeCertificateAuthority' : `load CA ${signer.issuerId}`,
+    () => signer.prepare(),
   );
-  return { certificate, caCertificatePem: ca.issuer.certificate.pem, issuerId: caId };
+  const signed = await step(
+    'UNABLE_TO_ISSUE_CERTIFICATE',
+    signer.kind === 'acm-pca' ? 'IssueCertificate' : 'sign',
+    () =>
+      signer.sign(csr, {
+        validityDays: config.validityDays,
+        now: deps.clock.now(),
+        // never beyond the CA: a CA nearer its end than the configured validity still rotates its devices
+        capAtCaEnd: true,
+        // a retried step within ACM PCA's 5 minutes gets the same certificate back, not a second one
+        idempotencyToken: createHash('sha256').update(`rotation:${thingName}:`).update(csr.der).digest('hex'),
+      }),
+  );
+  if (signer.kind === 'acm-pca' && config.registerWithCa && !signed.caCertificatePem) {
+    throw new RotationRejectedError('UNABLE_TO_GET_CA_CERTIFICATE', `ACM PCA ${signer.issuerId} returned no chain`);
+  }
+  return {
+    certificate: signed.certificate,
+    ...(signed.caCertificatePem ? { caCertificatePem: signed.caCertificatePem } : {}),
+    issuerId: signer.issuerId,
+  };
 }
 
 /**
@@ -509,7 +482,7 @@ export async function acknowledgeRotation(deps: RotationDeps, input: unknown): P
   const deleted: string[] = [];
 
   if (config.deletePreviousCertificate) {
-    let targets: string[];
+    let targets: { arn: string; id: string }[];
     if (request.previousCertificateId !== undefined) {
       const previousId = request.previousCertificateId;
       if (previousId === currentId) {
@@ -519,7 +492,7 @@ export async function acknowledgeRotation(deps: RotationDeps, input: unknown): P
         registry.describeCertificate(previousId),
       );
       // gone already (a retried ack, or deleted by hand): nothing left to retire
-      targets = described ? [described.certificateArn] : [];
+      targets = described ? [{ arn: described.certificateArn, id: previousId }] : [];
       if (described) {
         // only this thing's own certificate: never one of another thing, nor an unattached one (a package's)
         const holders = await step('UNABLE_TO_DELETE_PREVIOUS_CERTIFICATE', 'ListPrincipalThings', () =>
@@ -542,16 +515,20 @@ export async function acknowledgeRotation(deps: RotationDeps, input: unknown): P
       const principals = await step('UNABLE_TO_DELETE_PREVIOUS_CERTIFICATE', 'ListThingPrincipals', () =>
         registry.listThingPrincipals(thingName),
       );
-      if (!principals.some((arn) => certificateIdOfArn(arn) === currentId)) {
+      // the thing's certificates (other principals, an IAM or Cognito identity, are not rotation's to retire)
+      const certificates = principals.flatMap((arn) => {
+        const id = certificateIdOfArnOrUndefined(arn);
+        return id === undefined ? [] : [{ arn, id }];
+      });
+      if (!certificates.some((c) => c.id === currentId)) {
         throw new RotationRejectedError(
           'CERTIFICATE_NOT_ATTACHED',
           `the certificate ${currentId} the ack came with is not attached to ${thingName}`,
         );
       }
-      targets = principals.filter((arn) => certificateIdOfArn(arn) !== currentId);
+      targets = certificates.filter((c) => c.id !== currentId);
     }
-    for (const arn of targets) {
-      const id = certificateIdOfArn(arn);
+    for (const { arn, id } of targets) {
       await step('UNABLE_TO_DELETE_PREVIOUS_CERTIFICATE', 'DetachThingPrincipal', () =>
         registry.detachThingPrincipal(thingName, arn).catch((e: unknown) => {
           if (!(e instanceof NotFoundError)) throw e;

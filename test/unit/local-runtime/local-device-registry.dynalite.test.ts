@@ -7,9 +7,9 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   LocalDeviceRegistry,
   REGISTRY_TABLE,
-  certificateIdOfArn,
   localCertificateArn,
 } from '../../../lambdas/adapters/local/local-device-registry';
+import { certificateIdOfArn } from '../../../lambdas/core/naming/certificate-arn';
 import { ConflictError, NotFoundError, ValidationError } from '../../../lambdas/core/errors';
 import { createRootCa, issueLeaf, type ParsedCertificate } from '../../../lambdas/core/pki';
 import type { LocalServer } from '../../../local/runtime/types';
