@@ -30,7 +30,7 @@ import {
   toPem,
   type ParsedCertificate,
 } from '../../lambdas/core/pki';
-import type { CaKeyStore, DeviceMessaging, DeviceRegistry, DomainEvent, LoadedCa } from '../../lambdas/core/ports';
+import type { CaKeyStore, DeviceMessaging, DomainEvent, LoadedCa } from '../../lambdas/core/ports';
 import { DEFAULT_ROTATION_CONFIG, type RotationDeps } from '../../lambdas/core/rotation/service';
 import { CaKeyStoreCsrSigner } from '../../lambdas/core/signing/csr-signer';
 import { createHandler as createAck } from '../../lambdas/handlers/sfn-rotation-ack';
@@ -43,6 +43,7 @@ import { StateMachineRunner } from '../../local/runtime/state-machine-runner';
 import type { LocalServer } from '../../local/runtime/types';
 import { makeCsr } from '../helpers/csr';
 import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
+import { recording, type RecordingRegistry } from '../helpers/recording-registry';
 import { openssl, scratch } from '../helpers/openssl';
 import { handshake } from '../helpers/tls';
 
@@ -93,54 +94,6 @@ class RecordedDeviceMessaging implements DeviceMessaging {
     if (failure) throw failure;
     this.published.push({ topic, payload: JSON.parse(JSON.stringify(payload)) as Record<string, unknown> });
   }
-}
-
-/** A short text of a call argument: certificate ids and ARNs by their first 8 hex digits. */
-const argText = (arg: unknown): string => {
-  if (typeof arg !== 'string') return JSON.stringify(arg);
-  const id = /(?:^|cert\/)([0-9a-f]{64})$/.exec(arg)?.[1];
-  return id ? id.slice(0, 8) : arg;
-};
-
-/**
- * The registry the workflows see: the real LocalDeviceRegistry, each port call recorded in order (`method args…`;
- * register as `register STATUS[ withCa]`) and, through `failNext`, a method failing once (fault injection).
- */
-interface RecordingRegistry {
-  registry: DeviceRegistry;
-  calls: string[];
-  failNext: Map<string, Error>;
-  /** ids of every certificate registered through the port */
-  registered: Set<string>;
-}
-
-function recording(local: LocalDeviceRegistry): RecordingRegistry {
-  const calls: string[] = [];
-  const failNext = new Map<string, Error>();
-  const registered = new Set<string>();
-  const registry = new Proxy(local, {
-    get(target, property, receiver) {
-      const value: unknown = Reflect.get(target, property, receiver);
-      if (typeof property !== 'string' || typeof value !== 'function') return value;
-      return async (...args: unknown[]) => {
-        if (property === 'register') {
-          const input = args[0] as { status: string; caCertificatePem?: string };
-          calls.push(`register ${input.status}${input.caCertificatePem ? ' withCa' : ''}`);
-        } else {
-          calls.push([property, ...args.map(argText)].join(' '));
-        }
-        const failure = failNext.get(property);
-        if (failure) {
-          failNext.delete(property);
-          throw failure;
-        }
-        const result: unknown = await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
-        if (property === 'register') registered.add((result as { certificateId: string }).certificateId);
-        return result;
-      };
-    },
-  }) as DeviceRegistry;
-  return { registry, calls, failNext, registered };
 }
 
 interface World {

@@ -1,7 +1,9 @@
 /**
- * Bulk provisioning chunks with an in-memory object store and registry: an item's own fault is its outcome, a fault
+ * Bulk provisioning chunks with an in-memory object store and the local registry on dynalite (calls recorded): an item's own fault is its outcome, a fault
  * that may pass makes the chunk retry only the unsettled items, and a chunk that gives up keeps what it settled.
  */
+import { CreateTableCommand } from '@aws-sdk/client-dynamodb';
+import { createTableInput } from '../../../lambdas/adapters/aws/tables';
 import { NotFoundError } from '../../../lambdas/core/errors';
 import {
   ChunkIncompleteError,
@@ -15,7 +17,10 @@ import {
 import { putTemplate } from '../../../lambdas/core/provisioning/service';
 import { createRootCa, type CreatedCa } from '../../../lambdas/core/pki';
 import type { DomainEvent, ObjectStore } from '../../../lambdas/core/ports';
-import { MemoryDeviceRegistry } from '../../helpers/memory-device-registry';
+import { LocalDeviceRegistry } from '../../../lambdas/adapters/local/local-device-registry';
+import { REGISTRY_TABLE } from '../../../lambdas/adapters/local/local-device-registry';
+import { startDynalite, type LocalDynamo } from '../../helpers/dynalite';
+import { recording } from '../../helpers/recording-registry';
 
 class MemoryObjectStore implements ObjectStore {
   readonly objects = new Map<string, Buffer>();
@@ -71,18 +76,28 @@ const template = {
 };
 
 let ca: CreatedCa;
+let dynamo: LocalDynamo;
+let tables = 0;
 beforeAll(async () => {
   ca = await createRootCa({ subject: { commonName: 'Bulk Test CA' }, validity: { days: 30 }, now: new Date() });
+  dynamo = await startDynalite([]);
+});
+afterAll(async () => {
+  await dynamo?.close();
 });
 
 async function setup(items: Record<string, string>[]) {
   const objects = new MemoryObjectStore();
-  const registry = new MemoryDeviceRegistry();
+  const tableName = `registry-${++tables}`;
+  await dynamo.client.send(new CreateTableCommand(createTableInput({ ...REGISTRY_TABLE, tableName })));
+  const local = new LocalDeviceRegistry(dynamo.client, { tableName });
+  const { registry: recorded, calls, failNext } = recording(local);
+  const registry = { local, calls, failNext };
   const events: DomainEvent[] = [];
   const started: string[] = [];
   const deps: BulkProvisioningDeps = {
     objects,
-    registry,
+    registry: recorded,
     caKeys: { load: async (caId) => ({ caId, issuer: ca.issuer, chain: [ca.certificate] }) },
     events: { publish: async (batch) => void events.push(...batch) },
     clock: { now: () => new Date() },
@@ -114,7 +129,12 @@ describe('provisionChunk', () => {
     // one more thing: only the item the throttling stopped
     expect(events).toHaveLength(4);
     expect(registry.calls.filter((c) => c.startsWith('createThing')).length).toBe(5);
-    expect([...registry.things.keys()].sort()).toEqual(['t-a', 't-b', 't-c', 't-d']);
+    for (const name of ['t-a', 't-b', 't-c', 't-d']) expect(await registry.local.describeThing(name)).toBeDefined();
+    // and no other thing was ever created
+    const created = registry.calls
+      .filter((c) => c.startsWith('createThing'))
+      .map((c) => /"thingName":"([^"]+)"/.exec(c)?.[1]);
+    expect([...new Set(created)].sort()).toEqual(['t-a', 't-b', 't-c', 't-d']);
     // a replayed iteration after success changes nothing
     expect(await provisionChunk(deps, { taskId: 'task-1', index: 0 })).toEqual(second);
     expect(events).toHaveLength(4);
