@@ -12,6 +12,7 @@ import { CertflowEventBus } from './constructs/event-bus';
 import { CertflowEventSchemas } from './constructs/event-schemas';
 import { ExpirySweep } from './constructs/expiry-sweep';
 import { CertificateInventory } from './constructs/inventory';
+import { RegistryRevocation } from './constructs/registry-revocation';
 import { TaskTable } from './constructs/task-table';
 
 export interface CertflowStackProps extends StackProps {
@@ -29,6 +30,7 @@ export class CertflowStack extends Stack {
   readonly bulkIssuance: BulkIssuance;
   readonly caHierarchy: CaHierarchy;
   readonly inventory: CertificateInventory;
+  readonly registryRevocation: RegistryRevocation;
   readonly compromiseResponse: CompromiseResponse;
   readonly expirySweep: ExpirySweep;
   readonly api: CertflowApi;
@@ -66,6 +68,11 @@ export class CertflowStack extends Stack {
       createRotationThingGroup: config.createRotationThingGroup,
     });
     this.inventory = new CertificateInventory(this, 'Inventory', { bus: this.bus });
+    this.registryRevocation = new RegistryRevocation(this, 'RegistryRevocation', {
+      bus: this.bus,
+      rateTable: this.table,
+      apiRates: config.apiRates,
+    });
     this.compromiseResponse = new CompromiseResponse(this, 'CompromiseResponse', {
       inventory: this.inventory,
       caHierarchy: this.caHierarchy,
@@ -130,6 +137,9 @@ export class CertflowStack extends Stack {
     new CfnOutput(this, 'EventSchemaRegistryName', { value: this.eventSchemas.registry.attrRegistryName });
     new CfnOutput(this, 'BulkStateMachineArn', { value: this.bulkIssuance.stateMachine.stateMachineArn });
     new CfnOutput(this, 'InventoryStateMachineArn', { value: this.inventory.stateMachine.stateMachineArn });
+    new CfnOutput(this, 'RegistryRevocationStateMachineArn', {
+      value: this.registryRevocation.stateMachine.stateMachineArn,
+    });
     new CfnOutput(this, 'RevokeIssuedStateMachineArn', { value: this.compromiseResponse.stateMachine.stateMachineArn });
     new CfnOutput(this, 'ExpirySweepStateMachineArn', { value: this.expirySweep.stateMachine.stateMachineArn });
     new CfnOutput(this, 'CaKeysKmsKeyArn', { value: this.caHierarchy.caKeysKeyArn });

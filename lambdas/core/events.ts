@@ -14,6 +14,17 @@ export const INVENTORY_RULE_PATTERN = {
   'detail-type': ['Certificate Issued', 'Certificate Revoked'],
 };
 
+/**
+ * The EventBridge rule pattern that starts the registry-revocation workflow (the CDK stack and the local bus use it):
+ * a revoked device or server certificate is set REVOKED in the device registry. CA certificates are not device
+ * certificates of the registry (AWS IoT keeps them apart, RegisterCACertificate), so their revocation is not matched.
+ */
+export const REGISTRY_REVOCATION_RULE_PATTERN = {
+  source: [EVENT_SOURCE],
+  'detail-type': ['Certificate Revoked'],
+  detail: { kind: ['device', 'server'] },
+};
+
 const ErrorDetail = z.object({ code: z.string(), message: z.string() });
 
 export const BatchCompletedDetail = z
