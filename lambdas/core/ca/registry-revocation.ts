@@ -39,7 +39,10 @@ export interface RegistryRevocationDeps {
   log?: (message: string, extra: Record<string, unknown>) => void;
 }
 
-export async function revokeInRegistry(deps: RegistryRevocationDeps, input: unknown): Promise<RegistryRevocationResult> {
+export async function revokeInRegistry(
+  deps: RegistryRevocationDeps,
+  input: unknown,
+): Promise<RegistryRevocationResult> {
   const parsed = RegistryRevocationEvent.safeParse(input);
   if (!parsed.success) {
     throw new ValidationError('INVALID_EVENT', `not a Certificate Revoked event: ${parsed.error.issues[0]?.message}`);
@@ -52,7 +55,10 @@ export async function revokeInRegistry(deps: RegistryRevocationDeps, input: unkn
   const log = deps.log ?? (() => undefined);
   const pace = deps.pace ?? unpaced;
   const notRegistered = (): RegistryRevocationResult => {
-    log('certificate not registered with the device registry: nothing to revoke there', { certificateId, serialNumber });
+    log('certificate not registered with the device registry: nothing to revoke there', {
+      certificateId,
+      serialNumber,
+    });
     return { certificateId, outcome: 'not-registered' };
   };
 
