@@ -194,9 +194,9 @@ describe('BulkIssuance functions', () => {
         ([id]) => !id.startsWith(`AWS${AwsCustomResource.PROVIDER_FUNCTION_UUID.replace(/-/g, '')}`),
       ),
     );
-    // the four workflow functions, the API function, the inventory's record function, RevokeIssued, the sweep and
-    // the five rotation functions
-    expect(Object.keys(functions)).toHaveLength(13);
+    // the four workflow functions, the API function, the inventory's record function, the registry revocation,
+    // RevokeIssued, the sweep and the five rotation functions
+    expect(Object.keys(functions)).toHaveLength(14);
     for (const fn of Object.values(functions) as { Properties: Record<string, unknown> }[]) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs22.x',
