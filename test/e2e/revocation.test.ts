@@ -65,8 +65,8 @@ async function call<T>(method: string, path: string, body?: unknown, accept?: st
 }
 
 /** a certificate from the CA API, registered ACTIVE and attached to its thing, as a factory would */
-async function enroll(thingName: string): Promise<Device> {
-  const res = await call<Device>('POST', '/certificates/device', { issuerId: cellId, thingName });
+async function enroll(thingName: string, issuerId: string = cellId): Promise<Device> {
+  const res = await call<Device>('POST', '/certificates/device', { issuerId, thingName });
   expect(res.status).toBe(201);
   const device = { ...res.body, thingName };
   await cf.bus.drain(); // the inventory records it
@@ -189,5 +189,26 @@ describe('a revoked device certificate stops connecting', () => {
     // active again: admitted again
     await cf.registry.updateCertificateStatus(device.certificateId, 'ACTIVE');
     expect((await connect(device)).connected).toBe(true);
+  });
+
+  it('a compromise response (CA revoked) drops and refuses every connected device the CA issued', async () => {
+    const cell = await call<{ caId: string }>('POST', `/cas/${rootId}/intermediates`, {
+      subject: { commonName: 'Compromised Cell' },
+    });
+    await cf.bus.drain();
+    trustPem = (await cf.caDeps.cas.list()).map((ca) => ca.certificatePem).join('');
+    const devices = [await enroll('rev-cell-0', cell.body.caId), await enroll('rev-cell-1', cell.body.caId)];
+    const connected = await Promise.all(devices.map(connect));
+    const dropped = Promise.all(connected.map(closed));
+    const res = await call<{ certificatesRevoked: number }>('POST', `/cas/${cell.body.caId}/revoke`, {});
+    expect(res.status).toBe(200);
+    expect(res.body.certificatesRevoked).toBe(2);
+    await dropped;
+    await cf.bus.drain();
+    for (const device of devices) {
+      expect((await cf.registry.describeCertificate(device.certificateId))?.status).toBe('REVOKED');
+    }
+    // refused on reconnect (the broker no longer trusts the revoked cell, and the certificate is REVOKED)
+    await expect(connect(devices[0]!)).rejects.toThrow();
   });
 });
