@@ -204,10 +204,9 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
         stateMachineName: 'certflow-registry-revocation',
         substitutions: { RevokeInRegistryFunctionArn: lambdaArn('certflow-revoke-in-registry') },
         resources: {
-          [lambdaArn('certflow-revoke-in-registry')]: createRevokeInRegistry({
-            registry,
-            log: (message, extra) => console.log(message, JSON.stringify(extra)),
-          }),
+          // no log line per certificate here: each execution's output (the console) says revoked, already-revoked
+          // or not-registered
+          [lambdaArn('certflow-revoke-in-registry')]: createRevokeInRegistry({ registry }),
         },
         ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
       }),
