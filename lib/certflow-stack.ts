@@ -13,6 +13,7 @@ import { CertflowEventSchemas } from './constructs/event-schemas';
 import { ExpirySweep } from './constructs/expiry-sweep';
 import { CertificateInventory } from './constructs/inventory';
 import { DeviceProvisioning } from './constructs/device-provisioning';
+import { RegistryRevocation } from './constructs/registry-revocation';
 import { TaskTable } from './constructs/task-table';
 
 export interface CertflowStackProps extends StackProps {
@@ -30,6 +31,7 @@ export class CertflowStack extends Stack {
   readonly bulkIssuance: BulkIssuance;
   readonly caHierarchy: CaHierarchy;
   readonly inventory: CertificateInventory;
+  readonly registryRevocation: RegistryRevocation;
   readonly compromiseResponse: CompromiseResponse;
   readonly expirySweep: ExpirySweep;
   readonly provisioning: DeviceProvisioning;
@@ -68,6 +70,11 @@ export class CertflowStack extends Stack {
       createRotationThingGroup: config.createRotationThingGroup,
     });
     this.inventory = new CertificateInventory(this, 'Inventory', { bus: this.bus });
+    this.registryRevocation = new RegistryRevocation(this, 'RegistryRevocation', {
+      bus: this.bus,
+      rateTable: this.table,
+      apiRates: config.apiRates,
+    });
     this.compromiseResponse = new CompromiseResponse(this, 'CompromiseResponse', {
       inventory: this.inventory,
       caHierarchy: this.caHierarchy,
@@ -149,6 +156,9 @@ export class CertflowStack extends Stack {
     new CfnOutput(this, 'EventSchemaRegistryName', { value: this.eventSchemas.registry.attrRegistryName });
     new CfnOutput(this, 'BulkStateMachineArn', { value: this.bulkIssuance.stateMachine.stateMachineArn });
     new CfnOutput(this, 'InventoryStateMachineArn', { value: this.inventory.stateMachine.stateMachineArn });
+    new CfnOutput(this, 'RegistryRevocationStateMachineArn', {
+      value: this.registryRevocation.stateMachine.stateMachineArn,
+    });
     new CfnOutput(this, 'RevokeIssuedStateMachineArn', { value: this.compromiseResponse.stateMachine.stateMachineArn });
     new CfnOutput(this, 'ExpirySweepStateMachineArn', { value: this.expirySweep.stateMachine.stateMachineArn });
     new CfnOutput(this, 'CaKeysKmsKeyArn', { value: this.caHierarchy.caKeysKeyArn });

@@ -19,13 +19,14 @@ import { CA_TABLE, INVENTORY_TABLE, TASK_TABLE } from '../lambdas/adapters/aws/t
 import { DynamoCaStore } from '../lambdas/adapters/aws/dynamo-ca-store';
 import { LocalInventory } from '../lambdas/adapters/local/local-inventory';
 import { REVOKE_ISSUED_WORKFLOW, type CaDeps } from '../lambdas/core/ca/service';
-import { INVENTORY_RULE_PATTERN } from '../lambdas/core/events';
+import { INVENTORY_RULE_PATTERN, REGISTRY_REVOCATION_RULE_PATTERN } from '../lambdas/core/events';
 import { createHandler as createRevokeIssued } from '../lambdas/handlers/sfn-revoke-issued';
 import { createCaRoutes } from '../lambdas/handlers/api-cas';
 import { API_ROUTES } from '../lambdas/handlers/routes';
 import type { Route } from '../lambdas/handlers/http';
 import { openApiDocument } from '../lambdas/handlers/openapi';
 import { createHandler as createRecordInventory } from '../lambdas/handlers/sfn-record-inventory';
+import { createHandler as createRevokeInRegistry } from '../lambdas/handlers/sfn-revoke-in-registry';
 import { createHandler as createExpirySweep } from '../lambdas/handlers/sfn-expiry-sweep';
 import { FileCaKeyStore } from '../lambdas/adapters/local/file-ca-key-store';
 import {
@@ -125,6 +126,8 @@ export interface LocalCertflow {
   /** the rotation workflows the broker's topic rules start (rotation-get, rotation-ack) */
   rotationRunners: { get: StateMachineRunner; ack: StateMachineRunner };
   rotationConfig: RotationConfig;
+  /** the registry-revocation workflow (Certificate Revoked → REVOKED in the registry), for tests */
+  registryRevocationRunner: StateMachineRunner;
   /** the compromise-response workflow (revoke-issued), for tests and the console */
   revokeRunner: StateMachineRunner;
   /** the bulk-provisioning workflow */
@@ -212,6 +215,27 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     bus.addRule('inventory', INVENTORY_RULE_PATTERN, (event) => inventoryRunner.start(event.id, event).result, {
       maxInFlight: 2,
     });
+
+    // the registry-revocation workflow, started by the same rule as on AWS: a revoked certificate becomes REVOKED in
+    // the local registry, and the broker drops and refuses it
+    const registryRevocationRunner = track(
+      new StateMachineRunner({
+        definition: join(STATE_MACHINES_DIR, 'registry-revocation.asl.json'),
+        stateMachineName: 'certflow-registry-revocation',
+        substitutions: { RevokeInRegistryFunctionArn: lambdaArn('certflow-revoke-in-registry') },
+        resources: {
+          // no log line per certificate here: each execution's output (the console) says revoked, already-revoked
+          // or not-registered
+          [lambdaArn('certflow-revoke-in-registry')]: createRevokeInRegistry({ registry }),
+        },
+        ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+      }),
+    );
+    bus.addRule(
+      'registry-revocation',
+      REGISTRY_REVOCATION_RULE_PATTERN,
+      (event) => registryRevocationRunner.start(event.id, event).result,
+    );
 
     // the expiry sweep: a schedule on AWS, a timer here (and sweepExpiring() on demand)
     const sweepRunner = track(
@@ -435,6 +459,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       ]),
     });
     closers.unshift(() => broker.close());
+    // a certificate that leaves ACTIVE (revoked, inactivated, deleted) drops its connected clients, as on AWS IoT
+    registry.onCertificateChange((certificateId) => broker.recheckCertificate(certificateId));
     // a CA created or revoked changes whom the broker trusts
     bus.addRule(
       'mqtt-trust',
@@ -485,6 +511,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       rotationConfig,
       sweepExpiring,
       revokeRunner,
+      registryRevocationRunner,
       runners,
       routes: [...API_ROUTES, ...provisioning.mount.routes],
       provisioningRunner: provisioning.runner,

@@ -14,6 +14,34 @@ export const INVENTORY_RULE_PATTERN = {
   'detail-type': ['Certificate Issued', 'Certificate Revoked'],
 };
 
+/**
+ * The EventBridge rule pattern that starts the registry-revocation workflow (the CDK stack and the local bus use it):
+ * a revoked device or server certificate is set REVOKED in the device registry. CA certificates are not device
+ * certificates of the registry (AWS IoT keeps them apart, RegisterCACertificate), so their revocation is not matched.
+ */
+export const REGISTRY_REVOCATION_RULE_PATTERN = {
+  source: [EVENT_SOURCE],
+  'detail-type': ['Certificate Revoked'],
+  detail: { kind: ['device', 'server'] },
+};
+
+/** certflow's own subscribers: each an EventBridge rule on AWS and a rule of the local bus, with the same pattern. */
+export const EVENT_CONSUMERS: readonly { workflow: string; pattern: Record<string, unknown>; does: string }[] = [
+  {
+    workflow: 'inventory',
+    pattern: INVENTORY_RULE_PATTERN,
+    does: 'records issued certificates in the inventory and marks revoked ones (conditional writes: a replayed event changes nothing)',
+  },
+  {
+    workflow: 'registry-revocation',
+    pattern: REGISTRY_REVOCATION_RULE_PATTERN,
+    does:
+      'sets a revoked device or server certificate REVOKED in the device registry (AWS IoT UpdateCertificate, paced; ' +
+      'locally the registry, and the broker drops the connected device); a certificate already REVOKED or never ' +
+      'registered is left alone',
+  },
+];
+
 const ErrorDetail = z.object({ code: z.string(), message: z.string() });
 
 export const BatchCompletedDetail = z
@@ -273,6 +301,16 @@ export function renderEventCatalogue(): string {
     'All events go to the certflow bus (AWS: the custom EventBridge bus of the stack; local: the in-process bus) with',
     '`source: "certflow"`. No event carries key material: certificates are named by id (lower-case hex SHA-256 of',
     'the DER, the AWS IoT certificate id) and serial number.',
+    '',
+    '## Consumers inside certflow',
+    '',
+    'Each is an EventBridge rule on the certflow bus (dead-letter queue, 185 retries over 24 hours) that starts an',
+    'Express workflow of `statemachines/`; the local runtime evaluates the same pattern on its bus and runs the same',
+    'workflow file and handler.',
+    '',
+    '| workflow | rule pattern | what it does |',
+    '| --- | --- | --- |',
+    ...EVENT_CONSUMERS.map((c) => `| \`${c.workflow}\` | \`${JSON.stringify(c.pattern)}\` | ${c.does} |`),
     '',
   ];
   for (const [detailType, schema] of Object.entries(EVENT_SCHEMAS)) {

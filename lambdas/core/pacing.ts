@@ -19,6 +19,7 @@ export const DEFAULT_API_RATES: ApiRates = {
   'iot:CreateThing': 15,
   'iot:AttachThingPrincipal': 15,
   'iot:AttachPolicy': 15,
+  'iot:UpdateCertificate': 10,
   'acm-pca:IssueCertificate': 25,
   'acm-pca:GetCertificate': 75,
   'kms:Sign': 300,

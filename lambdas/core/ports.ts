@@ -134,6 +134,7 @@ export type RateLimitedApi =
   | 'iot:CreateThing'
   | 'iot:AttachThingPrincipal'
   | 'iot:AttachPolicy'
+  | 'iot:UpdateCertificate'
   | 'acm-pca:IssueCertificate'
   | 'acm-pca:GetCertificate'
   | 'kms:Sign';

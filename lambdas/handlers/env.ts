@@ -82,6 +82,15 @@ export type ApiEnv = z.infer<typeof ApiEnv>;
 export const InventoryEnv = z.object({ INVENTORY_TABLE_NAME: z.string().min(1) });
 export type InventoryEnv = z.infer<typeof InventoryEnv>;
 
+/** The registry-revocation workflow's function: UpdateCertificate REVOKED at the paced rate. */
+export const RegistryRevocationEnv = z.object({
+  /** the table that holds the deployment's shared rate schedule (`rate#{api}` items; the task table) */
+  RATE_TABLE_NAME: z.string().min(1),
+  /** the AWS quotas certflow paces to (only `iot:UpdateCertificate` is used here) */
+  API_RATES: apiRatesVariable,
+});
+export type RegistryRevocationEnv = z.infer<typeof RegistryRevocationEnv>;
+
 /** Names of the variables each schema declares (the CDK side fills exactly these). */
 export type EnvNames<T extends z.ZodObject> = keyof z.input<T>;
 

@@ -8,7 +8,8 @@
  * - Admission, as AWS IoT with CDF's policy: the client's certificate (SHA-256 of its DER, the AWS IoT certificate
  *   id) must be registered ACTIVE in the device registry and attached to the thing named by the MQTT client id, seen
  *   from both sides (the certificate lists the thing and the thing lists the certificate), else CONNACK 5 (not
- *   authorized). A deleted, inactive, revoked or detached certificate is refused at its next connect.
+ *   authorized). A deleted, inactive, revoked or detached certificate is refused at its next connect, and a client
+ *   already connected with it is disconnected when the registry reports the change (`recheckCertificate`).
  * - Topics: a client publishes and subscribes only under `{prefix}/{clientId}/…` (CDF's `${iot:ClientId}` policy). A
  *   publish elsewhere closes the connection (as AWS IoT does); a subscription elsewhere is refused in the SUBACK
  *   (0x80).
@@ -56,6 +57,12 @@ export interface MqttBroker {
   messaging: DeviceMessaging;
   /** replaces the trust store for new connections */
   setTrustedCas(pems: string[]): void;
+  /**
+   * Checks the clients connected with this certificate against the registry again and disconnects those that would
+   * be refused now (certificate REVOKED, INACTIVE, deleted or detached), as AWS IoT does when a certificate leaves
+   * ACTIVE. Answers the client ids it disconnected.
+   */
+  recheckCertificate(certificateId: string): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -178,6 +185,12 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
   });
   await aedes.listen();
 
+  // the clients connected now (admitted and not yet gone), for recheckCertificate
+  const clients = new Set<Client>();
+  aedes.on('clientReady', (client) => clients.add(client));
+  aedes.on('clientDisconnect', (client) => clients.delete(client));
+  aedes.on('clientError', (client) => clients.delete(client));
+
   aedes.on('publish', (packet, client) => {
     if (!client || !options.onMessage) return;
     const principal = principals.get(client);
@@ -223,6 +236,21 @@ export async function startMqttBroker(options: MqttBrokerOptions): Promise<MqttB
     setTrustedCas: (pems) => {
       trust(pems);
       server.setSecureContext(context(pems));
+    },
+    recheckCertificate: async (certificateId) => {
+      const connected = [...clients].filter((client) => principals.get(client) === certificateId);
+      const dropped: string[] = [];
+      for (const client of connected) {
+        const refusal = await admissionRefusal(options.registry, client.id, certificateId).catch(
+          (error: unknown) => `registry unavailable: ${String(error)}`,
+        );
+        if (!refusal) continue;
+        log('mqtt client disconnected', { clientId: client.id, certificateId, reason: refusal });
+        principals.delete(client);
+        client.close();
+        dropped.push(client.id);
+      }
+      return dropped;
     },
     close: () =>
       (closing ??= (async () => {

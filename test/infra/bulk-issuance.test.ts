@@ -194,9 +194,9 @@ describe('BulkIssuance functions', () => {
         ([id]) => !id.startsWith(`AWS${AwsCustomResource.PROVIDER_FUNCTION_UUID.replace(/-/g, '')}`),
       ),
     );
-    // the four workflow functions, the API function, the inventory's record function, RevokeIssued, the sweep,
-    // the five rotation functions, and provisioning's API and four workflow functions
-    expect(Object.keys(functions)).toHaveLength(18);
+    // the four workflow functions, the API function, the inventory's record function, the registry revocation,
+    // RevokeIssued, the sweep, the five rotation functions, and provisioning's API and four workflow functions
+    expect(Object.keys(functions)).toHaveLength(19);
     for (const fn of Object.values(functions) as { Properties: Record<string, unknown> }[]) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs22.x',

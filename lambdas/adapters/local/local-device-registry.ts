@@ -105,12 +105,29 @@ export class LocalDeviceRegistry implements DeviceRegistry, CertificateRegistry,
   /** the rotation thing group that `add` and `members` use (CDF's `cdfRotateCertificates`) */
   readonly groupName: string;
   private readonly clock: Clock;
+  private readonly certificateListeners: ((certificateId: string) => unknown)[] = [];
 
   constructor(client: DynamoDBClient, options: { tableName?: string; rotationGroupName?: string; clock?: Clock } = {}) {
     this.doc = DynamoDBDocumentClient.from(client, DOCUMENT_CLIENT_CONFIG);
     this.tableName = options.tableName ?? REGISTRY_TABLE.tableName;
     this.groupName = options.rotationGroupName ?? DEFAULT_ROTATION_THING_GROUP;
     this.clock = options.clock ?? systemClock;
+  }
+
+  /**
+   * Calls `listener` after a certificate's status changed or it was deleted (the local broker disconnects clients
+   * whose certificate is no longer admitted, as AWS IoT does). A failing listener does not fail the registry call.
+   */
+  onCertificateChange(listener: (certificateId: string) => unknown): void {
+    this.certificateListeners.push(listener);
+  }
+
+  private certificateChanged(certificateId: string): void {
+    for (const listener of this.certificateListeners) {
+      Promise.resolve()
+        .then(() => listener(certificateId))
+        .catch(() => undefined);
+    }
   }
 
   // ------------------------------------------------------------------------------------------------ certificates
@@ -164,6 +181,7 @@ export class LocalDeviceRegistry implements DeviceRegistry, CertificateRegistry,
     ).catch((error: unknown) => {
       throw isAwsError(error, 'ConditionalCheckFailedException') ? certificateNotFound(certificateId, error) : error;
     });
+    this.certificateChanged(certificateId);
   }
 
   /** Deletes an INACTIVE certificate that no thing and no policy holds (one conditional delete). */
@@ -179,6 +197,7 @@ export class LocalDeviceRegistry implements DeviceRegistry, CertificateRegistry,
           ExpressionAttributeValues: { ':inactive': 'INACTIVE' },
         }),
       );
+      this.certificateChanged(certificateId);
     } catch (error) {
       if (!isAwsError(error, 'ConditionalCheckFailedException')) throw error;
       const item = await this.certificateItem(certificateId);

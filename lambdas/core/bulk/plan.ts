@@ -18,6 +18,7 @@ export const TYPICAL_CALL_MS: Record<RateLimitedApi, number> = {
   'iot:CreateThing': 40,
   'iot:AttachThingPrincipal': 40,
   'iot:AttachPolicy': 40,
+  'iot:UpdateCertificate': 40,
   'acm-pca:IssueCertificate': 300,
   'acm-pca:GetCertificate': 50,
   'kms:Sign': 15,

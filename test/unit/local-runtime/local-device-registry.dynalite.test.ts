@@ -83,6 +83,22 @@ describe('LocalDeviceRegistry', () => {
       expect((await registry.describeCertificate(cert(3).id))?.status).toBe('REVOKED');
     });
 
+    it('tells its listeners after a status change or a deletion, not after a refused update', async () => {
+      const watched = new LocalDeviceRegistry(client);
+      const seen: string[] = [];
+      watched.onCertificateChange((id) => void seen.push(id));
+      watched.onCertificateChange(() => {
+        throw new Error('a failing listener does not fail the registry call');
+      });
+      await watched.register({ certificatePem: cert(3).pem, status: 'ACTIVE' });
+      await watched.updateCertificateStatus(cert(3).id, 'REVOKED');
+      await expect(watched.updateCertificateStatus('ab'.repeat(32), 'REVOKED')).rejects.toBeInstanceOf(NotFoundError);
+      await watched.updateCertificateStatus(cert(3).id, 'INACTIVE');
+      await watched.deleteCertificate(cert(3).id);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(seen).toEqual([cert(3).id, cert(3).id, cert(3).id]);
+    });
+
     it('rejects a principal that is not a certificate ARN', async () => {
       await expect(registry.listPrincipalThings('arn:aws:iot:local:000000000000:thing/x')).rejects.toBeInstanceOf(
         ValidationError,
