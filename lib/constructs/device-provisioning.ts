@@ -5,12 +5,10 @@ import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { z } from 'zod';
 import { provisioningTaskKey } from '../../lambdas/core/provisioning/bulk';
-import { BulkProvisioningBodySchema } from '../../lambdas/core/provisioning/bulk';
-import { ProvisionThingBodySchema, TEMPLATES_PREFIX } from '../../lambdas/core/provisioning/service';
+import { TEMPLATES_PREFIX } from '../../lambdas/core/provisioning/service';
 import { ProvisioningApiEnv, ProvisioningEnv } from '../../lambdas/handlers/env';
-import { PROVISIONING_ROUTES } from '../../lambdas/handlers/routes';
+import { PROVISIONING_BODY_SCHEMAS, PROVISIONING_ROUTES } from '../../lambdas/handlers/routes';
 import type { Route } from '../../lambdas/handlers/http';
 import { aslStateMachine, grantDistributedMap } from '../asl';
 import { arnFinding, objectsFinding } from '../nag';
@@ -25,15 +23,7 @@ export const PROVISIONING_DEFINITION_PATH = path.join(PROJECT_ROOT, 'statemachin
 /** `bulkprovisioning/`: a bulk task's objects (task, request, items, results) */
 export const BULK_PROVISIONING_PREFIX = `${provisioningTaskKey('-').split('/')[0]}/`;
 
-/** A template as API Gateway checks it (the handler checks the rest and names the path of a fault). */
-const TemplateBodySchema = z.object({ Resources: z.record(z.string(), z.unknown()) }).catchall(z.unknown());
-
-/** The provisioning routes' request bodies (API Gateway validates them with the handler's schemas). */
-export const PROVISIONING_BODY_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
-  'PUT /templates/{templateId}': TemplateBodySchema,
-  'POST /things': ProvisionThingBodySchema,
-  'POST /bulkprovisioningtasks': BulkProvisioningBodySchema,
-};
+export { PROVISIONING_BODY_SCHEMAS } from '../../lambdas/handlers/routes';
 
 export interface DeviceProvisioningProps {
   readonly bucket: BatchBucket;
