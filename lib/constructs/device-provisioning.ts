@@ -30,6 +30,10 @@ export interface DeviceProvisioningProps {
   readonly bus: CertflowEventBus;
   readonly inventory: CertificateInventory;
   readonly caHierarchy: CaHierarchy;
+  /** where the certflow CA keys are (`createDeviceCertificate`, CSR_CA_ID), default 'ssm' */
+  readonly caKeyStore?: 'ssm' | 'kms';
+  /** with caKeyStore 'kms': the keys the CAs sign with (kms:Sign and kms:GetPublicKey on these only) */
+  readonly caKmsKeyArns?: readonly string[];
   /** CDF's `PCA_{ALIAS}` (ACM PCA ARNs) and `CA_{ALIAS}` (AWS IoT CA ids) settings, alias → value */
   readonly pcaAliases?: Readonly<Record<string, string>>;
   readonly caAliases?: Readonly<Record<string, string>>;
@@ -46,7 +50,8 @@ export interface DeviceProvisioningProps {
  * Device provisioning on AWS: the provisioning API function (templates in the bucket under `templates/`, POST
  * /things, bulk tasks), the bulk-provisioning workflow (Standard state machine from provisioning.asl.json with a
  * Distributed Map of Express children) and its four functions. IoT grants are the registry calls provisioning makes
- * (things, certificates, policies, thing groups, RegisterThing), CA keys read-only, ACM PCA on the aliased CAs only.
+ * (things, certificates, policies, thing groups, RegisterThing), CA keys read-only from the configured store (SSM
+ * SecureStrings, or the KMS CA keys: kms:Sign on those only), ACM PCA on the aliased CAs only.
  */
 export class DeviceProvisioning extends Construct {
   readonly environment: FunctionEnvironment<typeof ProvisioningEnv>;
@@ -63,6 +68,10 @@ export class DeviceProvisioning extends Construct {
     super(scope, id);
     const { bucket, bus, inventory, caHierarchy } = props;
     const logRetention = props.logRetention ?? RetentionDays.THREE_MONTHS;
+    const caKeyStore = props.caKeyStore ?? 'ssm';
+    if (caKeyStore === 'kms' && (props.caKmsKeyArns ?? []).length === 0) {
+      throw new Error(`${this.node.path}: caKeyStore 'kms' needs caKmsKeyArns (kms:Sign is granted on those only)`);
+    }
     const aliasEnv: Record<string, string> = {};
     for (const [alias, arn] of Object.entries(props.pcaAliases ?? {})) aliasEnv[`PCA_${alias.toUpperCase()}`] = arn;
     for (const [alias, caId] of Object.entries(props.caAliases ?? {})) aliasEnv[`CA_${alias.toUpperCase()}`] = caId;
@@ -70,7 +79,7 @@ export class DeviceProvisioning extends Construct {
       BUCKET_NAME: bucket.bucketName,
       EVENT_BUS_NAME: bus.eventBusName,
       CA_TABLE_NAME: inventory.caTable.tableName,
-      CA_KEY_STORE: 'ssm',
+      CA_KEY_STORE: caKeyStore,
       DEFAULT_DAYS_EXPIRY: '365',
       CSR_CA_ID: props.csrCaId ?? '',
       PROVISIONING_CHUNK_SIZE: String(props.chunkSize ?? 100),
@@ -178,7 +187,8 @@ export class DeviceProvisioning extends Construct {
 
     for (const f of [this.api, this.provisionChunk]) {
       this.grantProvisioning(f, props);
-      caHierarchy.grantCaKeyStore(f, 'read');
+      if (caKeyStore === 'kms') caHierarchy.grantKmsCaKeys(f, props.caKmsKeyArns ?? []);
+      else caHierarchy.grantCaKeyStore(f, 'read');
       inventory.caTable.grant(f, 'dynamodb:GetItem');
       bus.grantPutEvents(f);
     }
