@@ -93,6 +93,8 @@ export class CertflowStack extends Stack {
       bus: this.bus,
       inventory: this.inventory,
       caHierarchy: this.caHierarchy,
+      caKeyStore: config.caKeyStore,
+      caKmsKeyArns: config.caKmsKeyArns,
       pcaAliases: config.provisioningPcaAliases,
       caAliases: config.provisioningCaAliases,
       chunkSize: config.provisioningChunkSize,

@@ -1,6 +1,7 @@
 /**
- * The OpenAPI 3.1 document of the REST API, generated: paths from the route tables (routes.ts), request bodies from
- * the schemas the handlers parse with (API_BODY_SCHEMAS), query strings from theirs, responses from responses.ts.
+ * The OpenAPI 3.1 document of the REST API, generated: paths from every route table the server exposes (routes.ts:
+ * ROUTE_TABLES), request bodies from the schemas the handlers parse with (BODY_SCHEMAS), query strings from theirs,
+ * responses from responses.ts.
  * A route without a description here fails the generation, so a new route cannot go undocumented.
  */
 import { z } from 'zod';
@@ -9,6 +10,7 @@ import { ListCertificatesQuerySchema } from '../core/ca/requests';
 import { CDF_MEDIA_TYPE, type Route } from './http';
 import {
   BatchAcceptedSchema,
+  BulkProvisioningAcceptedSchema,
   CaListSchema,
   CaRevokedSchema,
   CaViewSchema,
@@ -17,14 +19,21 @@ import {
   ErrorResponseSchema,
   InventoryPageSchema,
   IssuedViewSchema,
+  ProvisioningTaskViewSchema,
+  ProvisionResultSchema,
   RevokeResultSchema,
   SignedUrlsSchema,
   TaskInProgressSchema,
   TaskViewSchema,
+  TemplateListSchema,
+  TemplateSummarySchema,
 } from './responses';
-import { API_BODY_SCHEMAS, API_ROUTES, routeKey } from './routes';
+import { BODY_SCHEMAS, routeKey, SERVED_ROUTES, TemplateBodySchema } from './routes';
 
 type Json = Record<string, unknown>;
+
+const TAGS = ['bulk issuance', 'CA hierarchy', 'inventory', 'provisioning'] as const;
+type Tag = (typeof TAGS)[number];
 
 interface ResponseDoc {
   description: string;
@@ -40,7 +49,7 @@ export interface OperationDoc {
   operationId: string;
   summary: string;
   description?: string;
-  tag: 'bulk issuance' | 'CA hierarchy' | 'inventory';
+  tag: Tag;
   /** path parameter → description (and an optional pattern) */
   params?: Record<string, { description: string; pattern?: string }>;
   query?: z.ZodObject;
@@ -113,10 +122,102 @@ const issuedExample = {
   privateKeyPem: KEY,
   thingName: 'thing-0042',
 };
-const error = (code: string, message: string): ResponseDoc => ({
+const TEMPLATE_ID = 'factory-line';
+const PROVISIONING_TASK_ID = '8d2e6b1a-7c4f-4e2a-9b3d-5f1e0c7a9d24';
+const templateExample = {
+  Parameters: {
+    ThingName: { Type: 'String' },
+    Site: { Type: 'String', Default: 'berlin' },
+    CertificatePem: { Type: 'String' },
+    CaCertificatePem: { Type: 'String' },
+  },
+  Resources: {
+    thing: {
+      Type: 'AWS::IoT::Thing',
+      Properties: { ThingName: { Ref: 'ThingName' }, AttributePayload: { site: { Ref: 'Site' } } },
+    },
+    certificate: {
+      Type: 'AWS::IoT::Certificate',
+      Properties: {
+        CertificatePem: { Ref: 'CertificatePem' },
+        CACertificatePem: { Ref: 'CaCertificatePem' },
+        Status: 'ACTIVE',
+      },
+    },
+    policy: {
+      Type: 'AWS::IoT::Policy',
+      Properties: {
+        PolicyName: 'fleet-basic',
+        PolicyDocument:
+          '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*"}]}',
+      },
+    },
+  },
+  CDF: { createDeviceCertificate: true, thingGroups: ['provisioned'] },
+};
+const templateSummaryExample = {
+  templateId: TEMPLATE_ID,
+  parameters: {
+    ThingName: { type: 'String' },
+    Site: { type: 'String', default: 'berlin' },
+    CertificatePem: { type: 'String' },
+    CaCertificatePem: { type: 'String' },
+  },
+  resources: { thing: 'AWS::IoT::Thing', certificate: 'AWS::IoT::Certificate', policy: 'AWS::IoT::Policy' },
+  cdf: ['createDeviceCertificate', 'thingGroups'],
+};
+const provisionBodyExample = {
+  provisioningTemplateId: TEMPLATE_ID,
+  parameters: { ThingName: 'sensor-0001', Site: 'berlin' },
+  cdfProvisioningParameters: { caId: CA_ID, certInfo: { organization: 'Acme', country: 'DE', daysExpiry: 365 } },
+};
+const ARN = 'arn:aws:iot:eu-west-1:123456789012';
+const provisionedExample = {
+  thingName: 'sensor-0001',
+  resourceArns: {
+    thing: `${ARN}:thing/sensor-0001`,
+    certificate: `${ARN}:cert/${CERT_ID}`,
+    policy: `${ARN}:policy/fleet-basic`,
+  },
+  certificateId: CERT_ID,
+  certificatePem: PEM,
+  privateKey: KEY,
+  publicKey: '-----BEGIN PUBLIC KEY-----\nMFkw…\n-----END PUBLIC KEY-----\n',
+};
+const provisioningTaskExample = {
+  taskId: PROVISIONING_TASK_ID,
+  provisioningTemplateId: TEMPLATE_ID,
+  status: 'complete',
+  total: 1000,
+  chunksTotal: 10,
+  chunksDone: 10,
+  createdAt: '2026-11-24T21:40:00.000Z',
+  completedAt: '2026-11-24T21:41:12.000Z',
+  succeeded: 999,
+  failed: 1,
+  errors: [
+    {
+      index: 250,
+      code: 'INVALID_PROPERTY',
+      message: 'Resources.thing.Properties.ThingName: "sensor 250" is not a thing name (1–128 of a-z A-Z 0-9 : _ -)',
+      path: 'Resources.thing.Properties.ThingName',
+    },
+  ],
+  results: [
+    {
+      chunk: 0,
+      url: `https://certflow-batches.s3.eu-west-1.amazonaws.com/bulkprovisioning/${PROVISIONING_TASK_ID}/results/00000.json?X-Amz-Signature=…`,
+    },
+  ],
+};
+const templateIdParam = {
+  templateId: { description: 'a template id (1–128 of A–Z a–z 0–9 _ . -)', pattern: '^[A-Za-z0-9_.-]{1,128}$' },
+};
+
+const error = (code: string, message: string, details?: Record<string, unknown>): ResponseDoc => ({
   description: message,
   schema: ErrorResponseSchema,
-  example: { code, message },
+  example: { code, message, ...(details ? { details } : {}) },
 });
 const invalid = error('INVALID_REQUEST', 'quantity: Too small: expected number to be >=1');
 const caIdParam = { caId: { description: 'a certflow CA id (its certificate id)', pattern: '^[0-9a-f]{64}$' } };
@@ -348,6 +449,114 @@ export const API_OPERATIONS: Readonly<Record<string, OperationDoc>> = {
       '409': error('ALREADY_REVOKED', `certificate ${CERT_ID} is revoked already`),
     },
   },
+  'GET /templates': {
+    operationId: 'listTemplates',
+    summary: 'The stored provisioning templates, by id',
+    tag: 'provisioning',
+    responses: {
+      '200': {
+        description: 'the template ids, sorted',
+        schema: TemplateListSchema,
+        example: { templates: [{ templateId: TEMPLATE_ID }] },
+      },
+    },
+  },
+  'PUT /templates/{templateId}': {
+    operationId: 'putTemplate',
+    summary: 'Store a provisioning template (validated on upload)',
+    description:
+      'The AWS IoT provisioning template JSON (`Parameters`, `Mappings`, `Conditions`, `Resources` with ' +
+      '`AWS::IoT::Thing`, `AWS::IoT::Certificate`, `AWS::IoT::Policy`) with certflow’s `CDF` section, checked ' +
+      'whole before it is stored: a bad template is refused with the JSON path of its fault and nothing is stored.',
+    tag: 'provisioning',
+    params: templateIdParam,
+    bodyExample: templateExample,
+    responses: {
+      '201': {
+        description: 'stored (new)',
+        schema: TemplateSummarySchema,
+        example: templateSummaryExample,
+        headers: { location: '/templates/{templateId}' },
+      },
+      '200': {
+        description: 'replaced',
+        schema: TemplateSummarySchema,
+        example: templateSummaryExample,
+        headers: { location: '/templates/{templateId}' },
+      },
+      '400': error(
+        'REFERENCE_CYCLE',
+        'Resources.policy.Properties.PolicyName.Ref: reference cycle thing → policy → thing',
+        { path: 'Resources.policy.Properties.PolicyName.Ref' },
+      ),
+    },
+  },
+  'GET /templates/{templateId}': {
+    operationId: 'getTemplate',
+    summary: 'A provisioning template, as uploaded',
+    tag: 'provisioning',
+    params: templateIdParam,
+    responses: {
+      '200': { description: 'the template', schema: TemplateBodySchema, example: templateExample },
+      '404': error('TEMPLATE_NOT_FOUND', `no provisioning template ${TEMPLATE_ID}`),
+    },
+  },
+  'POST /things': {
+    operationId: 'provisionThing',
+    summary: 'Provision one thing from a template (CDF provision)',
+    description:
+      'Creates the thing (type, attributes, groups), its certificate and policies as the template says. With the ' +
+      'CDF `createDeviceCertificate` extension certflow makes the key and a certificate from a certflow CA and ' +
+      'returns the key once; `registerDeviceCertificateWithoutCA` and `PCA_{alias}`/`CA_{alias}` are the others.',
+    tag: 'provisioning',
+    bodyExample: provisionBodyExample,
+    responses: {
+      '201': {
+        description: 'the thing, its ARNs, certificate (and key)',
+        schema: ProvisionResultSchema,
+        example: provisionedExample,
+      },
+      '400': error('MISSING_PARAMETER', 'Parameters.ThingName: no value given for ThingName and it has no Default'),
+      '404': error('TEMPLATE_NOT_FOUND', `no provisioning template ${TEMPLATE_ID}`),
+      '409': error('THING_EXISTS', 'thing sensor-0001 exists with other attributes'),
+    },
+  },
+  'POST /bulkprovisioningtasks': {
+    operationId: 'createBulkProvisioningTask',
+    summary: 'Provision many things from one template (the bulk-provisioning workflow)',
+    description:
+      'Stores the parameter sets chunk by chunk and starts the bulk-provisioning workflow; a failing item fails ' +
+      'only itself. Poll the task.',
+    tag: 'provisioning',
+    bodyExample: {
+      provisioningTemplateId: TEMPLATE_ID,
+      parameters: [{ ThingName: 'sensor-0001' }, { ThingName: 'sensor-0002', Site: 'austin' }],
+      cdfProvisioningParameters: { caId: CA_ID, certInfo: { organization: 'Acme' } },
+    },
+    responses: {
+      '202': {
+        description: 'accepted; poll the task',
+        schema: BulkProvisioningAcceptedSchema,
+        example: { taskId: PROVISIONING_TASK_ID, status: 'pending', total: 2, chunksTotal: 1 },
+        headers: { location: '/bulkprovisioningtasks/{taskId}' },
+      },
+      '400': error('QUANTITY_TOO_LARGE', 'parameters: at most 100000 parameter sets per task'),
+      '404': error('TEMPLATE_NOT_FOUND', `no provisioning template ${TEMPLATE_ID}`),
+    },
+  },
+  'GET /bulkprovisioningtasks/{taskId}': {
+    operationId: 'getBulkProvisioningTask',
+    summary: 'Where a bulk provisioning task stands: counts, per-item errors, result URLs',
+    tag: 'provisioning',
+    params: {
+      taskId: { description: 'the task id returned when the task was accepted', pattern: '^[A-Za-z0-9-]{1,64}$' },
+    },
+    responses: {
+      '200': { description: 'the task', schema: ProvisioningTaskViewSchema, example: provisioningTaskExample },
+      '400': error('INVALID_REQUEST', 'taskId: a task id'),
+      '404': error('TASK_NOT_FOUND', `no bulk provisioning task ${PROVISIONING_TASK_ID}`),
+    },
+  },
 };
 
 // -- generation -------------------------------------------------------------------------------------------------
@@ -437,13 +646,13 @@ function operation(route: Route, doc: OperationDoc, body: z.ZodType | undefined)
 }
 
 /**
- * The document for these routes (default: every API route). Throws for a route without an OperationDoc, a
+ * The document for these routes (default: every route of every route table). Throws for a route without an OperationDoc, a
  * described route that does not exist, or a body schema without an example.
  */
 export function openApiDocument(
-  routes: readonly Route[] = API_ROUTES,
+  routes: readonly Route[] = SERVED_ROUTES,
   operations: Readonly<Record<string, OperationDoc>> = API_OPERATIONS,
-  bodies: Readonly<Record<string, z.ZodType>> = API_BODY_SCHEMAS,
+  bodies: Readonly<Record<string, z.ZodType>> = BODY_SCHEMAS,
 ): Json {
   const problems: string[] = [];
   const paths: Record<string, Json> = {};
@@ -473,7 +682,7 @@ export function openApiDocument(
       version: '0.1.0',
       description:
         'X.509 certificates for IoT fleets: bulk issuance (CDF bulkcerts compatible), CA hierarchy, inventory, ' +
-        'revocation. Generated from the handlers’ route tables and zod schemas by `npm run docs`.',
+        'revocation, device provisioning with templates (CDF provisioning compatible). Generated from the handlers’ route tables and zod schemas by `npm run docs`.',
       license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
     },
     servers: [
@@ -484,7 +693,7 @@ export function openApiDocument(
         variables: { apiId: { default: 'API_ID' }, region: { default: 'eu-west-1' }, stage: { default: 'prod' } },
       },
     ],
-    tags: [{ name: 'bulk issuance' }, { name: 'CA hierarchy' }, { name: 'inventory' }],
+    tags: TAGS.map((name) => ({ name })),
     security: [{ sigv4: [] }],
     components: {
       securitySchemes: {

@@ -8,6 +8,8 @@ import type { TaskView } from '../core/bulk/service';
 import type { CaView, CertificateView, IssuedView } from '../core/ca/service';
 import type * as ca from '../core/ca/service';
 import type { InventoryPage } from '../core/ports';
+import type * as provisioning from '../core/provisioning/service';
+import type * as bulkProvisioning from '../core/provisioning/bulk';
 import { RevokeBodySchema } from '../core/ca/requests';
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
@@ -146,6 +148,69 @@ export const CaRevokedSchema = z.object({
 /** POST /certificates/{id}/revoke answers like POST /cas/{caId}/revoke when the certificate is a CA's. */
 export const RevokeResultSchema = z.union([CertificateRevokedSchema, CaRevokedSchema]);
 
+// -- provisioning ----------------------------------------------------------------------------------------------
+
+const taskStatus = z.enum(['pending', 'in_progress', 'complete', 'failed']);
+
+export const TemplateListSchema = z.object({
+  templates: z.array(z.object({ templateId: z.string() })).describe('the stored templates, by id'),
+});
+
+export const TemplateSummarySchema = z
+  .object({
+    templateId: z.string(),
+    parameters: z.record(
+      z.string(),
+      z.object({ type: z.string(), default: z.union([z.string(), z.number()]).optional() }),
+    ),
+    resources: z.record(z.string(), z.string()).describe('logical name → resource type'),
+    cdf: z.array(z.string()).describe('the CDF extensions the template uses'),
+  })
+  .describe('the template as certflow understood it');
+
+export const ProvisionResultSchema = z.object({
+  thingName: z.string(),
+  resourceArns: z
+    .record(z.string(), z.string())
+    .describe('thing, certificate, and each policy by its logical name, as RegisterThing answers'),
+  certificateId: hex64,
+  certificatePem: z.string(),
+  privateKey: z.string().optional().describe('PKCS#8, only when certflow made the key; returned once, never stored'),
+  publicKey: z.string().optional(),
+});
+
+export const BulkProvisioningAcceptedSchema = z.object({
+  taskId: z.string(),
+  status: taskStatus,
+  total: z.number().int().describe('parameter sets'),
+  chunksTotal: z.number().int(),
+});
+
+const itemError = z.object({
+  index: z.number().int().describe("the parameter set's position in the request (0-based)"),
+  code: z.string(),
+  message: z.string(),
+  path: z.string().optional().describe('JSON path of the fault in the template'),
+});
+
+export const ProvisioningTaskViewSchema = z.object({
+  taskId: z.string(),
+  provisioningTemplateId: z.string(),
+  status: taskStatus,
+  total: z.number().int(),
+  chunksTotal: z.number().int(),
+  chunksDone: z.number().int(),
+  createdAt: isoDate,
+  completedAt: isoDate.optional(),
+  succeeded: z.number().int().optional(),
+  failed: z.number().int().optional(),
+  errors: z.array(itemError).optional().describe('per-item errors; items that succeeded are in the results'),
+  error: z.object({ code: z.string(), message: z.string() }).optional().describe('why the whole task failed'),
+  results: z
+    .array(z.object({ chunk: z.number().int(), url: z.string().url() }))
+    .describe("presigned URLs (one hour) of the chunks' results: things, certificates, keys certflow made"),
+});
+
 // -- the schemas say exactly what the core returns (compile-time) --------------------------------------------------
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
@@ -161,6 +226,16 @@ export type ResponseSchemaChecks = [
   Expect<Equal<Plain<z.infer<typeof InventoryRecordSchema>>, Plain<InventoryPage['items'][number]>>>,
   Expect<Equal<Plain<z.infer<typeof CertificateRevokedSchema>>, Plain<CertificateRevoked>>>,
   Expect<Equal<Plain<z.infer<typeof CaRevokedSchema>>, Plain<Awaited<ReturnType<typeof ca.revokeCa>>>>>,
+  Expect<Equal<z.infer<typeof TemplateListSchema>, Awaited<ReturnType<typeof provisioning.listTemplates>>>>,
+  Expect<Equal<Plain<z.infer<typeof TemplateSummarySchema>>, Plain<provisioning.TemplateSummary>>>,
+  Expect<Equal<Plain<z.infer<typeof ProvisionResultSchema>>, Plain<provisioning.ProvisionResult>>>,
+  Expect<
+    Equal<
+      z.infer<typeof BulkProvisioningAcceptedSchema>,
+      Awaited<ReturnType<typeof bulkProvisioning.createBulkProvisioningTask>>
+    >
+  >,
+  Expect<Equal<Plain<z.infer<typeof ProvisioningTaskViewSchema>>, Plain<bulkProvisioning.ProvisioningTaskView>>>,
 ];
 type CertificateRevoked = Exclude<
   Awaited<ReturnType<typeof ca.revokeCertificate>>,

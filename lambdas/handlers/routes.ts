@@ -1,5 +1,5 @@
 /** The REST routes of each API handler: the CDK API and the local HTTP server are built from these lists. */
-import type { z } from 'zod';
+import { z } from 'zod';
 import { CreateBatchBodySchema } from '../core/bulk/request';
 import {
   CreateCaBodySchema,
@@ -7,6 +7,8 @@ import {
   RevokeBodySchema,
   ServerCertificateBodySchema,
 } from '../core/ca/requests';
+import { BulkProvisioningBodySchema } from '../core/provisioning/bulk';
+import { ProvisionThingBodySchema } from '../core/provisioning/service';
 import type { Route } from './http';
 
 export const BULK_ROUTES: Route[] = [
@@ -49,6 +51,8 @@ export const API_BODY_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
   'POST /certificates/device': DeviceCertificateBodySchema,
   'POST /certificates/{taskId}/revoke': RevokeBodySchema,
 };
+
+/** The routes of the provisioning function (api-provisioning.ts), an API of its own on the same REST API. */
 export const PROVISIONING_ROUTES: Route[] = [
   { method: 'GET', resource: '/templates' },
   { method: 'PUT', resource: '/templates/{templateId}' },
@@ -57,3 +61,35 @@ export const PROVISIONING_ROUTES: Route[] = [
   { method: 'POST', resource: '/bulkprovisioningtasks' },
   { method: 'GET', resource: '/bulkprovisioningtasks/{taskId}' },
 ];
+
+/** A template as API Gateway checks it (the handler checks the rest and names the path of a fault). */
+export const TemplateBodySchema = z
+  .object({ Resources: z.record(z.string(), z.unknown()) })
+  .catchall(z.unknown())
+  .describe(
+    'an AWS IoT provisioning template (Parameters, Mappings, Conditions, Resources) with an optional CDF section',
+  );
+
+/** The provisioning routes' request bodies (API Gateway validates them with the handler's schemas). */
+export const PROVISIONING_BODY_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
+  'PUT /templates/{templateId}': TemplateBodySchema,
+  'POST /things': ProvisionThingBodySchema,
+  'POST /bulkprovisioningtasks': BulkProvisioningBodySchema,
+};
+
+/**
+ * Every route table the server exposes (the local HTTP server and the CDK REST API mount each of them): the OpenAPI
+ * document describes exactly these. A new table goes here, or the OpenAPI test (which collects every `Route[]`
+ * exported by this file) fails.
+ */
+export const ROUTE_TABLES = {
+  bulk: BULK_ROUTES,
+  ca: CA_ROUTES,
+  provisioning: PROVISIONING_ROUTES,
+} as const satisfies Record<string, readonly Route[]>;
+
+/** Every route the server exposes, of every table. */
+export const SERVED_ROUTES: readonly Route[] = Object.values(ROUTE_TABLES).flat();
+
+/** Every request body schema, by route. */
+export const BODY_SCHEMAS: Readonly<Record<string, z.ZodType>> = { ...API_BODY_SCHEMAS, ...PROVISIONING_BODY_SCHEMAS };

@@ -4,7 +4,12 @@ import { CfnThingGroup } from 'aws-cdk-lib/aws-iot';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { caCertParameter, caChainParameter, caKeyParameter } from '../../lambdas/adapters/aws/ca-certificates';
+import {
+  caCertParameter,
+  caChainParameter,
+  caKeyParameter,
+  caKmsKeyParameter,
+} from '../../lambdas/adapters/aws/ca-certificates';
 import { arnFinding } from '../nag';
 import type { CertflowFunction } from './certflow-function';
 
@@ -88,12 +93,7 @@ export class CaHierarchy extends Construct {
         conditions: { StringEquals: { 'kms:ViaService': `ssm.${stack.region}.${stack.urlSuffix}` } },
       }),
     );
-    fn.addToRolePolicy(
-      new PolicyStatement({
-        actions: ['iot:DescribeCACertificate'],
-        resources: [stack.formatArn({ service: 'iot', resource: 'cacert', resourceName: '*' })],
-      }),
-    );
+    this.grantDescribeCaCertificate(fn);
     NagSuppressions.addResourceSuppressions(
       fn.role,
       [
@@ -106,10 +106,57 @@ export class CaHierarchy extends Construct {
             'SecureString is encrypted with the stack CA-key KMS key, usable only through SSM.',
           appliesTo: CA_PARAMETER_NAMES.map((name) => arnFinding('ssm', `parameter/${name}`)),
         },
+      ],
+      true,
+    );
+  }
+
+  /**
+   * A function that loads certflow CAs from the KMS store (KmsCaKeyStore, `caKeyStore: 'kms'`): GetParameter on the
+   * parameters naming the CA keys (cdf-ca-kms-key-*) and the chains (cdf-ca-chain-*), kms:Sign and kms:GetPublicKey
+   * on the CA keys only, DescribeCACertificate for the CA certificates in AWS IoT. No SecureString decryption.
+   */
+  grantKmsCaKeys(fn: CertflowFunction, kmsKeyArns: readonly string[]): void {
+    const stack = Stack.of(this);
+    const names = [caKmsKeyParameter('*'), caChainParameter('*')];
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['ssm:GetParameter'],
+        resources: names.map((name) => stack.formatArn({ service: 'ssm', resource: 'parameter', resourceName: name })),
+      }),
+    );
+    fn.addToRolePolicy(new PolicyStatement({ actions: ['kms:Sign', 'kms:GetPublicKey'], resources: [...kmsKeyArns] }));
+    this.grantDescribeCaCertificate(fn);
+    NagSuppressions.addResourceSuppressions(
+      fn.role,
+      [
         {
           id: 'AwsSolutions-IAM5',
           reason:
-            'CAs made by CDF are registered with AWS IoT under ids known only at request time: ' +
+            'CA ids are known only at request time: GetParameter is limited to the parameters naming the CA KMS ' +
+            'keys and chains (cdf-ca-kms-key-*, cdf-ca-chain-*); kms:Sign is granted on the configured CA keys only.',
+          appliesTo: names.map((name) => arnFinding('ssm', `parameter/${name}`)),
+        },
+      ],
+      true,
+    );
+  }
+
+  /** The CA certificates registered with AWS IoT (CDF's CAs; the KMS store's), read only. */
+  private grantDescribeCaCertificate(fn: CertflowFunction): void {
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['iot:DescribeCACertificate'],
+        resources: [Stack.of(this).formatArn({ service: 'iot', resource: 'cacert', resourceName: '*' })],
+      }),
+    );
+    NagSuppressions.addResourceSuppressions(
+      fn.role,
+      [
+        {
+          id: 'AwsSolutions-IAM5',
+          reason:
+            'CAs registered with AWS IoT (CDF’s, or certflow’s) have ids known only at request time: ' +
             'iot:DescribeCACertificate (read only) on cacert/* of this account and region.',
           appliesTo: [arnFinding('iot', 'cacert/*')],
         },

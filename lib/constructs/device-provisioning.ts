@@ -5,12 +5,10 @@ import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-import { z } from 'zod';
 import { provisioningTaskKey } from '../../lambdas/core/provisioning/bulk';
-import { BulkProvisioningBodySchema } from '../../lambdas/core/provisioning/bulk';
-import { ProvisionThingBodySchema, TEMPLATES_PREFIX } from '../../lambdas/core/provisioning/service';
+import { TEMPLATES_PREFIX } from '../../lambdas/core/provisioning/service';
 import { ProvisioningApiEnv, ProvisioningEnv } from '../../lambdas/handlers/env';
-import { PROVISIONING_ROUTES } from '../../lambdas/handlers/routes';
+import { PROVISIONING_BODY_SCHEMAS, PROVISIONING_ROUTES } from '../../lambdas/handlers/routes';
 import type { Route } from '../../lambdas/handlers/http';
 import { aslStateMachine, grantDistributedMap } from '../asl';
 import { arnFinding, objectsFinding } from '../nag';
@@ -25,21 +23,17 @@ export const PROVISIONING_DEFINITION_PATH = path.join(PROJECT_ROOT, 'statemachin
 /** `bulkprovisioning/`: a bulk task's objects (task, request, items, results) */
 export const BULK_PROVISIONING_PREFIX = `${provisioningTaskKey('-').split('/')[0]}/`;
 
-/** A template as API Gateway checks it (the handler checks the rest and names the path of a fault). */
-const TemplateBodySchema = z.object({ Resources: z.record(z.string(), z.unknown()) }).catchall(z.unknown());
-
-/** The provisioning routes' request bodies (API Gateway validates them with the handler's schemas). */
-export const PROVISIONING_BODY_SCHEMAS: Readonly<Record<string, z.ZodType>> = {
-  'PUT /templates/{templateId}': TemplateBodySchema,
-  'POST /things': ProvisionThingBodySchema,
-  'POST /bulkprovisioningtasks': BulkProvisioningBodySchema,
-};
+export { PROVISIONING_BODY_SCHEMAS } from '../../lambdas/handlers/routes';
 
 export interface DeviceProvisioningProps {
   readonly bucket: BatchBucket;
   readonly bus: CertflowEventBus;
   readonly inventory: CertificateInventory;
   readonly caHierarchy: CaHierarchy;
+  /** where the certflow CA keys are (`createDeviceCertificate`, CSR_CA_ID), default 'ssm' */
+  readonly caKeyStore?: 'ssm' | 'kms';
+  /** with caKeyStore 'kms': the keys the CAs sign with (kms:Sign and kms:GetPublicKey on these only) */
+  readonly caKmsKeyArns?: readonly string[];
   /** CDF's `PCA_{ALIAS}` (ACM PCA ARNs) and `CA_{ALIAS}` (AWS IoT CA ids) settings, alias → value */
   readonly pcaAliases?: Readonly<Record<string, string>>;
   readonly caAliases?: Readonly<Record<string, string>>;
@@ -56,7 +50,8 @@ export interface DeviceProvisioningProps {
  * Device provisioning on AWS: the provisioning API function (templates in the bucket under `templates/`, POST
  * /things, bulk tasks), the bulk-provisioning workflow (Standard state machine from provisioning.asl.json with a
  * Distributed Map of Express children) and its four functions. IoT grants are the registry calls provisioning makes
- * (things, certificates, policies, thing groups, RegisterThing), CA keys read-only, ACM PCA on the aliased CAs only.
+ * (things, certificates, policies, thing groups, RegisterThing), CA keys read-only from the configured store (SSM
+ * SecureStrings, or the KMS CA keys: kms:Sign on those only), ACM PCA on the aliased CAs only.
  */
 export class DeviceProvisioning extends Construct {
   readonly environment: FunctionEnvironment<typeof ProvisioningEnv>;
@@ -73,6 +68,10 @@ export class DeviceProvisioning extends Construct {
     super(scope, id);
     const { bucket, bus, inventory, caHierarchy } = props;
     const logRetention = props.logRetention ?? RetentionDays.THREE_MONTHS;
+    const caKeyStore = props.caKeyStore ?? 'ssm';
+    if (caKeyStore === 'kms' && (props.caKmsKeyArns ?? []).length === 0) {
+      throw new Error(`${this.node.path}: caKeyStore 'kms' needs caKmsKeyArns (kms:Sign is granted on those only)`);
+    }
     const aliasEnv: Record<string, string> = {};
     for (const [alias, arn] of Object.entries(props.pcaAliases ?? {})) aliasEnv[`PCA_${alias.toUpperCase()}`] = arn;
     for (const [alias, caId] of Object.entries(props.caAliases ?? {})) aliasEnv[`CA_${alias.toUpperCase()}`] = caId;
@@ -80,7 +79,7 @@ export class DeviceProvisioning extends Construct {
       BUCKET_NAME: bucket.bucketName,
       EVENT_BUS_NAME: bus.eventBusName,
       CA_TABLE_NAME: inventory.caTable.tableName,
-      CA_KEY_STORE: 'ssm',
+      CA_KEY_STORE: caKeyStore,
       DEFAULT_DAYS_EXPIRY: '365',
       CSR_CA_ID: props.csrCaId ?? '',
       PROVISIONING_CHUNK_SIZE: String(props.chunkSize ?? 100),
@@ -188,7 +187,8 @@ export class DeviceProvisioning extends Construct {
 
     for (const f of [this.api, this.provisionChunk]) {
       this.grantProvisioning(f, props);
-      caHierarchy.grantCaKeyStore(f, 'read');
+      if (caKeyStore === 'kms') caHierarchy.grantKmsCaKeys(f, props.caKmsKeyArns ?? []);
+      else caHierarchy.grantCaKeyStore(f, 'read');
       inventory.caTable.grant(f, 'dynamodb:GetItem');
       bus.grantPutEvents(f);
     }

@@ -58,7 +58,7 @@ import {
   toPem,
 } from '../../lambdas/core/pki';
 import { x509 } from '../../lambdas/core/pki/setup';
-import type { InventoryRecord } from '../../lambdas/core/ports';
+import type { Clock, InventoryRecord } from '../../lambdas/core/ports';
 import { createCaRoutes } from '../../lambdas/handlers/api-cas';
 import { createHandler, handler } from '../../lambdas/handlers/api-bulk-certificates';
 import { ApiEnv, readEnv } from '../../lambdas/handlers/env';
@@ -110,10 +110,15 @@ const API_VARIABLES = {
 const env = readEnv(ApiEnv, API_VARIABLES);
 
 /** A fresh Lambda container: the handler as the module builds it, with these clients (no cache between tests). */
-function api(apiEnv: ApiEnv = env) {
+function api(apiEnv: ApiEnv = env, clock?: Clock) {
   const c = clients();
-  return createHandler(awsBatchDeps(apiEnv, c, {}), undefined, [createCaRoutes(awsCaDeps(apiEnv, c))]);
+  const caDeps = awsCaDeps(apiEnv, c);
+  return createHandler(awsBatchDeps(apiEnv, c, {}), undefined, [createCaRoutes(clock ? { ...caDeps, clock } : caDeps)]);
 }
+
+const DAY = 86_400_000;
+/** A fake clock: `ms` after the test CAs were made (beforeAll), whatever time the run takes. */
+const at = (ms: number): Clock => ({ now: () => new Date(caTime.getTime() + ms) });
 
 // ---------------------------------------------------------------------------------------------------------------
 // State behind the mocks
@@ -376,6 +381,8 @@ let ROOT: CreatedCa;
 let INT: CreatedCa;
 let rootId: string;
 let intId: string;
+/** when ROOT (10 years) and INT (5 years, the intermediate default) were made */
+let caTime: Date;
 
 const caItem = (ca: CreatedCa, kind: 'root' | 'intermediate', createdAt: string, fields: Item = {}): Item => ({
   caId: ca.certificate.id,
@@ -452,6 +459,7 @@ const noPrivateKey = (text: string | undefined) => expect(text ?? '').not.toMatc
 
 beforeAll(async () => {
   const now = new Date();
+  caTime = now;
   ROOT = await createRootCa({
     subject: { commonName: 'Acme Root CA', organization: 'Acme' },
     validity: { days: 3650 },
@@ -671,7 +679,8 @@ describe('POST /cas/{caId}/intermediates', () => {
   const BODY = { subject: { commonName: 'Acme Line 7 CA', organization: 'Acme' } };
 
   it('loads the parent’s key, certificate and chain, saves the child’s certificate, chain (the parent’s chain) and key', async () => {
-    const result = await api()(postIntermediate(intId, BODY));
+    // a day after INT was made with the same 5-year default: the child's default ends with INT, not after it
+    const result = await api(env, at(DAY))(postIntermediate(intId, BODY));
 
     expect(result.statusCode).toBe(201);
     noPrivateKey(result.body);
@@ -742,10 +751,31 @@ describe('POST /cas/{caId}/intermediates', () => {
       ['Certificate Issued', 'intermediate', intId],
     ]);
     for (const e of events()) noPrivateKey(e.entry.Detail);
-    // 5 years by default
-    expect(Math.round((certificate.notAfter.getTime() - certificate.notBefore.getTime()) / 86_400_000)).toBe(1825);
+    // 5 years by default, capped at the parent's end (INT's 5 years began a day earlier)
+    expect(certificate.notAfter).toEqual(INT.certificate.notAfter);
+    // notBefore: the fake clock's now, backdated a minute (whole seconds)
+    expect(certificate.notBefore.getTime()).toBe(Math.floor((caTime.getTime() + DAY - 60_000) / 1000) * 1000);
     expect(view).toMatchObject({ caId, kind: 'intermediate', parentId: intId, status: 'active', crlNumber: 1 });
+    expect(view.notAfter).toBe(INT.certificate.notAfter.toISOString());
     expect((await storedCrl({ certificatePem: certificate.pem })).crlNumber).toBe(1);
+  });
+
+  it('defaults to exactly 5 years under a parent that lives longer (the root, 10 years)', async () => {
+    const result = await api(env, at(DAY))(postIntermediate(rootId, BODY));
+
+    expect(result.statusCode).toBe(201);
+    const certificate = parseCertificate(String(bodyOf(result).certificatePem));
+    expect(certificate.notAfter.getTime()).toBe(Math.floor((caTime.getTime() + DAY + 1825 * DAY) / 1000) * 1000);
+    expect(certificate.notAfter.getTime()).toBeLessThan(ROOT.certificate.notAfter.getTime());
+  });
+
+  it('answers 400 VALIDITY_EXCEEDS_ISSUER to an explicit validityDays beyond the parent, and writes no key', async () => {
+    const result = await api(env, at(DAY))(postIntermediate(intId, { ...BODY, validityDays: 1825 }));
+
+    expect(result.statusCode).toBe(400);
+    expect(bodyOf(result)).toMatchObject({ code: 'VALIDITY_EXCEEDS_ISSUER', details: { field: 'validity' } });
+    expect(ssmMock).not.toHaveReceivedCommand(cmd(PutParameterCommand));
+    expect(events()).toEqual([]);
   });
 
   it('answers 409 ISSUER_REVOKED under a revoked parent, before reading or writing any key', async () => {
@@ -789,6 +819,17 @@ describe('POST /certificates/device', () => {
     'S3.PutObject certificates/NEW.pem',
     'EventBridge.PutEvents Certificate Issued',
   ];
+
+  it('a month before its CA ends: the 365-day default ends with the CA; an explicit 365 days is refused', async () => {
+    const late = api(env, at(1825 * DAY - 30 * DAY));
+    const result = await late(post({ issuerId: intId, thingName: 'thing-late' }));
+
+    expect(result.statusCode).toBe(201);
+    expect(parseCertificate(String(bodyOf(result).certificatePem)).notAfter).toEqual(INT.certificate.notAfter);
+    const explicit = await late(post({ issuerId: intId, thingName: 'thing-late', validityDays: 365 }));
+    expect(explicit.statusCode).toBe(400);
+    expect(bodyOf(explicit)).toMatchObject({ code: 'VALIDITY_EXCEEDS_ISSUER' });
+  });
 
   it('without a CSR: makes the key, returns it once with the certificate and chain, stores only the certificate', async () => {
     const result = await api()(post({ issuerId: intId, thingName: 'thing-0042', subject: { organization: 'Acme' } }));

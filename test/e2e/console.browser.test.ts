@@ -366,6 +366,40 @@ describe('the local console in chromium', () => {
       await check('POST', '/supplier/{supplierId}/certificates', '/supplier/nobody/certificates', { quantity: 1 }),
     ).toBe(404);
     expect(await check('GET', '/certificates/{taskId}/task', '/certificates/no-such-task/task')).toBe(404);
+
+    // provisioning: the documented template example is stored and used as it is
+    type Body = { requestBody: { content: Record<string, { example: unknown }> } };
+    const template = (doc.paths['/templates/{templateId}']!.put as unknown as Body).requestBody.content[
+      'application/json'
+    ]!.example;
+    expect(await check('PUT', '/templates/{templateId}', '/templates/openapi-line', template)).toBe(201);
+    expect(await check('PUT', '/templates/{templateId}', '/templates/openapi-line', template)).toBe(200);
+    expect(await check('PUT', '/templates/{templateId}', '/templates/bad', { Resources: { w: { Type: 'X' } } })).toBe(
+      400,
+    );
+    expect(await check('GET', '/templates', '/templates')).toBe(200);
+    expect(await check('GET', '/templates/{templateId}', '/templates/openapi-line')).toBe(200);
+    expect(await check('GET', '/templates/{templateId}', '/templates/no-such')).toBe(404);
+    const cdfProvisioningParameters = { caId: issuer, certInfo: { organization: 'Acme' } };
+    const thing = { provisioningTemplateId: 'openapi-line', cdfProvisioningParameters };
+    expect(await check('POST', '/things', '/things', { ...thing, parameters: { ThingName: 'thing-prov-1' } })).toBe(
+      201,
+    );
+    expect(await check('POST', '/things', '/things', { ...thing, parameters: {} })).toBe(400);
+    expect(await check('POST', '/things', '/things', { ...thing, provisioningTemplateId: 'no-such' })).toBe(404);
+    const bulk = { ...thing, parameters: [{ ThingName: 'thing-prov-2' }, { ThingName: 'thing-prov-3' }] };
+    const accepted = await fetch(`${cf.url}/bulkprovisioningtasks`, {
+      method: 'POST',
+      headers: { accept: 'application/json', 'content-type': 'application/json' },
+      body: JSON.stringify(bulk),
+    });
+    expect(accepted.status).toBe(202);
+    const { taskId: provisioningTaskId } = (await accepted.json()) as { taskId: string };
+    expect(await check('POST', '/bulkprovisioningtasks', '/bulkprovisioningtasks', bulk)).toBe(202);
+    const task = `/bulkprovisioningtasks/${provisioningTaskId}`;
+    expect(await check('GET', '/bulkprovisioningtasks/{taskId}', task)).toBe(200);
+    expect(await check('GET', '/bulkprovisioningtasks/{taskId}', '/bulkprovisioningtasks/no-such')).toBe(404);
+    expect(await check('GET', '/bulkprovisioningtasks/{taskId}', '/bulkprovisioningtasks/bad%20id')).toBe(400);
   });
 });
 

@@ -2,7 +2,12 @@ import { readFileSync } from 'node:fs';
 import aslValidator from 'asl-validator';
 import { Match } from 'aws-cdk-lib/assertions';
 import { placeholdersOf } from '../../lib/asl';
-import { PROVISIONING_DEFINITION_PATH } from '../../lib/constructs/device-provisioning';
+import { defaultClients } from '../../lambdas/adapters/aws/bulk-deps';
+import { KmsCaKeyStore } from '../../lambdas/adapters/aws/kms-signer';
+import { awsProvisioningDeps } from '../../lambdas/adapters/aws/provisioning-deps';
+import { SsmCaKeyStore } from '../../lambdas/adapters/aws/ssm-ca-key-store';
+import { ProvisioningEnv, readEnv } from '../../lambdas/handlers/env';
+import { DeviceProvisioning, PROVISIONING_DEFINITION_PATH } from '../../lib/constructs/device-provisioning';
 import { StateMachineRunner } from '../../local/runtime/state-machine-runner';
 import { actionsOf, buildCertflowApp, CertflowApp, logicalId, resourcesOf, statementsOfRole } from './certflow-app';
 
@@ -164,5 +169,111 @@ describe('DeviceProvisioning', () => {
     expect(plan).not.toContain('/templates/*');
     const api = s3Resources(built.stack.provisioning.api);
     for (const prefix of ['/templates/*', '/bulkprovisioning/*', '/certificates/*']) expect(api).toContain(prefix);
+  });
+});
+
+describe('DeviceProvisioning CA key grants, per CA key store', () => {
+  const KEY_ARN = 'arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+  const caFunctions = (app: CertflowApp) => [app.stack.provisioning.api, app.stack.provisioning.provisionChunk];
+  const grants = (app: CertflowApp, fn: { role: Parameters<typeof logicalId>[0] }) => {
+    const statements = statementsOfRole(app.template, logicalId(fn.role));
+    const of = (prefix: string) => statements.filter((s) => actionsOf(s).some((a) => a.startsWith(prefix)));
+    return {
+      kms: of('kms:'),
+      ssm: of('ssm:'),
+      ssmNames: JSON.stringify(of('ssm:').flatMap(resourcesOf)),
+      describeCa: of('iot:DescribeCACertificate'),
+    };
+  };
+  const envOf = (app: CertflowApp, fn: { function: Parameters<typeof logicalId>[0] }) =>
+    (
+      app.template.toJSON().Resources[logicalId(fn.function)] as {
+        Properties: { Environment: { Variables: Record<string, unknown> } };
+      }
+    ).Properties.Environment.Variables;
+
+  it('ssm (default): the SecureStrings read-only, kms:Decrypt of the stack CA key through SSM only, no kms:Sign', () => {
+    for (const fn of caFunctions(built)) {
+      const g = grants(built, fn);
+      expect(envOf(built, fn).CA_KEY_STORE).toBe('ssm');
+      expect(g.ssm.flatMap(actionsOf)).toEqual(['ssm:GetParameter']);
+      for (const name of ['cdf-ca-key-*', 'cdf-ca-cert-*', 'cdf-ca-chain-*']) expect(g.ssmNames).toContain(name);
+      expect(g.ssmNames).not.toContain('cdf-ca-kms-key-');
+      expect(g.kms).toHaveLength(1);
+      expect(actionsOf(g.kms[0]!)).toEqual(['kms:Decrypt']);
+      expect(g.kms[0]!.Resource).toEqual({ 'Fn::GetAtt': [logicalId(built.stack.caHierarchy.caKeysKey), 'Arn'] });
+      expect(JSON.stringify(g.kms[0]!.Condition)).toContain('kms:ViaService');
+    }
+    // the workflow's other functions sign nothing
+    for (const fn of [built.stack.provisioning.plan, built.stack.provisioning.finish]) {
+      expect(grants(built, fn).kms).toEqual([]);
+    }
+  });
+
+  describe('kms', () => {
+    let kmsApp: CertflowApp;
+    beforeAll(() => {
+      kmsApp = buildCertflowApp({ bundle: false, config: { caKeyStore: 'kms', caKmsKeyArns: [KEY_ARN] } });
+    });
+
+    it('grants what bulk issuance’s chunk function gets: kms:Sign/GetPublicKey on the CA keys, the key-naming parameters', () => {
+      const chunk = grants(kmsApp, kmsApp.stack.bulkIssuance.issueChunk);
+      for (const fn of caFunctions(kmsApp)) {
+        const g = grants(kmsApp, fn);
+        expect(envOf(kmsApp, fn).CA_KEY_STORE).toBe('kms');
+        expect(g.kms).toHaveLength(1);
+        expect(actionsOf(g.kms[0]!).sort()).toEqual(['kms:GetPublicKey', 'kms:Sign']);
+        expect(g.kms[0]!.Resource).toBe(KEY_ARN);
+        expect(g.kms.map((s) => [actionsOf(s).sort(), s.Resource])).toEqual(
+          chunk.kms.map((s) => [actionsOf(s).sort(), s.Resource]),
+        );
+        expect(g.ssm.flatMap(actionsOf)).toEqual(['ssm:GetParameter']);
+        expect(JSON.parse(g.ssmNames)).toEqual(JSON.parse(chunk.ssmNames));
+        expect(g.ssmNames).toContain('cdf-ca-kms-key-*');
+        expect(g.ssmNames).toContain('cdf-ca-chain-*');
+        expect(g.ssmNames).not.toContain('cdf-ca-key-*');
+        expect(g.describeCa.flatMap(resourcesOf)).toEqual(chunk.describeCa.flatMap(resourcesOf));
+      }
+    });
+
+    it('the env the functions get builds the KMS key store in the handler (caKeyStoreFor)', () => {
+      for (const fn of caFunctions(kmsApp)) {
+        const vars = Object.fromEntries(
+          Object.entries(envOf(kmsApp, fn)).map(([k, v]) => [k, typeof v === 'string' ? v : 'x']),
+        );
+        const deps = awsProvisioningDeps(readEnv(ProvisioningEnv, vars), defaultClients(), vars);
+        expect(deps.caKeys).toBeInstanceOf(KmsCaKeyStore);
+      }
+      const ssmVars = Object.fromEntries(
+        Object.entries(envOf(built, built.stack.provisioning.api)).map(([k, v]) => [
+          k,
+          typeof v === 'string' ? v : 'x',
+        ]),
+      );
+      const ssmDeps = awsProvisioningDeps(readEnv(ProvisioningEnv, ssmVars), defaultClients(), ssmVars);
+      expect(ssmDeps.caKeys).toBeInstanceOf(SsmCaKeyStore);
+    });
+
+    it('is cdk-nag clean (AwsSolutions: no error, no warning)', () => {
+      const findings = [
+        ...kmsApp.annotations.findError('*', Match.stringLikeRegexp('AwsSolutions-.*')),
+        ...kmsApp.annotations.findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*')),
+      ];
+      expect(findings.map((e) => `${e.id}: ${String(e.entry.data)}`)).toEqual([]);
+    });
+
+    it("refuses caKeyStore 'kms' without keys", () => {
+      const { stack } = kmsApp;
+      expect(
+        () =>
+          new DeviceProvisioning(stack, 'NoKeys', {
+            bucket: stack.bucket,
+            bus: stack.bus,
+            inventory: stack.inventory,
+            caHierarchy: stack.caHierarchy,
+            caKeyStore: 'kms',
+          }),
+      ).toThrow(/caKeyStore 'kms' needs caKmsKeyArns/);
+    });
   });
 });

@@ -5,15 +5,13 @@ import { BULK_PROVISIONING_WORKFLOW, DEFAULT_BULK_PROVISIONING_CONFIG } from '..
 import { caAliasesFromEnv } from '../../core/provisioning/cdf';
 import { systemClock } from '../../core/ports';
 import type { ProvisioningApiEnv, ProvisioningEnv } from '../../handlers/env';
-import type { AwsClients } from './bulk-deps';
+import { caKeyStoreFor, type AwsClients } from './bulk-deps';
 import { DynamoCaStore } from './dynamo-ca-store';
 import { EventBridgePublisher } from './eventbridge-publisher';
 import { IotDeviceRegistry } from './iot-device-registry';
 import { AcmPcaCsrSigner, IotCaCertificates, IotThingRegistrar } from './iot-provisioning';
-import { KmsCaKeyStore } from './kms-signer';
 import { S3ObjectStore } from './s3-object-store';
 import { SfnWorkflowStarter } from './sfn-workflow-starter';
-import { SsmCaKeyStore } from './ssm-ca-key-store';
 
 export function awsProvisioningDeps(
   env: ProvisioningEnv & Partial<Pick<ProvisioningApiEnv, 'PROVISIONING_STATE_MACHINE_ARN'>>,
@@ -23,10 +21,7 @@ export function awsProvisioningDeps(
   return {
     objects: new S3ObjectStore(clients.s3, env.BUCKET_NAME),
     registry: new IotDeviceRegistry(clients.iot),
-    caKeys:
-      env.CA_KEY_STORE === 'kms'
-        ? new KmsCaKeyStore(clients.ssm, clients.iot, clients.kms)
-        : new SsmCaKeyStore(clients.ssm, clients.iot),
+    caKeys: caKeyStoreFor(env.CA_KEY_STORE, clients),
     cas: new DynamoCaStore(clients.dynamodb, env.CA_TABLE_NAME),
     events: new EventBridgePublisher(clients.eventBridge, env.EVENT_BUS_NAME),
     clock: systemClock,

@@ -10,9 +10,12 @@ import { pemBundle } from '../pki/chain';
 import {
   createIntermediateCa,
   createRootCa,
+  defaultValidity,
   issueFromCsr,
   issueLeaf,
+  type Issuer,
   type ParsedCertificate,
+  type Validity,
 } from '../pki/certificate';
 import { buildCrl, type RevocationReason, type RevokedEntry } from '../pki/crl';
 import { parseCsr } from '../pki/csr';
@@ -176,7 +179,14 @@ export async function createRoot(deps: CaDeps, body: CreateCaBody): Promise<CaVi
   return registerCa(deps, caRecord(root.certificate, 'root', keyType, now), root.certificate);
 }
 
-/** POST /cas/{caId}/intermediates: an intermediate under a root or another intermediate (default 5 years, pathLen 0). */
+/** `validityDays` as asked (beyond the issuer: 400 VALIDITY_EXCEEDS_ISSUER), else the default capped at the issuer's end. */
+const validityOf = (days: number | undefined, fallback: number, issuer: Issuer, now: Date): Validity =>
+  days !== undefined ? { days } : defaultValidity(fallback, issuer.certificate, now);
+
+/**
+ * POST /cas/{caId}/intermediates: an intermediate under a root or another intermediate (default 5 years, capped at
+ * the parent's end; pathLen 0).
+ */
 export async function createIntermediate(deps: CaDeps, parentId: string, body: CreateCaBody): Promise<CaView> {
   const now = deps.clock.now();
   await activeCa(deps, parentId);
@@ -185,7 +195,7 @@ export async function createIntermediate(deps: CaDeps, parentId: string, body: C
   const ca = await createIntermediateCa(parent.issuer, {
     subject: body.subject,
     keyType,
-    validity: { days: body.validityDays ?? 1825 },
+    validity: validityOf(body.validityDays, 1825, parent.issuer, now),
     now,
     ...(body.pathLength !== undefined ? { pathLength: body.pathLength } : {}),
   });
@@ -239,7 +249,7 @@ export async function issueServer(deps: CaDeps, body: ServerCertificateBody): Pr
     subject: { ...(body.subject ?? {}), commonName: body.fqdn },
     ...(body.sans ? { sans: body.sans } : {}),
     keyType: parseKeyType(body.keyType),
-    validity: { days: body.validityDays ?? 397 },
+    validity: validityOf(body.validityDays, 397, ca.issuer, now),
     now,
   });
   await announceIssued(deps, certificate, 'server', body.issuerId);
@@ -252,7 +262,7 @@ export async function issueDevice(deps: CaDeps, body: DeviceCertificateBody): Pr
   await activeCa(deps, body.issuerId);
   const ca = await deps.caKeys.load(body.issuerId);
   const thingName = body.thingName ?? randomUUID();
-  const validity = { days: body.validityDays ?? 365 };
+  const validity = validityOf(body.validityDays, 365, ca.issuer, now);
   let certificate: ParsedCertificate;
   let privateKeyPem: string | undefined;
   if (body.csr) {

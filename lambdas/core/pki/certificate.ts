@@ -138,6 +138,16 @@ export interface Issuer {
   signer: CertificateSigner;
 }
 
+/**
+ * The validity of a certificate whose request named none: `days` from now, but never beyond its issuer's end, as a
+ * PKI does for a default (a sub-CA or leaf under a CA nearer its end than the default still issues, and ends with
+ * its CA). An explicit validity is not shortened: beyond the issuer it stays VALIDITY_EXCEEDS_ISSUER.
+ */
+export function defaultValidity(days: number, issuer: ParsedCertificate, now: Date): Validity {
+  const notAfter = Math.min(now.getTime() + days * DAY_MS, issuer.notAfter.getTime());
+  return { notAfter: new Date(Math.floor(notAfter / 1000) * 1000) };
+}
+
 export function resolveValidity(validity: Validity, now: Date): { notBefore: Date; notAfter: Date } {
   const start = new Date(Math.floor((now.getTime() - BACKDATE_MS) / 1000) * 1000);
   if (validity.notBefore !== undefined || validity.notAfter !== undefined) {
