@@ -9,11 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { ACMPCAClient } from '@aws-sdk/client-acm-pca';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { DescribeCACertificateCommand, IoTClient } from '@aws-sdk/client-iot';
-import { KMSClient } from '@aws-sdk/client-kms';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -26,11 +23,10 @@ import {
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { SFNClient } from '@aws-sdk/client-sfn';
 import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { sdkStreamMixin } from '@smithy/util-stream';
-import { type AwsClients, awsBatchDeps, awsChunkDeps, bulkConfig } from '../../lambdas/adapters/aws/bulk-deps';
+import { awsBatchDeps, awsChunkDeps, bulkConfig } from '../../lambdas/adapters/aws/bulk-deps';
 import { ChunkPackager, MANIFEST_HEADER } from '../../lambdas/core/bulk/chunk-builder';
 import { chunkManifestKey, chunkZipKey, requestKey } from '../../lambdas/core/bulk/keys';
 import { type BatchRequest, normalizeBatchRequest } from '../../lambdas/core/bulk/request';
@@ -39,7 +35,8 @@ import { BulkEnv, readEnv } from '../../lambdas/handlers/env';
 import { createHandler } from '../../lambdas/handlers/sfn-assemble-zip';
 import { createHandler as createIssueChunkHandler } from '../../lambdas/handlers/sfn-issue-chunk';
 import { unzipList, unzipRead, unzipTest } from '../helpers/zip';
-import { cmd, mockSdk } from './sdk-mock';
+import { testClients, US_EAST_1_CONFIG } from './aws-clients';
+import { callSequence, cmd, mockSdk } from './sdk-mock';
 
 const TABLE = 'certflow-tasks';
 const BUCKET = 'certflow-batches';
@@ -52,17 +49,7 @@ const iotMock = mockSdk(IoTClient);
 const ebMock = mockSdk(EventBridgeClient);
 const MOCKS = { S3: s3Mock, DynamoDB: docMock, SSM: ssmMock, IoT: iotMock, EventBridge: ebMock };
 
-const config = { region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } };
-const clients = (): AwsClients => ({
-  dynamodb: new DynamoDBClient(config),
-  s3: new S3Client(config),
-  eventBridge: new EventBridgeClient(config),
-  sfn: new SFNClient(config),
-  ssm: new SSMClient(config),
-  iot: new IoTClient(config),
-  kms: new KMSClient(config),
-  pca: new ACMPCAClient(config),
-});
+const clients = () => testClients(US_EAST_1_CONFIG);
 
 const env = readEnv(BulkEnv, {
   TASK_TABLE_NAME: TABLE,
@@ -79,12 +66,7 @@ const assemble = (input: Parameters<ReturnType<typeof createHandler>>[0]) =>
 const issueChunk = (taskId: string, index: number) =>
   createIssueChunkHandler(awsChunkDeps(env, clients()))({ taskId, index });
 
-function sequence(): string[] {
-  const calls = Object.entries(MOCKS).flatMap(([service, mock]) =>
-    mock.calls().map((call) => ({ call, name: `${service}.${call.args[0].constructor.name.replace(/Command$/, '')}` })),
-  );
-  return calls.sort((a, b) => (a.call.calledBefore(b.call) ? -1 : 1)).map((c) => c.name);
-}
+const sequence = (): string[] => callSequence(MOCKS);
 
 // ---------------------------------------------------------------------------------------------------------------
 // An in-memory bucket behind the S3 mock, with multipart uploads

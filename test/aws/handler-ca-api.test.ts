@@ -11,11 +11,9 @@
 import 'aws-sdk-client-mock-jest';
 import { createHash, createPrivateKey, createPublicKey, randomUUID, X509Certificate } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { ACMPCAClient } from '@aws-sdk/client-acm-pca';
-import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { AddThingToThingGroupCommand, IoTClient } from '@aws-sdk/client-iot';
-import { KMSClient } from '@aws-sdk/client-kms';
 import { GetObjectCommand, NoSuchKey, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import {
@@ -40,7 +38,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { sdkStreamMixin } from '@smithy/util-stream';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { type AwsClients, awsBatchDeps } from '../../lambdas/adapters/aws/bulk-deps';
+import { awsBatchDeps } from '../../lambdas/adapters/aws/bulk-deps';
 import { awsCaDeps } from '../../lambdas/adapters/aws/ca-deps';
 import { inventoryItem } from '../../lambdas/adapters/aws/dynamo-inventory';
 import {
@@ -62,7 +60,8 @@ import type { InventoryRecord } from '../../lambdas/core/ports';
 import { createCaRoutes } from '../../lambdas/handlers/api-cas';
 import { createHandler, handler } from '../../lambdas/handlers/api-bulk-certificates';
 import { ApiEnv, readEnv } from '../../lambdas/handlers/env';
-import { cmd, type CommandClass, type InputOf, mockSdk } from './sdk-mock';
+import { testClients, US_EAST_1_CONFIG } from './aws-clients';
+import { callSequence, cmd, type CommandClass, type InputOf, mockSdk } from './sdk-mock';
 
 const TASK_TABLE = 'certflow-tasks';
 const CA_TABLE = 'certflow-cas';
@@ -82,17 +81,7 @@ const iotMock = mockSdk(IoTClient);
 const sfnMock = mockSdk(SFNClient);
 const MOCKS = { SSM: ssmMock, DynamoDB: docMock, S3: s3Mock, EventBridge: ebMock, IoT: iotMock, SFN: sfnMock };
 
-const config = { region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } };
-const clients = (): AwsClients => ({
-  dynamodb: new DynamoDBClient(config),
-  s3: new S3Client(config),
-  eventBridge: new EventBridgeClient(config),
-  sfn: new SFNClient(config),
-  ssm: new SSMClient(config),
-  iot: new IoTClient(config),
-  kms: new KMSClient(config),
-  pca: new ACMPCAClient(config),
-});
+const clients = () => testClients(US_EAST_1_CONFIG);
 
 /** What the stack sets on the API function (ApiEnv = bulk API + CA hierarchy). */
 const API_VARIABLES = {
@@ -298,15 +287,7 @@ function label(service: string, operation: string, input: Record<string, unknown
   }
 }
 
-function sequence(): string[] {
-  const calls = Object.entries(MOCKS).flatMap(([service, mock]) =>
-    mock.calls().map((call) => {
-      const command = call.args[0] as { constructor: { name: string }; input: Record<string, unknown> };
-      return { call, name: label(service, command.constructor.name.replace(/Command$/, ''), command.input) };
-    }),
-  );
-  return calls.sort((a, b) => (a.call.calledBefore(b.call) ? -1 : 1)).map((c) => c.name);
-}
+const sequence = (): string[] => callSequence(MOCKS, label);
 
 const ssmPuts = () => ssmMock.commandCalls(cmd(PutParameterCommand)).map((c) => c.args[0].input);
 const ssmGets = () => ssmMock.commandCalls(cmd(GetParameterCommand)).map((c) => c.args[0].input);

@@ -9,13 +9,10 @@
  */
 import 'aws-sdk-client-mock-jest';
 import { createHash } from 'node:crypto';
-import { ACMPCAClient } from '@aws-sdk/client-acm-pca';
-import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { AddThingToThingGroupCommand, IoTClient } from '@aws-sdk/client-iot';
-import { KMSClient } from '@aws-sdk/client-kms';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { SFNClient } from '@aws-sdk/client-sfn';
 import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
 import {
   DynamoDBDocumentClient,
@@ -29,7 +26,6 @@ import {
   type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
-import type { AwsClients } from '../../lambdas/adapters/aws/bulk-deps';
 import { awsCaDeps } from '../../lambdas/adapters/aws/ca-deps';
 import { DynamoInventory, EXPIRY_SHARDS, inventoryItem } from '../../lambdas/adapters/aws/dynamo-inventory';
 import { EventBridgePublisher } from '../../lambdas/adapters/aws/eventbridge-publisher';
@@ -41,7 +37,8 @@ import { CaEnv, readEnv } from '../../lambdas/handlers/env';
 import * as expirySweep from '../../lambdas/handlers/sfn-expiry-sweep';
 import * as recordInventory from '../../lambdas/handlers/sfn-record-inventory';
 import * as revokeIssued from '../../lambdas/handlers/sfn-revoke-issued';
-import { cmd, type CommandClass, type InputOf, mockSdk } from './sdk-mock';
+import { testClients, US_EAST_1_CONFIG } from './aws-clients';
+import { callSequence, cmd, type CommandClass, type InputOf, mockSdk } from './sdk-mock';
 
 const INVENTORY_TABLE = 'certflow-inventory';
 const CA_TABLE = 'certflow-cas';
@@ -56,17 +53,7 @@ const ssmMock = mockSdk(SSMClient);
 const s3Mock = mockSdk(S3Client);
 const MOCKS = { DynamoDB: docMock, EventBridge: ebMock, IoT: iotMock, SSM: ssmMock, S3: s3Mock };
 
-const config = { region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } };
-const clients = (): AwsClients => ({
-  dynamodb: new DynamoDBClient(config),
-  s3: new S3Client(config),
-  eventBridge: new EventBridgeClient(config),
-  sfn: new SFNClient(config),
-  ssm: new SSMClient(config),
-  iot: new IoTClient(config),
-  kms: new KMSClient(config),
-  pca: new ACMPCAClient(config),
-});
+const clients = () => testClients(US_EAST_1_CONFIG);
 
 // ---------------------------------------------------------------------------------------------------------------
 // The tables behind the DynamoDB mock
@@ -190,17 +177,12 @@ function installDynamo(): void {
 const dynamoInputs = <C extends CommandClass>(command: C): InputOf<C>[] =>
   docMock.commandCalls(cmd(command)).map((c) => c.args[0].input);
 
-function sequence(): string[] {
-  const calls = Object.entries(MOCKS).flatMap(([service, mock]) =>
-    mock.calls().map((call) => {
-      const command = call.args[0] as { constructor: { name: string }; input: Record<string, unknown> };
-      const operation = `${service}.${command.constructor.name.replace(/Command$/, '')}`;
-      const entries = (command.input.Entries ?? []) as PutEventsRequestEntry[];
-      return { call, name: entries.length > 1 ? `${operation} ×${entries.length}` : operation };
-    }),
-  );
-  return calls.sort((a, b) => (a.call.calledBefore(b.call) ? -1 : 1)).map((c) => c.name);
-}
+/** Every SDK call in order, as `Service.Operation`, with `×N` when a PutEvents sends more than one entry. */
+const sequence = (): string[] =>
+  callSequence(MOCKS, (service, operation, input) => {
+    const entries = (input.Entries ?? []) as PutEventsRequestEntry[];
+    return entries.length > 1 ? `${service}.${operation} ×${entries.length}` : `${service}.${operation}`;
+  });
 
 /** Every event sent, in order, with its detail parsed. */
 function events(): { entry: PutEventsRequestEntry; detail: Record<string, unknown> }[] {

@@ -24,7 +24,6 @@ import {
   IssueCertificateCommand,
   RequestInProgressException,
 } from '@aws-sdk/client-acm-pca';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import {
   CreateKeysAndCertificateCommand,
@@ -34,7 +33,6 @@ import {
   RegisterCertificateCommand,
   RegisterCertificateWithoutCACommand,
 } from '@aws-sdk/client-iot';
-import { KMSClient } from '@aws-sdk/client-kms';
 import {
   GetObjectCommand,
   HeadObjectCommand,
@@ -43,11 +41,10 @@ import {
   PutObjectCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import { SFNClient } from '@aws-sdk/client-sfn';
 import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { sdkStreamMixin } from '@smithy/util-stream';
-import { type AwsClients, awsChunkDeps, awsPace, bulkConfig } from '../../lambdas/adapters/aws/bulk-deps';
+import { awsChunkDeps, awsPace, bulkConfig } from '../../lambdas/adapters/aws/bulk-deps';
 import { requestKey } from '../../lambdas/core/bulk/keys';
 import { normalizeBatchRequest } from '../../lambdas/core/bulk/request';
 import {
@@ -68,7 +65,8 @@ import { unzipList, unzipRead, unzipTest } from '../helpers/zip';
 import { MemoryRateLimiter } from '../../lambdas/adapters/local/memory-rate-limiter';
 import { isThrottlingError } from '../../lambdas/adapters/aws/sdk-errors';
 import { createPace, resolveApiRates } from '../../lambdas/core/pacing';
-import { cmd, mockSdk } from './sdk-mock';
+import { testClients, US_EAST_1_CONFIG } from './aws-clients';
+import { callSequence, cmd, mockSdk } from './sdk-mock';
 
 const TABLE = 'certflow-tasks';
 const BUCKET = 'certflow-batches';
@@ -83,17 +81,7 @@ const ebMock = mockSdk(EventBridgeClient);
 const pcaMock = mockSdk(ACMPCAClient);
 const MOCKS = { S3: s3Mock, DynamoDB: docMock, SSM: ssmMock, IoT: iotMock, EventBridge: ebMock, ACMPCA: pcaMock };
 
-const config = { region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } };
-const clients = (): AwsClients => ({
-  dynamodb: new DynamoDBClient(config),
-  s3: new S3Client(config),
-  eventBridge: new EventBridgeClient(config),
-  sfn: new SFNClient(config),
-  ssm: new SSMClient(config),
-  iot: new IoTClient(config),
-  kms: new KMSClient(config),
-  pca: new ACMPCAClient(config),
-});
+const clients = () => testClients(US_EAST_1_CONFIG);
 
 /** What the BulkIssuance construct sets; ZIP_LEVEL is given here (its default is tested on its own below). */
 const CDK_ENV = {
@@ -116,12 +104,7 @@ const issue = (input: { taskId: string; index: number }, chunkEnv: BulkEnv = env
   return createHandler(awsChunkDeps(chunkEnv, c, awsPace(chunkEnv, c, { retry })))(input);
 };
 
-function sequence(): string[] {
-  const calls = Object.entries(MOCKS).flatMap(([service, mock]) =>
-    mock.calls().map((call) => ({ call, name: `${service}.${call.args[0].constructor.name.replace(/Command$/, '')}` })),
-  );
-  return calls.sort((a, b) => (a.call.calledBefore(b.call) ? -1 : 1)).map((c) => c.name);
-}
+const sequence = (): string[] => callSequence(MOCKS);
 
 // ---------------------------------------------------------------------------------------------------------------
 // An in-memory bucket behind the S3 mock
