@@ -10,11 +10,10 @@
  */
 import 'aws-sdk-client-mock-jest';
 import { createHash, createPrivateKey, createPublicKey, randomUUID, X509Certificate } from 'node:crypto';
-import { Readable } from 'node:stream';
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { AddThingToThingGroupCommand, IoTClient } from '@aws-sdk/client-iot';
-import { GetObjectCommand, NoSuchKey, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import {
   GetParameterCommand,
@@ -36,7 +35,6 @@ import {
   UpdateCommand,
   type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
-import { sdkStreamMixin } from '@smithy/util-stream';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { awsBatchDeps } from '../../lambdas/adapters/aws/bulk-deps';
 import { awsCaDeps } from '../../lambdas/adapters/aws/ca-deps';
@@ -61,6 +59,7 @@ import { createCaRoutes } from '../../lambdas/handlers/api-cas';
 import { createHandler, handler } from '../../lambdas/handlers/api-bulk-certificates';
 import { ApiEnv, readEnv } from '../../lambdas/handlers/env';
 import { testClients, US_EAST_1_CONFIG } from './aws-clients';
+import { installBucket, type StoredObject } from './s3-fake';
 import { callSequence, cmd, type CommandClass, type InputOf, mockSdk } from './sdk-mock';
 
 const TASK_TABLE = 'certflow-tasks';
@@ -110,7 +109,7 @@ function api(apiEnv: ApiEnv = env) {
 type Item = Record<string, unknown>;
 
 const parameters = new Map<string, { value: string; type: string; keyId?: string }>();
-const bucket = new Map<string, { body: Buffer; contentType?: string }>();
+const bucket = new Map<string, StoredObject>();
 const tables = new Map<string, Map<string, Item>>();
 const KEY_ATTRIBUTE: Record<string, string> = {
   [CA_TABLE]: 'caId',
@@ -237,27 +236,6 @@ function installSsm(): void {
     // as SSM does: a SecureString read without decryption is its ciphertext
     const value = parameter.type === 'SecureString' && !input.WithDecryption ? 'AQICAHh…ciphertext' : parameter.value;
     return { Parameter: { Name: input.Name, Type: parameter.type, Value: value } };
-  });
-}
-
-interface ObjectInput {
-  Key?: string;
-  Body?: unknown;
-  ContentType?: string;
-}
-
-function installBucket(): void {
-  s3Mock.on(cmd(PutObjectCommand)).callsFake(async (input: ObjectInput) => {
-    const body = typeof input.Body === 'string' ? Buffer.from(input.Body) : Buffer.from(input.Body as Uint8Array);
-    bucket.set(input.Key!, { body, ...(input.ContentType !== undefined ? { contentType: input.ContentType } : {}) });
-    return { ETag: '"etag"' };
-  });
-  s3Mock.on(cmd(GetObjectCommand)).callsFake(async (input: ObjectInput) => {
-    const object = bucket.get(input.Key!);
-    if (!object) {
-      throw new NoSuchKey({ message: 'The specified key does not exist.', $metadata: { httpStatusCode: 404 } });
-    }
-    return { Body: sdkStreamMixin(Readable.from([object.body])), ContentType: object.contentType };
   });
 }
 
@@ -457,7 +435,7 @@ beforeEach(() => {
   aliases.set(rootId, 'ROOT').set(intId, 'INT');
   installDynamo();
   installSsm();
-  installBucket();
+  installBucket(s3Mock, bucket);
   ebMock.on(cmd(PutEventsCommand)).resolves({ FailedEntryCount: 0, Entries: [] });
   iotMock.on(cmd(AddThingToThingGroupCommand)).resolves({});
   seedParameters(ROOT);
@@ -1008,7 +986,7 @@ describe('GET /certificates/{id}', () => {
     });
     const stored = record(9, { certificateId: certificate.id, serialNumber: certificate.serialNumber });
     seedInventory(stored);
-    bucket.set(`certificates/${certificate.id}.pem`, { body: Buffer.from(certificate.pem) });
+    bucket.set(`certificates/${certificate.id}.pem`, { body: Buffer.from(certificate.pem), metadata: {} });
     aliases.set(certificate.id, 'CERT');
 
     const result = await api()(getCertificateEvent(certificate.id));
@@ -1312,7 +1290,7 @@ describe('GET /cas/{caId}/crl', () => {
       nextUpdate: new Date(now + 86_400_000),
       crlNumber: 3,
     });
-    bucket.set(`crls/${intId}.crl`, { body: crl.der, contentType: 'application/pkix-crl' });
+    bucket.set(`crls/${intId}.crl`, { body: crl.der, contentType: 'application/pkix-crl', metadata: {} });
   });
 
   it('answers the DER CRL, base64, as application/pkix-crl', async () => {

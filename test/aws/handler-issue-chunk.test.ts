@@ -16,7 +16,6 @@ import {
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import {
   ACMPCAClient,
   DescribeCertificateAuthorityCommand,
@@ -33,17 +32,9 @@ import {
   RegisterCertificateCommand,
   RegisterCertificateWithoutCACommand,
 } from '@aws-sdk/client-iot';
-import {
-  GetObjectCommand,
-  HeadObjectCommand,
-  NoSuchKey,
-  NotFound,
-  PutObjectCommand,
-  S3Client,
-} from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { sdkStreamMixin } from '@smithy/util-stream';
 import { awsChunkDeps, awsPace, bulkConfig } from '../../lambdas/adapters/aws/bulk-deps';
 import { requestKey } from '../../lambdas/core/bulk/keys';
 import { normalizeBatchRequest } from '../../lambdas/core/bulk/request';
@@ -66,6 +57,7 @@ import { MemoryRateLimiter } from '../../lambdas/adapters/local/memory-rate-limi
 import { isThrottlingError } from '../../lambdas/adapters/aws/sdk-errors';
 import { createPace, resolveApiRates } from '../../lambdas/core/pacing';
 import { testClients, US_EAST_1_CONFIG } from './aws-clients';
+import { bytesOf, installBucket, type ObjectInput, type StoredObject } from './s3-fake';
 import { callSequence, cmd, mockSdk } from './sdk-mock';
 
 const TABLE = 'certflow-tasks';
@@ -109,54 +101,7 @@ const sequence = (): string[] => callSequence(MOCKS);
 // ---------------------------------------------------------------------------------------------------------------
 // An in-memory bucket behind the S3 mock
 
-interface StoredObject {
-  body: Buffer;
-  contentType?: string;
-  metadata: Record<string, string>;
-}
 const bucket = new Map<string, StoredObject>();
-
-interface ObjectInput {
-  Key?: string;
-  Body?: unknown;
-  ContentType?: string;
-  Metadata?: Record<string, string>;
-}
-
-async function bytesOf(body: unknown): Promise<Buffer> {
-  if (typeof body === 'string') return Buffer.from(body);
-  if (body instanceof Uint8Array) return Buffer.from(body);
-  const parts: Buffer[] = [];
-  for await (const part of body as AsyncIterable<Uint8Array>) parts.push(Buffer.from(part));
-  return Buffer.concat(parts);
-}
-
-function installBucket(): void {
-  s3Mock.on(cmd(PutObjectCommand)).callsFake(async (input: ObjectInput) => {
-    bucket.set(input.Key!, {
-      body: await bytesOf(input.Body),
-      ...(input.ContentType !== undefined ? { contentType: input.ContentType } : {}),
-      metadata: input.Metadata ?? {},
-    });
-    return { ETag: '"etag"' };
-  });
-  s3Mock.on(cmd(GetObjectCommand)).callsFake(async (input: ObjectInput) => {
-    const object = bucket.get(input.Key!);
-    if (!object)
-      throw new NoSuchKey({ message: 'The specified key does not exist.', $metadata: { httpStatusCode: 404 } });
-    return {
-      Body: sdkStreamMixin(Readable.from([object.body])),
-      ContentLength: object.body.length,
-      ContentType: object.contentType,
-      Metadata: object.metadata,
-    };
-  });
-  s3Mock.on(cmd(HeadObjectCommand)).callsFake(async (input: ObjectInput) => {
-    const object = bucket.get(input.Key!);
-    if (!object) throw new NotFound({ message: 'Not Found', $metadata: { httpStatusCode: 404 } });
-    return { ContentLength: object.body.length, ContentType: object.contentType, Metadata: object.metadata };
-  });
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // The test CA, the request, the zip
@@ -189,7 +134,7 @@ beforeEach(() => {
   for (const mock of Object.values(MOCKS)) mock.reset();
   bucket.clear();
   backoffs.length = 0;
-  installBucket();
+  installBucket(s3Mock, bucket);
   docMock.on(cmd(GetCommand)).resolves({ Item: {} });
   docMock.on(cmd(UpdateCommand)).resolves({ Attributes: { chunksPending: 0 } });
   ebMock.on(cmd(PutEventsCommand)).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'event-1' }] });
