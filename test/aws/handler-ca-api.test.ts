@@ -10,7 +10,6 @@
  */
 import 'aws-sdk-client-mock-jest';
 import { createHash, createPrivateKey, createPublicKey, randomUUID, X509Certificate } from 'node:crypto';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { AddThingToThingGroupCommand, IoTClient } from '@aws-sdk/client-iot';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
@@ -25,15 +24,10 @@ import {
 import {
   DynamoDBDocumentClient,
   GetCommand,
-  type GetCommandInput,
   PutCommand,
-  type PutCommandInput,
   QueryCommand,
-  type QueryCommandInput,
   ScanCommand,
-  type ScanCommandInput,
   UpdateCommand,
-  type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { awsBatchDeps } from '../../lambdas/adapters/aws/bulk-deps';
@@ -59,6 +53,7 @@ import { createCaRoutes } from '../../lambdas/handlers/api-cas';
 import { createHandler, handler } from '../../lambdas/handlers/api-bulk-certificates';
 import { ApiEnv, readEnv } from '../../lambdas/handlers/env';
 import { testClients, US_EAST_1_CONFIG } from './aws-clients';
+import { BY_ISSUER, clone, CRL_NUMBER_UPDATE, FakeTables, type Item, REVOKE, REVOKE_UPDATE } from './dynamo-fake';
 import { installBucket, type StoredObject } from './s3-fake';
 import { callSequence, cmd, type CommandClass, type InputOf, mockSdk } from './sdk-mock';
 
@@ -106,108 +101,17 @@ function api(apiEnv: ApiEnv = env) {
 // ---------------------------------------------------------------------------------------------------------------
 // State behind the mocks
 
-type Item = Record<string, unknown>;
-
 const parameters = new Map<string, { value: string; type: string; keyId?: string }>();
 const bucket = new Map<string, StoredObject>();
-const tables = new Map<string, Map<string, Item>>();
-const KEY_ATTRIBUTE: Record<string, string> = {
-  [CA_TABLE]: 'caId',
-  [INVENTORY_TABLE]: 'certificateId',
-  [TASK_TABLE]: 'pk',
-};
-
-function table(name: string | undefined): { rows: Map<string, Item>; key: string } {
-  const key = KEY_ATTRIBUTE[name ?? ''];
-  if (!key) throw new Error(`the fake has no table ${String(name)}`);
-  let rows = tables.get(name!);
-  if (!rows) tables.set(name!, (rows = new Map()));
-  return { rows, key };
-}
-
-const clone = <T>(value: T): T => structuredClone(value);
-
-const conditionFailed = () =>
-  new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} });
-
-const REVOKE_UPDATE = 'SET #status = :revoked, revokedAt = :at, revocationReason = :reason';
-
-/** Index order of byIssuer: issuedKey, then the table key. */
-const byIssuerOrder = (a: Item, b: Item): number =>
-  String(a.issuedKey).localeCompare(String(b.issuedKey)) ||
-  String(a.certificateId).localeCompare(String(b.certificateId));
-
-function installDynamo(): void {
-  docMock.on(cmd(PutCommand)).callsFake(async (input: PutCommandInput) => {
-    const { rows, key } = table(input.TableName);
-    const id = String(input.Item![key]);
-    if (input.ConditionExpression !== `attribute_not_exists(${key})`) {
-      throw new Error(`the fake does not know the condition ${String(input.ConditionExpression)}`);
-    }
-    if (rows.has(id)) throw conditionFailed();
-    rows.set(id, clone(input.Item!));
-    return {};
-  });
-  docMock.on(cmd(GetCommand)).callsFake(async (input: GetCommandInput) => {
-    const { rows, key } = table(input.TableName);
-    const item = rows.get(String(input.Key![key]));
-    return item ? { Item: clone(item) } : {};
-  });
-  docMock.on(cmd(ScanCommand)).callsFake(async (input: ScanCommandInput) => {
-    if (input.ExclusiveStartKey) throw new Error('the fake answers every Scan in one page');
-    return { Items: [...table(input.TableName).rows.values()].map(clone) };
-  });
-  docMock.on(cmd(QueryCommand)).callsFake(async (input: QueryCommandInput) => {
-    const values = input.ExpressionAttributeValues ?? {};
-    if (input.IndexName !== 'byIssuer' || input.KeyConditionExpression !== 'issuerId = :issuerId') {
-      throw new Error(`the fake does not know the query ${String(input.KeyConditionExpression)}`);
-    }
-    if (values[':status'] !== undefined && input.FilterExpression !== '#status = :status') {
-      throw new Error(`the fake does not know the filter ${String(input.FilterExpression)}`);
-    }
-    const all = [...table(input.TableName).rows.values()]
-      .filter((i) => i.issuerId === values[':issuerId'])
-      .sort(byIssuerOrder);
-    const start = input.ExclusiveStartKey;
-    const from = start ? all.findIndex((i) => byIssuerOrder(i, start) > 0) : 0;
-    const begin = from < 0 ? all.length : from;
-    // DynamoDB: Limit counts the items evaluated, the filter applies after it
-    const evaluated = all.slice(begin, begin + (input.Limit ?? all.length));
-    const last = evaluated[evaluated.length - 1];
-    const more = begin + evaluated.length < all.length;
-    return {
-      Items: evaluated.filter((i) => values[':status'] === undefined || i.status === values[':status']).map(clone),
-      ...(more && last
-        ? {
-            LastEvaluatedKey: { certificateId: last.certificateId, issuerId: last.issuerId, issuedKey: last.issuedKey },
-          }
-        : {}),
-    };
-  });
-  docMock.on(cmd(UpdateCommand)).callsFake(async (input: UpdateCommandInput) => {
-    const { rows, key } = table(input.TableName);
-    const item = rows.get(String(input.Key![key]));
-    const values = input.ExpressionAttributeValues ?? {};
-    if (input.UpdateExpression === 'ADD crlNumber :one' && input.ConditionExpression === 'attribute_exists(caId)') {
-      if (!item) throw conditionFailed();
-      item.crlNumber = Number(item.crlNumber ?? 0) + Number(values[':one']);
-      return { Attributes: { crlNumber: item.crlNumber } };
-    }
-    if (
-      input.UpdateExpression === REVOKE_UPDATE &&
-      input.ConditionExpression === `attribute_exists(${key}) AND #status <> :revoked`
-    ) {
-      if (!item || item.status === values[':revoked']) throw conditionFailed();
-      Object.assign(item, {
-        status: values[':revoked'],
-        revokedAt: values[':at'],
-        revocationReason: values[':reason'],
-      });
-      return {};
-    }
-    throw new Error(`the fake does not know the update ${String(input.UpdateExpression)}`);
-  });
-}
+/** The CA, inventory and task tables: the CA routes query byIssuer, scan the CAs, count CRLs and revoke. */
+const tables = new FakeTables(docMock, {
+  keys: { [CA_TABLE]: 'caId', [INVENTORY_TABLE]: 'certificateId', [TASK_TABLE]: 'pk' },
+  indexes: BY_ISSUER,
+  updates: [CRL_NUMBER_UPDATE, REVOKE],
+  scan: true,
+});
+const table = (name: string) => tables.table(name);
+const KEY_ATTRIBUTE = tables.keys;
 
 interface ParameterInput {
   Name?: string;
@@ -433,7 +337,7 @@ beforeEach(() => {
   tables.clear();
   aliases.clear();
   aliases.set(rootId, 'ROOT').set(intId, 'INT');
-  installDynamo();
+  tables.install();
   installSsm();
   installBucket(s3Mock, bucket);
   ebMock.on(cmd(PutEventsCommand)).resolves({ FailedEntryCount: 0, Entries: [] });
