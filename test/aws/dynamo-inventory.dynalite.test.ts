@@ -4,19 +4,14 @@
  * indexes, the shard merge across pages.
  */
 import { createHash } from 'node:crypto';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ValidationError } from '../../lambdas/core/errors';
 import type { InventoryPage, InventoryQuery, InventoryRecord } from '../../lambdas/core/ports';
 import { DynamoInventory, expiryShard } from '../../lambdas/adapters/aws/dynamo-inventory';
-import { createTableInput, INVENTORY_TABLE } from '../../lambdas/adapters/aws/tables';
+import { INVENTORY_TABLE } from '../../lambdas/adapters/aws/tables';
+import { type LocalDynamo, startDynalite } from '../helpers/dynalite';
 
-// dynalite ships no types
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const dynalite = require('dynalite') as (options: { createTableMs?: number }) => Server;
-
-let server: Server;
+let dynamo: LocalDynamo;
 let client: DynamoDBClient;
 let inventory: DynamoInventory;
 
@@ -66,24 +61,13 @@ async function allPages(
 const ids = (pages: InventoryPage[]): string[] => pages.flatMap((p) => p.items.map((r) => r.certificateId));
 
 beforeAll(async () => {
-  server = dynalite({ createTableMs: 0 });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  client = new DynamoDBClient({
-    endpoint: `http://127.0.0.1:${port}`,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    maxAttempts: 1,
-  });
-  await client.send(new CreateTableCommand(createTableInput(INVENTORY_TABLE)));
+  dynamo = await startDynalite([INVENTORY_TABLE]);
+  client = dynamo.client;
   inventory = new DynamoInventory(client, INVENTORY_TABLE.tableName);
   await inventory.putIssued(records);
 });
 
-afterAll(async () => {
-  client?.destroy();
-  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-});
+afterAll(() => dynamo?.close());
 
 describe('DynamoInventory on dynalite', () => {
   it('creates the table from INVENTORY_TABLE with the byIssuer and byExpiry indexes', async () => {
