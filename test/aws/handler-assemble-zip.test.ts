@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
-import { DescribeCACertificateCommand, IoTClient } from '@aws-sdk/client-iot';
+import { IoTClient } from '@aws-sdk/client-iot';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -20,18 +20,19 @@ import {
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { awsBatchDeps, awsChunkDeps, bulkConfig } from '../../lambdas/adapters/aws/bulk-deps';
 import { ChunkPackager, MANIFEST_HEADER } from '../../lambdas/core/bulk/chunk-builder';
 import { chunkManifestKey, chunkZipKey, requestKey } from '../../lambdas/core/bulk/keys';
 import { type BatchRequest, normalizeBatchRequest } from '../../lambdas/core/bulk/request';
-import { createIntermediateCa, createRootCa, type CreatedCa, privateKeyToPem } from '../../lambdas/core/pki';
+import { createIntermediateCa, createRootCa, type CreatedCa } from '../../lambdas/core/pki';
 import { BulkEnv, readEnv } from '../../lambdas/handlers/env';
 import { createHandler } from '../../lambdas/handlers/sfn-assemble-zip';
 import { createHandler as createIssueChunkHandler } from '../../lambdas/handlers/sfn-issue-chunk';
 import { unzipList, unzipRead, unzipTest } from '../helpers/zip';
 import { testClients, US_EAST_1_CONFIG } from './aws-clients';
+import { serveIotRegisteredCa } from './ca-mocks';
 import { type MultipartUpload, installBucket, type StoredObject } from './s3-fake';
 import { callSequence, cmd, mockSdk } from './sdk-mock';
 
@@ -115,18 +116,7 @@ beforeEach(() => {
   installBucket(s3Mock, bucket, { bucketName: BUCKET, uploads });
   docMock.on(cmd(UpdateCommand)).resolves({ Attributes: { chunksPending: 0 } });
   ebMock.on(cmd(PutEventsCommand)).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'event-1' }] });
-  ssmMock.on(cmd(GetParameterCommand), { Name: `cdf-ca-key-${caId}` }).resolves({
-    Parameter: { Name: `cdf-ca-key-${caId}`, Type: 'SecureString', Value: privateKeyToPem(intermediate.privateKey) },
-  });
-  ssmMock
-    .on(cmd(GetParameterCommand), { Name: `cdf-ca-chain-${caId}` })
-    .rejects(new ParameterNotFound({ message: 'parameter not found', $metadata: {} }));
-  ssmMock
-    .on(cmd(GetParameterCommand), { Name: `cdf-ca-cert-${caId}` })
-    .rejects(new ParameterNotFound({ message: 'parameter not found', $metadata: {} }));
-  iotMock.on(cmd(DescribeCACertificateCommand), { certificateId: caId }).resolves({
-    certificateDescription: { certificateId: caId, certificatePem: intermediate.certificate.pem, status: 'ACTIVE' },
-  });
+  serveIotRegisteredCa(ssmMock, iotMock, caId, intermediate);
 });
 
 /** request.json as POST stores it, under a fresh task id; the task item as DynamoDB holds it. */

@@ -33,7 +33,7 @@ import {
   RegisterCertificateWithoutCACommand,
 } from '@aws-sdk/client-iot';
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { awsChunkDeps, awsPace, bulkConfig } from '../../lambdas/adapters/aws/bulk-deps';
 import { requestKey } from '../../lambdas/core/bulk/keys';
@@ -57,6 +57,7 @@ import { MemoryRateLimiter } from '../../lambdas/adapters/local/memory-rate-limi
 import { isThrottlingError } from '../../lambdas/adapters/aws/sdk-errors';
 import { createPace, resolveApiRates } from '../../lambdas/core/pacing';
 import { testClients, US_EAST_1_CONFIG } from './aws-clients';
+import { serveIotRegisteredCa } from './ca-mocks';
 import { bytesOf, installBucket, type ObjectInput, type StoredObject } from './s3-fake';
 import { callSequence, cmd, mockSdk } from './sdk-mock';
 
@@ -138,18 +139,7 @@ beforeEach(() => {
   docMock.on(cmd(GetCommand)).resolves({ Item: {} });
   docMock.on(cmd(UpdateCommand)).resolves({ Attributes: { chunksPending: 0 } });
   ebMock.on(cmd(PutEventsCommand)).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'event-1' }] });
-  ssmMock.on(cmd(GetParameterCommand), { Name: `cdf-ca-key-${caId}` }).resolves({
-    Parameter: { Name: `cdf-ca-key-${caId}`, Type: 'SecureString', Value: privateKeyToPem(intermediate.privateKey) },
-  });
-  ssmMock
-    .on(cmd(GetParameterCommand), { Name: `cdf-ca-chain-${caId}` })
-    .rejects(new ParameterNotFound({ message: 'parameter not found', $metadata: {} }));
-  ssmMock
-    .on(cmd(GetParameterCommand), { Name: `cdf-ca-cert-${caId}` })
-    .rejects(new ParameterNotFound({ message: 'parameter not found', $metadata: {} }));
-  iotMock.on(cmd(DescribeCACertificateCommand), { certificateId: caId }).resolves({
-    certificateDescription: { certificateId: caId, certificatePem: intermediate.certificate.pem, status: 'ACTIVE' },
-  });
+  serveIotRegisteredCa(ssmMock, iotMock, caId, intermediate);
 });
 
 const certflowCa = (): SupplierCa => ({ type: 'certflow', caId });
