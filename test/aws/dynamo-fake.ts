@@ -141,6 +141,12 @@ export class FakeTables {
     return { rows, key };
   }
 
+  /** Stores copies of the items as they are, as if written before the test. */
+  put(tableName: string, ...items: Item[]): void {
+    const { rows, key } = this.table(tableName);
+    for (const item of items) rows.set(String(item[key]), clone(item));
+  }
+
   clear(): void {
     this.rowsByTable.clear();
   }

@@ -53,9 +53,9 @@ import { createCaRoutes } from '../../lambdas/handlers/api-cas';
 import { createHandler, handler } from '../../lambdas/handlers/api-bulk-certificates';
 import { ApiEnv, readEnv } from '../../lambdas/handlers/env';
 import { testClients, US_EAST_1_CONFIG } from './aws-clients';
-import { BY_ISSUER, clone, CRL_NUMBER_UPDATE, FakeTables, type Item, REVOKE, REVOKE_UPDATE } from './dynamo-fake';
+import { BY_ISSUER, CRL_NUMBER_UPDATE, FakeTables, type Item, REVOKE, REVOKE_UPDATE } from './dynamo-fake';
 import { installBucket, type StoredObject } from './s3-fake';
-import { callSequence, cmd, type CommandClass, type InputOf, mockSdk } from './sdk-mock';
+import { callSequence, cmd, sentEvents, type CommandClass, type InputOf, mockSdk } from './sdk-mock';
 
 const TASK_TABLE = 'certflow-tasks';
 const CA_TABLE = 'certflow-cas';
@@ -181,13 +181,7 @@ const dynamoInputs = <C extends CommandClass>(command: C, tableName: string): In
     .map((c) => c.args[0].input)
     .filter((i) => (i as { TableName?: string }).TableName === tableName);
 
-/** Every event sent, in order, with its detail parsed. */
-function events(): { entry: PutEventsRequestEntry; detail: Record<string, unknown> }[] {
-  return ebMock
-    .commandCalls(cmd(PutEventsCommand))
-    .flatMap((c) => c.args[0].input.Entries ?? [])
-    .map((entry) => ({ entry, detail: JSON.parse(entry.Detail ?? '{}') as Record<string, unknown> }));
-}
+const events = () => sentEvents(ebMock);
 
 // ---------------------------------------------------------------------------------------------------------------
 // API Gateway events
@@ -277,14 +271,10 @@ const record = (n: number, fields: Partial<InventoryRecord> = {}): InventoryReco
     }).filter(([, value]) => value !== undefined),
   ) as unknown as InventoryRecord;
 
-function seedInventory(...records: InventoryRecord[]): void {
-  const { rows } = table(INVENTORY_TABLE);
-  for (const r of records) rows.set(r.certificateId, inventoryItem(r));
-}
+const seedInventory = (...records: InventoryRecord[]): void =>
+  tables.put(INVENTORY_TABLE, ...records.map(inventoryItem));
 
-function seedCa(item: Item): void {
-  table(CA_TABLE).rows.set(String(item.caId), clone(item));
-}
+const seedCa = (item: Item): void => tables.put(CA_TABLE, item);
 
 function seedParameters(ca: CreatedCa, chainPem?: string): void {
   const id = ca.certificate.id;
@@ -322,7 +312,8 @@ beforeAll(async () => {
   });
   INT = await createIntermediateCa(ROOT.issuer, {
     subject: { commonName: 'Acme Devices CA', organization: 'Acme' },
-    validity: { days: 1825 },
+    // a day more than the 1825-day default of a child CA: a child created seconds later must still end before it
+    validity: { days: 1826 },
     now,
     pathLength: 1,
   });

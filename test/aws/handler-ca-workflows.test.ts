@@ -39,7 +39,7 @@ import {
   REVOKE,
   REVOKE_UPDATE,
 } from './dynamo-fake';
-import { callSequence, cmd, type CommandClass, type InputOf, mockSdk } from './sdk-mock';
+import { callSequence, cmd, sentEvents, type CommandClass, type InputOf, mockSdk } from './sdk-mock';
 
 const INVENTORY_TABLE = 'certflow-inventory';
 const CA_TABLE = 'certflow-cas';
@@ -79,13 +79,7 @@ const sequence = (): string[] =>
     return entries.length > 1 ? `${service}.${operation} ×${entries.length}` : `${service}.${operation}`;
   });
 
-/** Every event sent, in order, with its detail parsed. */
-function events(): { entry: PutEventsRequestEntry; detail: Record<string, unknown> }[] {
-  return ebMock
-    .commandCalls(cmd(PutEventsCommand))
-    .flatMap((c) => c.args[0].input.Entries ?? [])
-    .map((entry) => ({ entry, detail: JSON.parse(entry.Detail ?? '{}') as Record<string, unknown> }));
-}
+const events = () => sentEvents(ebMock);
 
 const id = (n: number): string => createHash('sha256').update(`certificate-${n}`).digest('hex');
 /** An id in the given expiry shard (its first hex digit). */
@@ -120,10 +114,8 @@ const record = (n: number, fields: Partial<InventoryRecord> = {}): InventoryReco
     }).filter(([, value]) => value !== undefined),
   ) as unknown as InventoryRecord;
 
-function seedInventory(...records: InventoryRecord[]): void {
-  const { rows } = table(INVENTORY_TABLE);
-  for (const r of records) rows.set(r.certificateId, inventoryItem(r));
-}
+const seedInventory = (...records: InventoryRecord[]): void =>
+  tables.put(INVENTORY_TABLE, ...records.map(inventoryItem));
 
 const stored = (certificateId: string): Item | undefined => table(INVENTORY_TABLE).rows.get(certificateId);
 

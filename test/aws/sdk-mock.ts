@@ -9,6 +9,7 @@
  * same `@smithy/types` major, both can become plain `mockClient(X)` / `X` again.
  */
 import type { MetadataBearer } from '@smithy/types';
+import { PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { type AwsCommand, type AwsStub, mockClient } from 'aws-sdk-client-mock';
 
 /** Any SDK v3 command class, whatever @smithy/types it was built with. */
@@ -51,4 +52,14 @@ export function callSequence(
     }),
   );
   return calls.sort((a, b) => (a.call.calledBefore(b.call) ? -1 : 1)).map((c) => c.name);
+}
+
+/** Every event an EventBridge mock was sent, in order, with its detail parsed. */
+export function sentEvents(
+  ebMock: AwsStub<object, MetadataBearer, unknown>,
+): { entry: PutEventsRequestEntry; detail: Record<string, unknown> }[] {
+  return ebMock
+    .commandCalls(cmd(PutEventsCommand))
+    .flatMap((c) => c.args[0].input.Entries ?? [])
+    .map((entry) => ({ entry, detail: JSON.parse(entry.Detail ?? '{}') as Record<string, unknown> }));
 }
