@@ -10,11 +10,12 @@ import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { sdkStreamMixin } from '@smithy/util-stream';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import type { APIGatewayProxyResult } from 'aws-lambda';
 import { awsBatchDeps } from '../../lambdas/adapters/aws/bulk-deps';
 import { createHandler } from '../../lambdas/handlers/api-bulk-certificates';
 import { BulkApiEnv, readEnv } from '../../lambdas/handlers/env';
 import { CDF_MEDIA_TYPE } from '../../lambdas/handlers/http';
+import { apiEvent, type ApiEventOptions } from './api-events';
 import { testClients, US_EAST_1_CONFIG } from './aws-clients';
 import { callSequence, cmd, mockSdk } from './sdk-mock';
 
@@ -52,28 +53,6 @@ const api = () => createHandler(awsBatchDeps(env, clients(), {}), logger);
 /** Every SDK call of every mock, in the order they were made, as `Service.Operation`. */
 const sequence = (): string[] => callSequence(MOCKS);
 
-interface EventOptions {
-  pathParameters?: Record<string, string>;
-  headers?: Record<string, string>;
-  body?: unknown;
-  query?: Record<string, string>;
-  stage?: string;
-}
-
-function apiEvent(method: string, resource: string, path: string, options: EventOptions = {}): APIGatewayProxyEvent {
-  return {
-    httpMethod: method,
-    resource,
-    path,
-    pathParameters: options.pathParameters ?? null,
-    queryStringParameters: options.query ?? null,
-    headers: options.headers ?? {},
-    body: options.body === undefined ? null : JSON.stringify(options.body),
-    isBase64Encoded: false,
-    requestContext: { path: `${options.stage ?? ''}${path}` },
-  } as unknown as APIGatewayProxyEvent;
-}
-
 const post = (body: unknown, headers: Record<string, string> = {}, supplierId = 'acme') =>
   apiEvent('POST', '/supplier/{supplierId}/certificates', `/supplier/${supplierId}/certificates`, {
     pathParameters: { supplierId },
@@ -87,7 +66,7 @@ const getTaskEvent = (taskId: string, headers: Record<string, string> = {}) =>
     headers,
   });
 
-const getDownloadEvent = (taskId: string, options: Omit<EventOptions, 'pathParameters'> = {}) =>
+const getDownloadEvent = (taskId: string, options: Omit<ApiEventOptions, 'pathParameters'> = {}) =>
   apiEvent('GET', '/certificates/{taskId}', `/certificates/${taskId}`, { pathParameters: { taskId }, ...options });
 
 const bodyOf = (result: APIGatewayProxyResult): Record<string, unknown> =>

@@ -29,7 +29,7 @@ import {
   ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import type { APIGatewayProxyResult, Context } from 'aws-lambda';
 import { awsBatchDeps } from '../../lambdas/adapters/aws/bulk-deps';
 import { awsCaDeps } from '../../lambdas/adapters/aws/ca-deps';
 import { inventoryItem } from '../../lambdas/adapters/aws/dynamo-inventory';
@@ -52,6 +52,7 @@ import type { InventoryRecord } from '../../lambdas/core/ports';
 import { createCaRoutes } from '../../lambdas/handlers/api-cas';
 import { createHandler, handler } from '../../lambdas/handlers/api-bulk-certificates';
 import { ApiEnv, readEnv } from '../../lambdas/handlers/env';
+import { type ApiEventOptions, apiEvent as apiGatewayEvent } from './api-events';
 import { testClients, US_EAST_1_CONFIG } from './aws-clients';
 import { BY_ISSUER, CRL_NUMBER_UPDATE, FakeTables, type Item, REVOKE, REVOKE_UPDATE } from './dynamo-fake';
 import { installBucket, type StoredObject } from './s3-fake';
@@ -186,27 +187,16 @@ const events = () => sentEvents(ebMock);
 // ---------------------------------------------------------------------------------------------------------------
 // API Gateway events
 
-interface EventOptions {
-  pathParameters?: Record<string, string>;
-  headers?: Record<string, string>;
-  body?: unknown;
-  query?: Record<string, string>;
-}
-
-function apiEvent(method: string, resource: string, path: string, options: EventOptions = {}): APIGatewayProxyEvent {
-  return {
-    httpMethod: method,
+/** An API Gateway event; a body goes with `content-type: application/json`. */
+const apiEvent = (method: string, resource: string, path: string, options: ApiEventOptions = {}) =>
+  apiGatewayEvent(
+    method,
     resource,
     path,
-    pathParameters: options.pathParameters ?? null,
-    queryStringParameters: options.query ?? null,
-    headers:
-      options.body === undefined ? (options.headers ?? {}) : { 'content-type': 'application/json', ...options.headers },
-    body: options.body === undefined ? null : JSON.stringify(options.body),
-    isBase64Encoded: false,
-    requestContext: { path },
-  } as unknown as APIGatewayProxyEvent;
-}
+    options.body === undefined
+      ? options
+      : { ...options, headers: { 'content-type': 'application/json', ...options.headers } },
+  );
 
 const postIntermediate = (caId: string, body: unknown) =>
   apiEvent('POST', '/cas/{caId}/intermediates', `/cas/${caId}/intermediates`, { pathParameters: { caId }, body });
