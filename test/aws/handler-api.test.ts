@@ -4,7 +4,6 @@
  */
 import 'aws-sdk-client-mock-jest';
 import { Readable } from 'node:stream';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
@@ -18,6 +17,7 @@ import { CDF_MEDIA_TYPE } from '../../lambdas/handlers/http';
 import { apiEvent, type ApiEventOptions } from './api-events';
 import { testClients, US_EAST_1_CONFIG } from './aws-clients';
 import { callSequence, cmd, mockSdk } from './sdk-mock';
+import { conditionFailed } from './dynamo-fake';
 
 const TABLE = 'certflow-tasks';
 const BUCKET = 'certflow-batches';
@@ -71,9 +71,6 @@ const getDownloadEvent = (taskId: string, options: Omit<ApiEventOptions, 'pathPa
 
 const bodyOf = (result: APIGatewayProxyResult): Record<string, unknown> =>
   JSON.parse(result.body) as Record<string, unknown>;
-
-const conditionFailed = () =>
-  new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} });
 
 const BODY = { quantity: 3, certInfo: { commonName: '`acme-`${increment}A0', country: 'US' } };
 

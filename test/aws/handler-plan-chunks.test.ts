@@ -3,7 +3,6 @@
  * task, moves it from pending to in_progress, and lists the chunk indexes for the Distributed Map.
  */
 import 'aws-sdk-client-mock-jest';
-import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
@@ -13,6 +12,7 @@ import { BulkEnv, readEnv } from '../../lambdas/handlers/env';
 import { createHandler } from '../../lambdas/handlers/sfn-plan-chunks';
 import { testClients, US_EAST_1_CONFIG } from './aws-clients';
 import { callSequence, cmd, mockSdk } from './sdk-mock';
+import { conditionFailed } from './dynamo-fake';
 
 const TABLE = 'certflow-tasks';
 const docMock = mockSdk(DynamoDBDocumentClient);
@@ -89,9 +89,7 @@ describe('PlanChunks', () => {
 
   it('throws TASK_NOT_FOUND when the task disappears before the update (condition attribute_exists fails)', async () => {
     docMock.on(cmd(GetCommand)).resolves({ Item: taskItem('t-3', 'pending', 1) });
-    docMock
-      .on(cmd(UpdateCommand))
-      .rejects(new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} }));
+    docMock.on(cmd(UpdateCommand)).rejects(conditionFailed());
     await expect(plan()({ taskId: 't-3' })).rejects.toMatchObject({ name: 'NotFoundError', code: 'TASK_NOT_FOUND' });
   });
 
