@@ -14,18 +14,12 @@ import {
   DynamoDBClient,
   ResourceInUseException,
   ResourceNotFoundException,
-  type AttributeDefinition,
   type KeySchemaElement,
   type TableDescription,
 } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
-import {
-  LOCAL_AWS_CREDENTIALS,
-  LOCAL_AWS_REGION,
-  type KeyAttribute,
-  type LocalServer,
-  type TableDefinition,
-} from './types';
+import { createTableInput } from '../../lambdas/adapters/aws/tables';
+import { LOCAL_AWS_CREDENTIALS, LOCAL_AWS_REGION, type LocalServer, type TableDefinition } from './types';
 
 export interface DynamoDbServerOptions {
   /** LevelDB directory (created when missing); the tables live in memory when absent */
@@ -89,7 +83,7 @@ export async function ensureTable(
     assertSameShape(existing, definition);
   } else {
     try {
-      await client.send(new CreateTableCommand(toCreateTableInput(definition)));
+      await client.send(new CreateTableCommand(createTableInput(definition)));
     } catch (error) {
       // another process created it between our describe and create: fall through and wait for it
       if (!(error instanceof ResourceInUseException)) throw error;
@@ -128,57 +122,12 @@ async function waitUntilActive(
   }
 }
 
-function keySchema(partitionKey: KeyAttribute, sortKey?: KeyAttribute): KeySchemaElement[] {
-  return [
-    { AttributeName: partitionKey.name, KeyType: 'HASH' },
-    ...(sortKey ? [{ AttributeName: sortKey.name, KeyType: 'RANGE' as const }] : []),
-  ];
-}
-
-export function toCreateTableInput(definition: TableDefinition) {
-  const attributes = new Map<string, KeyAttribute['type']>();
-  const indexes = definition.globalSecondaryIndexes ?? [];
-  for (const key of [
-    definition.partitionKey,
-    definition.sortKey,
-    ...indexes.flatMap((i) => [i.partitionKey, i.sortKey]),
-  ]) {
-    if (!key) continue;
-    const known = attributes.get(key.name);
-    if (known && known !== key.type) {
-      throw new Error(
-        `table ${definition.tableName}: attribute ${key.name} is declared as both ${known} and ${key.type}`,
-      );
-    }
-    attributes.set(key.name, key.type);
-  }
-  const attributeDefinitions: AttributeDefinition[] = [...attributes].map(([name, type]) => ({
-    AttributeName: name,
-    AttributeType: type,
-  }));
-  return {
-    TableName: definition.tableName,
-    BillingMode: 'PAY_PER_REQUEST' as const,
-    AttributeDefinitions: attributeDefinitions,
-    KeySchema: keySchema(definition.partitionKey, definition.sortKey),
-    ...(indexes.length > 0
-      ? {
-          GlobalSecondaryIndexes: indexes.map((index) => ({
-            IndexName: index.indexName,
-            KeySchema: keySchema(index.partitionKey, index.sortKey),
-            Projection: { ProjectionType: 'ALL' as const },
-          })),
-        }
-      : {}),
-  };
-}
-
 function describeKeys(schema: KeySchemaElement[] | undefined): string {
   return (schema ?? []).map((k) => `${k.AttributeName}:${k.KeyType}`).join(',');
 }
 
 function assertSameShape(table: TableDescription, definition: TableDefinition): void {
-  const expected = toCreateTableInput(definition);
+  const expected = createTableInput(definition);
   const problems: string[] = [];
   if (describeKeys(table.KeySchema) !== describeKeys(expected.KeySchema)) {
     problems.push(`key schema is ${describeKeys(table.KeySchema)}, expected ${describeKeys(expected.KeySchema)}`);

@@ -14,6 +14,12 @@ export const TEST_CLIENT_CONFIG = {
   credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' },
 };
 
+/** The same in us-east-1 with access key id `x` (the handler tests assert on presigned URLs made with it). */
+export const US_EAST_1_CONFIG = {
+  region: 'us-east-1',
+  credentials: { accessKeyId: 'x', secretAccessKey: 'y' },
+};
+
 /** Every client AwsClients holds, made with `config` (their `send` is what the tests mock). */
 export const testClients = (config: object = TEST_CLIENT_CONFIG): AwsClients => ({
   dynamodb: new DynamoDBClient(config),

@@ -1,17 +1,12 @@
 /** DynamoCaStore against dynalite (in memory, on 127.0.0.1): conditions, the atomic counter, Scan pages. */
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { CreateTableCommand, DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { ConflictError, NotFoundError } from '../../lambdas/core/errors';
 import type { CaRecord } from '../../lambdas/core/ports';
 import { DynamoCaStore } from '../../lambdas/adapters/aws/dynamo-ca-store';
-import { CA_TABLE, createTableInput } from '../../lambdas/adapters/aws/tables';
+import { CA_TABLE } from '../../lambdas/adapters/aws/tables';
+import { type LocalDynamo, startDynalite } from '../helpers/dynalite';
 
-// dynalite ships no types
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const dynalite = require('dynalite') as (options: { createTableMs?: number }) => Server;
-
-let server: Server;
+let dynamo: LocalDynamo;
 let client: DynamoDBClient;
 let store: DynamoCaStore;
 
@@ -34,23 +29,12 @@ const ca = (caId: string, overrides: Partial<CaRecord> = {}): CaRecord => ({
 });
 
 beforeAll(async () => {
-  server = dynalite({ createTableMs: 0 });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  client = new DynamoDBClient({
-    endpoint: `http://127.0.0.1:${port}`,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    maxAttempts: 1,
-  });
-  await client.send(new CreateTableCommand(createTableInput(CA_TABLE)));
+  dynamo = await startDynalite([CA_TABLE]);
+  client = dynamo.client;
   store = new DynamoCaStore(client, CA_TABLE.tableName);
 });
 
-afterAll(async () => {
-  client?.destroy();
-  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-});
+afterAll(() => dynamo?.close());
 
 describe('DynamoCaStore on dynalite', () => {
   it('creates a CA once and reads it back as it was', async () => {

@@ -1,17 +1,15 @@
 import 'aws-sdk-client-mock-jest';
-import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConflictError, NotFoundError } from '../../lambdas/core/errors';
 import type { CaRecord } from '../../lambdas/core/ports';
 import { DynamoCaStore } from '../../lambdas/adapters/aws/dynamo-ca-store';
 import { cmd, mockSdk } from './sdk-mock';
+import { conditionFailed } from './dynamo-fake';
 
 const TABLE = 'certflow-cas-test';
 const docMock = mockSdk(DynamoDBDocumentClient);
 const store = new DynamoCaStore(new DynamoDBClient({ region: 'us-east-1' }), TABLE);
-
-const conditionFailed = () =>
-  new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} });
 
 const ca = (caId: string, overrides: Partial<CaRecord> = {}): CaRecord => ({
   caId,

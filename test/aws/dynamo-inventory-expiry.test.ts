@@ -3,18 +3,13 @@
  * 127.0.0.1): the conditional UpdateItem that makes `Certificate Expiring` go out once per certificate and window,
  * evaluated by a real condition-expression engine rather than a mock.
  */
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { CreateTableCommand, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoInventory } from '../../lambdas/adapters/aws/dynamo-inventory';
-import { createTableInput, INVENTORY_TABLE } from '../../lambdas/adapters/aws/tables';
+import { INVENTORY_TABLE } from '../../lambdas/adapters/aws/tables';
 import type { InventoryRecord } from '../../lambdas/core/ports';
+import { type LocalDynamo, startDynalite } from '../helpers/dynalite';
 
-// dynalite ships no types
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const dynalite = require('dynalite') as (options: { createTableMs?: number }) => Server;
-
-let server: Server;
+let dynamo: LocalDynamo;
 let client: DynamoDBClient;
 let inventory: DynamoInventory;
 
@@ -44,23 +39,12 @@ async function notifiedWindows(certificateId: string): Promise<string[] | undefi
 }
 
 beforeAll(async () => {
-  server = dynalite({ createTableMs: 0 });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  client = new DynamoDBClient({
-    endpoint: `http://127.0.0.1:${port}`,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    maxAttempts: 1,
-  });
-  await client.send(new CreateTableCommand(createTableInput(INVENTORY_TABLE)));
+  dynamo = await startDynalite([INVENTORY_TABLE]);
+  client = dynamo.client;
   inventory = new DynamoInventory(client, INVENTORY_TABLE.tableName);
 });
 
-afterAll(async () => {
-  client?.destroy();
-  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-});
+afterAll(() => dynamo?.close());
 
 describe('DynamoInventory.markExpiringNotified on dynalite', () => {
   it('is true the first time for a window, false the second time for the same window', async () => {

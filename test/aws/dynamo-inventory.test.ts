@@ -1,18 +1,16 @@
 import 'aws-sdk-client-mock-jest';
-import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ValidationError } from '../../lambdas/core/errors';
 import type { InventoryRecord } from '../../lambdas/core/ports';
 import { DynamoInventory, EXPIRY_SHARDS, expiryShard } from '../../lambdas/adapters/aws/dynamo-inventory';
 import { CA_TABLE, INVENTORY_TABLE } from '../../lambdas/adapters/aws/tables';
 import { cmd, mockSdk } from './sdk-mock';
+import { conditionFailed } from './dynamo-fake';
 
 const TABLE = 'certflow-inventory-test';
 const docMock = mockSdk(DynamoDBDocumentClient);
 const inventory = new DynamoInventory(new DynamoDBClient({ region: 'us-east-1' }), TABLE);
-
-const conditionFailed = () =>
-  new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} });
 
 /** a 64-hex-digit id in shard `shard` */
 const idIn = (shard: string, n: number): string => `${shard}${n.toString(16).padStart(63, '0')}`;

@@ -2,19 +2,14 @@
  * DynamoTaskStore against a real DynamoDB wire-protocol server (dynalite, in memory, on 127.0.0.1): the same
  * server the local runtime uses. Checks what mocks cannot: expressions, number-set marshalling, the GSI.
  */
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { DescribeTableCommand, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { ConflictError, NotFoundError } from '../../lambdas/core/errors';
 import type { BatchTask, Clock } from '../../lambdas/core/ports';
 import { DynamoTaskStore } from '../../lambdas/adapters/aws/dynamo-task-store';
-import { createTableInput, TASK_TABLE } from '../../lambdas/adapters/aws/tables';
+import { TASK_TABLE } from '../../lambdas/adapters/aws/tables';
+import { type LocalDynamo, startDynalite } from '../helpers/dynalite';
 
-// dynalite ships no types
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const dynalite = require('dynalite') as (options: { createTableMs?: number }) => Server;
-
-let server: Server;
+let dynamo: LocalDynamo;
 let client: DynamoDBClient;
 let store: DynamoTaskStore;
 let now = new Date('2026-03-01T12:00:00.000Z');
@@ -34,23 +29,12 @@ const task = (taskId: string, overrides: Partial<BatchTask> = {}): BatchTask => 
 });
 
 beforeAll(async () => {
-  server = dynalite({ createTableMs: 0 });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  client = new DynamoDBClient({
-    endpoint: `http://127.0.0.1:${port}`,
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
-    maxAttempts: 1,
-  });
-  await client.send(new CreateTableCommand(createTableInput(TASK_TABLE)));
+  dynamo = await startDynalite([TASK_TABLE]);
+  client = dynamo.client;
   store = new DynamoTaskStore(client, TASK_TABLE.tableName, clock);
 });
 
-afterAll(async () => {
-  client?.destroy();
-  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-});
+afterAll(() => dynamo?.close());
 
 describe('DynamoTaskStore on dynalite', () => {
   it('creates the table from TASK_TABLE with the byStatus index', async () => {

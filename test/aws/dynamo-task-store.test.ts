@@ -1,20 +1,18 @@
 import 'aws-sdk-client-mock-jest';
-import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConflictError, NotFoundError, ValidationError } from '../../lambdas/core/errors';
 import type { BatchTask, Clock } from '../../lambdas/core/ports';
 import { DynamoTaskStore } from '../../lambdas/adapters/aws/dynamo-task-store';
 import { TASK_TABLE } from '../../lambdas/adapters/aws/tables';
 import { cmd, mockSdk } from './sdk-mock';
+import { conditionFailed } from './dynamo-fake';
 
 const TABLE = 'certflow-tasks-test';
 const NOW = '2026-03-01T12:00:00.000Z';
 const clock: Clock = { now: () => new Date(NOW) };
 const docMock = mockSdk(DynamoDBDocumentClient);
 const store = new DynamoTaskStore(new DynamoDBClient({ region: 'us-east-1' }), TABLE, clock);
-
-const conditionFailed = () =>
-  new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} });
 
 const task: BatchTask = {
   taskId: 't1',

@@ -4,22 +4,20 @@
  */
 import 'aws-sdk-client-mock-jest';
 import { Readable } from 'node:stream';
-import { ACMPCAClient } from '@aws-sdk/client-acm-pca';
-import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { IoTClient } from '@aws-sdk/client-iot';
-import { KMSClient } from '@aws-sdk/client-kms';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
-import { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { sdkStreamMixin } from '@smithy/util-stream';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { type AwsClients, awsBatchDeps } from '../../lambdas/adapters/aws/bulk-deps';
+import type { APIGatewayProxyResult } from 'aws-lambda';
+import { awsBatchDeps } from '../../lambdas/adapters/aws/bulk-deps';
 import { createHandler } from '../../lambdas/handlers/api-bulk-certificates';
 import { BulkApiEnv, readEnv } from '../../lambdas/handlers/env';
 import { CDF_MEDIA_TYPE } from '../../lambdas/handlers/http';
-import { cmd, mockSdk } from './sdk-mock';
+import { apiEvent, type ApiEventOptions } from './api-events';
+import { testClients, US_EAST_1_CONFIG } from './aws-clients';
+import { callSequence, cmd, mockSdk } from './sdk-mock';
+import { conditionFailed } from './dynamo-fake';
 
 const TABLE = 'certflow-tasks';
 const BUCKET = 'certflow-batches';
@@ -33,17 +31,7 @@ const sfnMock = mockSdk(SFNClient);
 const ebMock = mockSdk(EventBridgeClient);
 const MOCKS = { S3: s3Mock, DynamoDB: docMock, SFN: sfnMock, EventBridge: ebMock };
 
-const config = { region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } };
-const clients = (): AwsClients => ({
-  dynamodb: new DynamoDBClient(config),
-  s3: new S3Client(config),
-  eventBridge: new EventBridgeClient(config),
-  sfn: new SFNClient(config),
-  ssm: new SSMClient(config),
-  iot: new IoTClient(config),
-  kms: new KMSClient(config),
-  pca: new ACMPCAClient(config),
-});
+const clients = () => testClients(US_EAST_1_CONFIG);
 
 /** The variables the BulkIssuance construct sets (DEFAULT_DAYS_EXPIRY and ZIP_LEVEL are left to their defaults). */
 const env = readEnv(BulkApiEnv, {
@@ -63,34 +51,7 @@ const logger = { error: jest.fn() };
 const api = () => createHandler(awsBatchDeps(env, clients(), {}), logger);
 
 /** Every SDK call of every mock, in the order they were made, as `Service.Operation`. */
-function sequence(): string[] {
-  const calls = Object.entries(MOCKS).flatMap(([service, mock]) =>
-    mock.calls().map((call) => ({ call, name: `${service}.${call.args[0].constructor.name.replace(/Command$/, '')}` })),
-  );
-  return calls.sort((a, b) => (a.call.calledBefore(b.call) ? -1 : 1)).map((c) => c.name);
-}
-
-interface EventOptions {
-  pathParameters?: Record<string, string>;
-  headers?: Record<string, string>;
-  body?: unknown;
-  query?: Record<string, string>;
-  stage?: string;
-}
-
-function apiEvent(method: string, resource: string, path: string, options: EventOptions = {}): APIGatewayProxyEvent {
-  return {
-    httpMethod: method,
-    resource,
-    path,
-    pathParameters: options.pathParameters ?? null,
-    queryStringParameters: options.query ?? null,
-    headers: options.headers ?? {},
-    body: options.body === undefined ? null : JSON.stringify(options.body),
-    isBase64Encoded: false,
-    requestContext: { path: `${options.stage ?? ''}${path}` },
-  } as unknown as APIGatewayProxyEvent;
-}
+const sequence = (): string[] => callSequence(MOCKS);
 
 const post = (body: unknown, headers: Record<string, string> = {}, supplierId = 'acme') =>
   apiEvent('POST', '/supplier/{supplierId}/certificates', `/supplier/${supplierId}/certificates`, {
@@ -105,14 +66,11 @@ const getTaskEvent = (taskId: string, headers: Record<string, string> = {}) =>
     headers,
   });
 
-const getDownloadEvent = (taskId: string, options: Omit<EventOptions, 'pathParameters'> = {}) =>
+const getDownloadEvent = (taskId: string, options: Omit<ApiEventOptions, 'pathParameters'> = {}) =>
   apiEvent('GET', '/certificates/{taskId}', `/certificates/${taskId}`, { pathParameters: { taskId }, ...options });
 
 const bodyOf = (result: APIGatewayProxyResult): Record<string, unknown> =>
   JSON.parse(result.body) as Record<string, unknown>;
-
-const conditionFailed = () =>
-  new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} });
 
 const BODY = { quantity: 3, certInfo: { commonName: '`acme-`${increment}A0', country: 'US' } };
 

@@ -8,38 +8,33 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { ACMPCAClient } from '@aws-sdk/client-acm-pca';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
-import { DescribeCACertificateCommand, IoTClient } from '@aws-sdk/client-iot';
-import { KMSClient } from '@aws-sdk/client-kms';
+import { IoTClient } from '@aws-sdk/client-iot';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   GetObjectCommand,
   HeadObjectCommand,
-  NoSuchKey,
-  NotFound,
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { SFNClient } from '@aws-sdk/client-sfn';
-import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { sdkStreamMixin } from '@smithy/util-stream';
-import { type AwsClients, awsBatchDeps, awsChunkDeps, bulkConfig } from '../../lambdas/adapters/aws/bulk-deps';
+import { awsBatchDeps, awsChunkDeps, bulkConfig } from '../../lambdas/adapters/aws/bulk-deps';
 import { ChunkPackager, MANIFEST_HEADER } from '../../lambdas/core/bulk/chunk-builder';
 import { chunkManifestKey, chunkZipKey, requestKey } from '../../lambdas/core/bulk/keys';
 import { type BatchRequest, normalizeBatchRequest } from '../../lambdas/core/bulk/request';
-import { createIntermediateCa, createRootCa, type CreatedCa, privateKeyToPem } from '../../lambdas/core/pki';
+import { createIntermediateCa, createRootCa, type CreatedCa } from '../../lambdas/core/pki';
 import { BulkEnv, readEnv } from '../../lambdas/handlers/env';
 import { createHandler } from '../../lambdas/handlers/sfn-assemble-zip';
 import { createHandler as createIssueChunkHandler } from '../../lambdas/handlers/sfn-issue-chunk';
 import { unzipList, unzipRead, unzipTest } from '../helpers/zip';
-import { cmd, mockSdk } from './sdk-mock';
+import { testClients, US_EAST_1_CONFIG } from './aws-clients';
+import { serveIotRegisteredCa } from './ca-mocks';
+import { type MultipartUpload, installBucket, type StoredObject } from './s3-fake';
+import { callSequence, cmd, mockSdk } from './sdk-mock';
 
 const TABLE = 'certflow-tasks';
 const BUCKET = 'certflow-batches';
@@ -52,17 +47,7 @@ const iotMock = mockSdk(IoTClient);
 const ebMock = mockSdk(EventBridgeClient);
 const MOCKS = { S3: s3Mock, DynamoDB: docMock, SSM: ssmMock, IoT: iotMock, EventBridge: ebMock };
 
-const config = { region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } };
-const clients = (): AwsClients => ({
-  dynamodb: new DynamoDBClient(config),
-  s3: new S3Client(config),
-  eventBridge: new EventBridgeClient(config),
-  sfn: new SFNClient(config),
-  ssm: new SSMClient(config),
-  iot: new IoTClient(config),
-  kms: new KMSClient(config),
-  pca: new ACMPCAClient(config),
-});
+const clients = () => testClients(US_EAST_1_CONFIG);
 
 const env = readEnv(BulkEnv, {
   TASK_TABLE_NAME: TABLE,
@@ -79,93 +64,13 @@ const assemble = (input: Parameters<ReturnType<typeof createHandler>>[0]) =>
 const issueChunk = (taskId: string, index: number) =>
   createIssueChunkHandler(awsChunkDeps(env, clients()))({ taskId, index });
 
-function sequence(): string[] {
-  const calls = Object.entries(MOCKS).flatMap(([service, mock]) =>
-    mock.calls().map((call) => ({ call, name: `${service}.${call.args[0].constructor.name.replace(/Command$/, '')}` })),
-  );
-  return calls.sort((a, b) => (a.call.calledBefore(b.call) ? -1 : 1)).map((c) => c.name);
-}
+const sequence = (): string[] => callSequence(MOCKS);
 
 // ---------------------------------------------------------------------------------------------------------------
 // An in-memory bucket behind the S3 mock, with multipart uploads
 
-interface StoredObject {
-  body: Buffer;
-  contentType?: string;
-  metadata: Record<string, string>;
-}
 const bucket = new Map<string, StoredObject>();
-const uploads = new Map<string, { key: string; contentType?: string; parts: Map<number, Buffer> }>();
-
-async function bytesOf(body: unknown): Promise<Buffer> {
-  if (typeof body === 'string') return Buffer.from(body);
-  if (body instanceof Uint8Array) return Buffer.from(body);
-  const parts: Buffer[] = [];
-  for await (const part of body as AsyncIterable<Uint8Array>) parts.push(Buffer.from(part));
-  return Buffer.concat(parts);
-}
-
-interface ObjectInput {
-  Key?: string;
-  Body?: unknown;
-  ContentType?: string;
-  Metadata?: Record<string, string>;
-  Range?: string;
-  UploadId?: string;
-  PartNumber?: number;
-  MultipartUpload?: { Parts?: { PartNumber?: number }[] };
-}
-
-function installBucket(): void {
-  s3Mock.on(cmd(PutObjectCommand)).callsFake(async (input: ObjectInput) => {
-    bucket.set(input.Key!, {
-      body: await bytesOf(input.Body),
-      ...(input.ContentType !== undefined ? { contentType: input.ContentType } : {}),
-      metadata: input.Metadata ?? {},
-    });
-    return { ETag: '"etag"' };
-  });
-  s3Mock.on(cmd(GetObjectCommand)).callsFake(async (input: ObjectInput) => {
-    const object = bucket.get(input.Key!);
-    if (!object)
-      throw new NoSuchKey({ message: 'The specified key does not exist.', $metadata: { httpStatusCode: 404 } });
-    let body = object.body;
-    if (input.Range !== undefined) {
-      const [, first, last] = /^bytes=(\d+)-(\d+)$/.exec(input.Range)!;
-      body = body.subarray(Number(first), Number(last) + 1);
-    }
-    return { Body: sdkStreamMixin(Readable.from([body])), ContentLength: body.length, Metadata: object.metadata };
-  });
-  s3Mock.on(cmd(HeadObjectCommand)).callsFake(async (input: ObjectInput) => {
-    const object = bucket.get(input.Key!);
-    if (!object) throw new NotFound({ message: 'Not Found', $metadata: { httpStatusCode: 404 } });
-    return { ContentLength: object.body.length, ContentType: object.contentType, Metadata: object.metadata };
-  });
-  s3Mock.on(cmd(CreateMultipartUploadCommand)).callsFake(async (input: ObjectInput) => {
-    const UploadId = `upload-${uploads.size + 1}`;
-    uploads.set(UploadId, {
-      key: input.Key!,
-      ...(input.ContentType !== undefined ? { contentType: input.ContentType } : {}),
-      parts: new Map(),
-    });
-    return { Bucket: BUCKET, Key: input.Key, UploadId };
-  });
-  s3Mock.on(cmd(UploadPartCommand)).callsFake(async (input: ObjectInput) => {
-    uploads.get(input.UploadId!)!.parts.set(input.PartNumber!, await bytesOf(input.Body));
-    return { ETag: `"part-${input.PartNumber}"` };
-  });
-  s3Mock.on(cmd(CompleteMultipartUploadCommand)).callsFake(async (input: ObjectInput) => {
-    const upload = uploads.get(input.UploadId!)!;
-    const parts = (input.MultipartUpload?.Parts ?? []).map((p) => upload.parts.get(p.PartNumber!)!);
-    bucket.set(upload.key, {
-      body: Buffer.concat(parts),
-      ...(upload.contentType !== undefined ? { contentType: upload.contentType } : {}),
-      metadata: {},
-    });
-    return { Bucket: BUCKET, Key: upload.key, ETag: '"multipart"' };
-  });
-  s3Mock.on(cmd(AbortMultipartUploadCommand)).resolves({});
-}
+const uploads = new Map<string, MultipartUpload>();
 
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -208,21 +113,10 @@ beforeEach(() => {
   for (const mock of Object.values(MOCKS)) mock.reset();
   bucket.clear();
   uploads.clear();
-  installBucket();
+  installBucket(s3Mock, bucket, { bucketName: BUCKET, uploads });
   docMock.on(cmd(UpdateCommand)).resolves({ Attributes: { chunksPending: 0 } });
   ebMock.on(cmd(PutEventsCommand)).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'event-1' }] });
-  ssmMock.on(cmd(GetParameterCommand), { Name: `cdf-ca-key-${caId}` }).resolves({
-    Parameter: { Name: `cdf-ca-key-${caId}`, Type: 'SecureString', Value: privateKeyToPem(intermediate.privateKey) },
-  });
-  ssmMock
-    .on(cmd(GetParameterCommand), { Name: `cdf-ca-chain-${caId}` })
-    .rejects(new ParameterNotFound({ message: 'parameter not found', $metadata: {} }));
-  ssmMock
-    .on(cmd(GetParameterCommand), { Name: `cdf-ca-cert-${caId}` })
-    .rejects(new ParameterNotFound({ message: 'parameter not found', $metadata: {} }));
-  iotMock.on(cmd(DescribeCACertificateCommand), { certificateId: caId }).resolves({
-    certificateDescription: { certificateId: caId, certificatePem: intermediate.certificate.pem, status: 'ACTIVE' },
-  });
+  serveIotRegisteredCa(ssmMock, iotMock, caId, intermediate);
 });
 
 /** request.json as POST stores it, under a fresh task id; the task item as DynamoDB holds it. */

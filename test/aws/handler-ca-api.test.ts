@@ -10,13 +10,9 @@
  */
 import 'aws-sdk-client-mock-jest';
 import { createHash, createPrivateKey, createPublicKey, randomUUID, X509Certificate } from 'node:crypto';
-import { Readable } from 'node:stream';
-import { ACMPCAClient } from '@aws-sdk/client-acm-pca';
-import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { AddThingToThingGroupCommand, IoTClient } from '@aws-sdk/client-iot';
-import { KMSClient } from '@aws-sdk/client-kms';
-import { GetObjectCommand, NoSuchKey, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import {
   GetParameterCommand,
@@ -28,19 +24,13 @@ import {
 import {
   DynamoDBDocumentClient,
   GetCommand,
-  type GetCommandInput,
   PutCommand,
-  type PutCommandInput,
   QueryCommand,
-  type QueryCommandInput,
   ScanCommand,
-  type ScanCommandInput,
   UpdateCommand,
-  type UpdateCommandInput,
 } from '@aws-sdk/lib-dynamodb';
-import { sdkStreamMixin } from '@smithy/util-stream';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { type AwsClients, awsBatchDeps } from '../../lambdas/adapters/aws/bulk-deps';
+import type { APIGatewayProxyResult, Context } from 'aws-lambda';
+import { awsBatchDeps } from '../../lambdas/adapters/aws/bulk-deps';
 import { awsCaDeps } from '../../lambdas/adapters/aws/ca-deps';
 import { inventoryItem } from '../../lambdas/adapters/aws/dynamo-inventory';
 import {
@@ -62,7 +52,11 @@ import type { Clock, InventoryRecord } from '../../lambdas/core/ports';
 import { createCaRoutes } from '../../lambdas/handlers/api-cas';
 import { createHandler, handler } from '../../lambdas/handlers/api-bulk-certificates';
 import { ApiEnv, readEnv } from '../../lambdas/handlers/env';
-import { cmd, type CommandClass, type InputOf, mockSdk } from './sdk-mock';
+import { type ApiEventOptions, apiEvent as apiGatewayEvent } from './api-events';
+import { testClients, US_EAST_1_CONFIG } from './aws-clients';
+import { BY_ISSUER, CRL_NUMBER_UPDATE, FakeTables, type Item, REVOKE, REVOKE_UPDATE } from './dynamo-fake';
+import { installBucket, type StoredObject } from './s3-fake';
+import { callSequence, cmd, sentEvents, type CommandClass, type InputOf, mockSdk } from './sdk-mock';
 
 const TASK_TABLE = 'certflow-tasks';
 const CA_TABLE = 'certflow-cas';
@@ -82,17 +76,7 @@ const iotMock = mockSdk(IoTClient);
 const sfnMock = mockSdk(SFNClient);
 const MOCKS = { SSM: ssmMock, DynamoDB: docMock, S3: s3Mock, EventBridge: ebMock, IoT: iotMock, SFN: sfnMock };
 
-const config = { region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } };
-const clients = (): AwsClients => ({
-  dynamodb: new DynamoDBClient(config),
-  s3: new S3Client(config),
-  eventBridge: new EventBridgeClient(config),
-  sfn: new SFNClient(config),
-  ssm: new SSMClient(config),
-  iot: new IoTClient(config),
-  kms: new KMSClient(config),
-  pca: new ACMPCAClient(config),
-});
+const clients = () => testClients(US_EAST_1_CONFIG);
 
 /** What the stack sets on the API function (ApiEnv = bulk API + CA hierarchy). */
 const API_VARIABLES = {
@@ -123,108 +107,17 @@ const at = (ms: number): Clock => ({ now: () => new Date(caTime.getTime() + ms) 
 // ---------------------------------------------------------------------------------------------------------------
 // State behind the mocks
 
-type Item = Record<string, unknown>;
-
 const parameters = new Map<string, { value: string; type: string; keyId?: string }>();
-const bucket = new Map<string, { body: Buffer; contentType?: string }>();
-const tables = new Map<string, Map<string, Item>>();
-const KEY_ATTRIBUTE: Record<string, string> = {
-  [CA_TABLE]: 'caId',
-  [INVENTORY_TABLE]: 'certificateId',
-  [TASK_TABLE]: 'pk',
-};
-
-function table(name: string | undefined): { rows: Map<string, Item>; key: string } {
-  const key = KEY_ATTRIBUTE[name ?? ''];
-  if (!key) throw new Error(`the fake has no table ${String(name)}`);
-  let rows = tables.get(name!);
-  if (!rows) tables.set(name!, (rows = new Map()));
-  return { rows, key };
-}
-
-const clone = <T>(value: T): T => structuredClone(value);
-
-const conditionFailed = () =>
-  new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} });
-
-const REVOKE_UPDATE = 'SET #status = :revoked, revokedAt = :at, revocationReason = :reason';
-
-/** Index order of byIssuer: issuedKey, then the table key. */
-const byIssuerOrder = (a: Item, b: Item): number =>
-  String(a.issuedKey).localeCompare(String(b.issuedKey)) ||
-  String(a.certificateId).localeCompare(String(b.certificateId));
-
-function installDynamo(): void {
-  docMock.on(cmd(PutCommand)).callsFake(async (input: PutCommandInput) => {
-    const { rows, key } = table(input.TableName);
-    const id = String(input.Item![key]);
-    if (input.ConditionExpression !== `attribute_not_exists(${key})`) {
-      throw new Error(`the fake does not know the condition ${String(input.ConditionExpression)}`);
-    }
-    if (rows.has(id)) throw conditionFailed();
-    rows.set(id, clone(input.Item!));
-    return {};
-  });
-  docMock.on(cmd(GetCommand)).callsFake(async (input: GetCommandInput) => {
-    const { rows, key } = table(input.TableName);
-    const item = rows.get(String(input.Key![key]));
-    return item ? { Item: clone(item) } : {};
-  });
-  docMock.on(cmd(ScanCommand)).callsFake(async (input: ScanCommandInput) => {
-    if (input.ExclusiveStartKey) throw new Error('the fake answers every Scan in one page');
-    return { Items: [...table(input.TableName).rows.values()].map(clone) };
-  });
-  docMock.on(cmd(QueryCommand)).callsFake(async (input: QueryCommandInput) => {
-    const values = input.ExpressionAttributeValues ?? {};
-    if (input.IndexName !== 'byIssuer' || input.KeyConditionExpression !== 'issuerId = :issuerId') {
-      throw new Error(`the fake does not know the query ${String(input.KeyConditionExpression)}`);
-    }
-    if (values[':status'] !== undefined && input.FilterExpression !== '#status = :status') {
-      throw new Error(`the fake does not know the filter ${String(input.FilterExpression)}`);
-    }
-    const all = [...table(input.TableName).rows.values()]
-      .filter((i) => i.issuerId === values[':issuerId'])
-      .sort(byIssuerOrder);
-    const start = input.ExclusiveStartKey;
-    const from = start ? all.findIndex((i) => byIssuerOrder(i, start) > 0) : 0;
-    const begin = from < 0 ? all.length : from;
-    // DynamoDB: Limit counts the items evaluated, the filter applies after it
-    const evaluated = all.slice(begin, begin + (input.Limit ?? all.length));
-    const last = evaluated[evaluated.length - 1];
-    const more = begin + evaluated.length < all.length;
-    return {
-      Items: evaluated.filter((i) => values[':status'] === undefined || i.status === values[':status']).map(clone),
-      ...(more && last
-        ? {
-            LastEvaluatedKey: { certificateId: last.certificateId, issuerId: last.issuerId, issuedKey: last.issuedKey },
-          }
-        : {}),
-    };
-  });
-  docMock.on(cmd(UpdateCommand)).callsFake(async (input: UpdateCommandInput) => {
-    const { rows, key } = table(input.TableName);
-    const item = rows.get(String(input.Key![key]));
-    const values = input.ExpressionAttributeValues ?? {};
-    if (input.UpdateExpression === 'ADD crlNumber :one' && input.ConditionExpression === 'attribute_exists(caId)') {
-      if (!item) throw conditionFailed();
-      item.crlNumber = Number(item.crlNumber ?? 0) + Number(values[':one']);
-      return { Attributes: { crlNumber: item.crlNumber } };
-    }
-    if (
-      input.UpdateExpression === REVOKE_UPDATE &&
-      input.ConditionExpression === `attribute_exists(${key}) AND #status <> :revoked`
-    ) {
-      if (!item || item.status === values[':revoked']) throw conditionFailed();
-      Object.assign(item, {
-        status: values[':revoked'],
-        revokedAt: values[':at'],
-        revocationReason: values[':reason'],
-      });
-      return {};
-    }
-    throw new Error(`the fake does not know the update ${String(input.UpdateExpression)}`);
-  });
-}
+const bucket = new Map<string, StoredObject>();
+/** The CA, inventory and task tables: the CA routes query byIssuer, scan the CAs, count CRLs and revoke. */
+const tables = new FakeTables(docMock, {
+  keys: { [CA_TABLE]: 'caId', [INVENTORY_TABLE]: 'certificateId', [TASK_TABLE]: 'pk' },
+  indexes: BY_ISSUER,
+  updates: [CRL_NUMBER_UPDATE, REVOKE],
+  scan: true,
+});
+const table = (name: string) => tables.table(name);
+const KEY_ATTRIBUTE = tables.keys;
 
 interface ParameterInput {
   Name?: string;
@@ -256,27 +149,6 @@ function installSsm(): void {
   });
 }
 
-interface ObjectInput {
-  Key?: string;
-  Body?: unknown;
-  ContentType?: string;
-}
-
-function installBucket(): void {
-  s3Mock.on(cmd(PutObjectCommand)).callsFake(async (input: ObjectInput) => {
-    const body = typeof input.Body === 'string' ? Buffer.from(input.Body) : Buffer.from(input.Body as Uint8Array);
-    bucket.set(input.Key!, { body, ...(input.ContentType !== undefined ? { contentType: input.ContentType } : {}) });
-    return { ETag: '"etag"' };
-  });
-  s3Mock.on(cmd(GetObjectCommand)).callsFake(async (input: ObjectInput) => {
-    const object = bucket.get(input.Key!);
-    if (!object) {
-      throw new NoSuchKey({ message: 'The specified key does not exist.', $metadata: { httpStatusCode: 404 } });
-    }
-    return { Body: sdkStreamMixin(Readable.from([object.body])), ContentType: object.contentType };
-  });
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Call log: every SDK call in order, labelled with what it touched (ids by alias)
 
@@ -303,15 +175,7 @@ function label(service: string, operation: string, input: Record<string, unknown
   }
 }
 
-function sequence(): string[] {
-  const calls = Object.entries(MOCKS).flatMap(([service, mock]) =>
-    mock.calls().map((call) => {
-      const command = call.args[0] as { constructor: { name: string }; input: Record<string, unknown> };
-      return { call, name: label(service, command.constructor.name.replace(/Command$/, ''), command.input) };
-    }),
-  );
-  return calls.sort((a, b) => (a.call.calledBefore(b.call) ? -1 : 1)).map((c) => c.name);
-}
+const sequence = (): string[] => callSequence(MOCKS, label);
 
 const ssmPuts = () => ssmMock.commandCalls(cmd(PutParameterCommand)).map((c) => c.args[0].input);
 const ssmGets = () => ssmMock.commandCalls(cmd(GetParameterCommand)).map((c) => c.args[0].input);
@@ -323,38 +187,21 @@ const dynamoInputs = <C extends CommandClass>(command: C, tableName: string): In
     .map((c) => c.args[0].input)
     .filter((i) => (i as { TableName?: string }).TableName === tableName);
 
-/** Every event sent, in order, with its detail parsed. */
-function events(): { entry: PutEventsRequestEntry; detail: Record<string, unknown> }[] {
-  return ebMock
-    .commandCalls(cmd(PutEventsCommand))
-    .flatMap((c) => c.args[0].input.Entries ?? [])
-    .map((entry) => ({ entry, detail: JSON.parse(entry.Detail ?? '{}') as Record<string, unknown> }));
-}
+const events = () => sentEvents(ebMock);
 
 // ---------------------------------------------------------------------------------------------------------------
 // API Gateway events
 
-interface EventOptions {
-  pathParameters?: Record<string, string>;
-  headers?: Record<string, string>;
-  body?: unknown;
-  query?: Record<string, string>;
-}
-
-function apiEvent(method: string, resource: string, path: string, options: EventOptions = {}): APIGatewayProxyEvent {
-  return {
-    httpMethod: method,
+/** An API Gateway event; a body goes with `content-type: application/json`. */
+const apiEvent = (method: string, resource: string, path: string, options: ApiEventOptions = {}) =>
+  apiGatewayEvent(
+    method,
     resource,
     path,
-    pathParameters: options.pathParameters ?? null,
-    queryStringParameters: options.query ?? null,
-    headers:
-      options.body === undefined ? (options.headers ?? {}) : { 'content-type': 'application/json', ...options.headers },
-    body: options.body === undefined ? null : JSON.stringify(options.body),
-    isBase64Encoded: false,
-    requestContext: { path },
-  } as unknown as APIGatewayProxyEvent;
-}
+    options.body === undefined
+      ? options
+      : { ...options, headers: { 'content-type': 'application/json', ...options.headers } },
+  );
 
 const postIntermediate = (caId: string, body: unknown) =>
   apiEvent('POST', '/cas/{caId}/intermediates', `/cas/${caId}/intermediates`, { pathParameters: { caId }, body });
@@ -421,14 +268,10 @@ const record = (n: number, fields: Partial<InventoryRecord> = {}): InventoryReco
     }).filter(([, value]) => value !== undefined),
   ) as unknown as InventoryRecord;
 
-function seedInventory(...records: InventoryRecord[]): void {
-  const { rows } = table(INVENTORY_TABLE);
-  for (const r of records) rows.set(r.certificateId, inventoryItem(r));
-}
+const seedInventory = (...records: InventoryRecord[]): void =>
+  tables.put(INVENTORY_TABLE, ...records.map(inventoryItem));
 
-function seedCa(item: Item): void {
-  table(CA_TABLE).rows.set(String(item.caId), clone(item));
-}
+const seedCa = (item: Item): void => tables.put(CA_TABLE, item);
 
 function seedParameters(ca: CreatedCa, chainPem?: string): void {
   const id = ca.certificate.id;
@@ -467,7 +310,8 @@ beforeAll(async () => {
   });
   INT = await createIntermediateCa(ROOT.issuer, {
     subject: { commonName: 'Acme Devices CA', organization: 'Acme' },
-    validity: { days: 1825 },
+    // a day more than the 1825-day default of a child CA: a child created seconds later must still end before it
+    validity: { days: 1826 },
     now,
     pathLength: 1,
   });
@@ -482,9 +326,9 @@ beforeEach(() => {
   tables.clear();
   aliases.clear();
   aliases.set(rootId, 'ROOT').set(intId, 'INT');
-  installDynamo();
+  tables.install();
   installSsm();
-  installBucket();
+  installBucket(s3Mock, bucket);
   ebMock.on(cmd(PutEventsCommand)).resolves({ FailedEntryCount: 0, Entries: [] });
   iotMock.on(cmd(AddThingToThingGroupCommand)).resolves({});
   seedParameters(ROOT);
@@ -1068,7 +912,7 @@ describe('GET /certificates/{id}', () => {
     });
     const stored = record(9, { certificateId: certificate.id, serialNumber: certificate.serialNumber });
     seedInventory(stored);
-    bucket.set(`certificates/${certificate.id}.pem`, { body: Buffer.from(certificate.pem) });
+    bucket.set(`certificates/${certificate.id}.pem`, { body: Buffer.from(certificate.pem), metadata: {} });
     aliases.set(certificate.id, 'CERT');
 
     const result = await api()(getCertificateEvent(certificate.id));
@@ -1372,7 +1216,7 @@ describe('GET /cas/{caId}/crl', () => {
       nextUpdate: new Date(now + 86_400_000),
       crlNumber: 3,
     });
-    bucket.set(`crls/${intId}.crl`, { body: crl.der, contentType: 'application/pkix-crl' });
+    bucket.set(`crls/${intId}.crl`, { body: crl.der, contentType: 'application/pkix-crl', metadata: {} });
   });
 
   it('answers the DER CRL, base64, as application/pkix-crl', async () => {

@@ -9,27 +9,12 @@
  */
 import 'aws-sdk-client-mock-jest';
 import { createHash } from 'node:crypto';
-import { ACMPCAClient } from '@aws-sdk/client-acm-pca';
-import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { AddThingToThingGroupCommand, IoTClient } from '@aws-sdk/client-iot';
-import { KMSClient } from '@aws-sdk/client-kms';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { SFNClient } from '@aws-sdk/client-sfn';
 import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
-import {
-  DynamoDBDocumentClient,
-  GetCommand,
-  type GetCommandInput,
-  PutCommand,
-  type PutCommandInput,
-  QueryCommand,
-  type QueryCommandInput,
-  UpdateCommand,
-  type UpdateCommandInput,
-} from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
-import type { AwsClients } from '../../lambdas/adapters/aws/bulk-deps';
 import { awsCaDeps } from '../../lambdas/adapters/aws/ca-deps';
 import { DynamoInventory, EXPIRY_SHARDS, inventoryItem } from '../../lambdas/adapters/aws/dynamo-inventory';
 import { EventBridgePublisher } from '../../lambdas/adapters/aws/eventbridge-publisher';
@@ -41,7 +26,20 @@ import { CaEnv, readEnv } from '../../lambdas/handlers/env';
 import * as expirySweep from '../../lambdas/handlers/sfn-expiry-sweep';
 import * as recordInventory from '../../lambdas/handlers/sfn-record-inventory';
 import * as revokeIssued from '../../lambdas/handlers/sfn-revoke-issued';
-import { cmd, type CommandClass, type InputOf, mockSdk } from './sdk-mock';
+import { testClients, US_EAST_1_CONFIG } from './aws-clients';
+import {
+  BY_EXPIRY,
+  BY_ISSUER,
+  CRL_NUMBER_UPDATE,
+  EXPIRY_NOTICE,
+  FakeTables,
+  type Item,
+  NOTIFY_CONDITION,
+  NOTIFY_UPDATE,
+  REVOKE,
+  REVOKE_UPDATE,
+} from './dynamo-fake';
+import { callSequence, cmd, sentEvents, type CommandClass, type InputOf, mockSdk } from './sdk-mock';
 
 const INVENTORY_TABLE = 'certflow-inventory';
 const CA_TABLE = 'certflow-cas';
@@ -56,159 +54,32 @@ const ssmMock = mockSdk(SSMClient);
 const s3Mock = mockSdk(S3Client);
 const MOCKS = { DynamoDB: docMock, EventBridge: ebMock, IoT: iotMock, SSM: ssmMock, S3: s3Mock };
 
-const config = { region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } };
-const clients = (): AwsClients => ({
-  dynamodb: new DynamoDBClient(config),
-  s3: new S3Client(config),
-  eventBridge: new EventBridgeClient(config),
-  sfn: new SFNClient(config),
-  ssm: new SSMClient(config),
-  iot: new IoTClient(config),
-  kms: new KMSClient(config),
-  pca: new ACMPCAClient(config),
-});
+const clients = () => testClients(US_EAST_1_CONFIG);
 
 // ---------------------------------------------------------------------------------------------------------------
 // The tables behind the DynamoDB mock
 
-type Item = Record<string, unknown>;
-
-const tables = new Map<string, Map<string, Item>>();
-const KEY_ATTRIBUTE: Record<string, string> = { [CA_TABLE]: 'caId', [INVENTORY_TABLE]: 'certificateId' };
-/** The inventory's indexes: partition and sort attribute, and the key condition the adapter sends. */
-const INDEXES: Record<string, { partition: string; sort: string; condition: string }> = {
-  byIssuer: { partition: 'issuerId', sort: 'issuedKey', condition: 'issuerId = :issuerId' },
-  byExpiry: {
-    partition: 'expiryBucket',
-    sort: 'expiryKey',
-    condition: 'expiryBucket = :bucket AND expiryKey < :before',
-  },
-};
-
-function table(name: string | undefined): { rows: Map<string, Item>; key: string } {
-  const key = KEY_ATTRIBUTE[name ?? ''];
-  if (!key) throw new Error(`the fake has no table ${String(name)}`);
-  let rows = tables.get(name!);
-  if (!rows) tables.set(name!, (rows = new Map()));
-  return { rows, key };
-}
-
-const clone = <T>(value: T): T => structuredClone(value);
-
-const conditionFailed = () =>
-  new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} });
-
-const REVOKE_UPDATE = 'SET #status = :revoked, revokedAt = :at, revocationReason = :reason';
-const NOTIFY_UPDATE = 'ADD expiringNotified :windows';
-const NOTIFY_CONDITION = 'attribute_exists(certificateId) AND NOT contains(expiringNotified, :window)';
-
-function installDynamo(): void {
-  docMock.on(cmd(PutCommand)).callsFake(async (input: PutCommandInput) => {
-    const { rows, key } = table(input.TableName);
-    if (input.ConditionExpression !== `attribute_not_exists(${key})`) {
-      throw new Error(`the fake does not know the condition ${String(input.ConditionExpression)}`);
-    }
-    const id = String(input.Item![key]);
-    if (rows.has(id)) throw conditionFailed();
-    rows.set(id, clone(input.Item!));
-    return {};
-  });
-  docMock.on(cmd(GetCommand)).callsFake(async (input: GetCommandInput) => {
-    const { rows, key } = table(input.TableName);
-    const item = rows.get(String(input.Key![key]));
-    return item ? { Item: clone(item) } : {};
-  });
-  docMock.on(cmd(QueryCommand)).callsFake(async (input: QueryCommandInput) => {
-    const index = INDEXES[input.IndexName ?? ''];
-    const values = input.ExpressionAttributeValues ?? {};
-    if (!index || input.KeyConditionExpression !== index.condition) {
-      throw new Error(`the fake does not know the query ${String(input.KeyConditionExpression)}`);
-    }
-    if (values[':status'] !== undefined && input.FilterExpression !== '#status = :status') {
-      throw new Error(`the fake does not know the filter ${String(input.FilterExpression)}`);
-    }
-    const partition = values[index.partition === 'issuerId' ? ':issuerId' : ':bucket'];
-    const order = (a: Item, b: Item) =>
-      String(a[index.sort]).localeCompare(String(b[index.sort])) ||
-      String(a.certificateId).localeCompare(String(b.certificateId));
-    const all = [...table(input.TableName).rows.values()]
-      .filter((i) => i[index.partition] === partition)
-      .filter((i) => values[':before'] === undefined || String(i.expiryKey) < String(values[':before']))
-      .sort(order);
-    const start = input.ExclusiveStartKey;
-    const from = start ? all.findIndex((i) => order(i, start) > 0) : 0;
-    const begin = from < 0 ? all.length : from;
-    // DynamoDB: Limit counts the items evaluated, the filter applies after it
-    const evaluated = all.slice(begin, begin + (input.Limit ?? all.length));
-    const last = evaluated[evaluated.length - 1];
-    const more = begin + evaluated.length < all.length;
-    return {
-      Items: evaluated.filter((i) => values[':status'] === undefined || i.status === values[':status']).map(clone),
-      ...(more && last
-        ? {
-            LastEvaluatedKey: {
-              certificateId: last.certificateId,
-              [index.partition]: last[index.partition],
-              [index.sort]: last[index.sort],
-            },
-          }
-        : {}),
-    };
-  });
-  docMock.on(cmd(UpdateCommand)).callsFake(async (input: UpdateCommandInput) => {
-    const { rows, key } = table(input.TableName);
-    const item = rows.get(String(input.Key![key]));
-    const values = input.ExpressionAttributeValues ?? {};
-    if (input.UpdateExpression === 'ADD crlNumber :one' && input.ConditionExpression === 'attribute_exists(caId)') {
-      if (!item) throw conditionFailed();
-      item.crlNumber = Number(item.crlNumber ?? 0) + Number(values[':one']);
-      return { Attributes: { crlNumber: item.crlNumber } };
-    }
-    if (
-      input.UpdateExpression === REVOKE_UPDATE &&
-      input.ConditionExpression === `attribute_exists(${key}) AND #status <> :revoked`
-    ) {
-      if (!item || item.status === values[':revoked']) throw conditionFailed();
-      Object.assign(item, {
-        status: values[':revoked'],
-        revokedAt: values[':at'],
-        revocationReason: values[':reason'],
-      });
-      return {};
-    }
-    if (input.UpdateExpression === NOTIFY_UPDATE && input.ConditionExpression === NOTIFY_CONDITION) {
-      const notified = (item?.expiringNotified as Set<string> | undefined) ?? new Set<string>();
-      if (!item || notified.has(values[':window'] as string)) throw conditionFailed();
-      item.expiringNotified = new Set([...notified, ...(values[':windows'] as Set<string>)]);
-      return {};
-    }
-    throw new Error(`the fake does not know the update ${String(input.UpdateExpression)}`);
-  });
-}
+/** The CA and inventory tables: the workflows query byIssuer and byExpiry, count CRLs, revoke and note expiries. */
+const tables = new FakeTables(docMock, {
+  keys: { [CA_TABLE]: 'caId', [INVENTORY_TABLE]: 'certificateId' },
+  indexes: { ...BY_ISSUER, ...BY_EXPIRY },
+  updates: [CRL_NUMBER_UPDATE, REVOKE, EXPIRY_NOTICE],
+});
+const table = (name: string) => tables.table(name);
+const KEY_ATTRIBUTE = tables.keys;
 
 /** The inputs of one DynamoDB command, in order. */
 const dynamoInputs = <C extends CommandClass>(command: C): InputOf<C>[] =>
   docMock.commandCalls(cmd(command)).map((c) => c.args[0].input);
 
-function sequence(): string[] {
-  const calls = Object.entries(MOCKS).flatMap(([service, mock]) =>
-    mock.calls().map((call) => {
-      const command = call.args[0] as { constructor: { name: string }; input: Record<string, unknown> };
-      const operation = `${service}.${command.constructor.name.replace(/Command$/, '')}`;
-      const entries = (command.input.Entries ?? []) as PutEventsRequestEntry[];
-      return { call, name: entries.length > 1 ? `${operation} ×${entries.length}` : operation };
-    }),
-  );
-  return calls.sort((a, b) => (a.call.calledBefore(b.call) ? -1 : 1)).map((c) => c.name);
-}
+/** Every SDK call in order, as `Service.Operation`, with `×N` when a PutEvents sends more than one entry. */
+const sequence = (): string[] =>
+  callSequence(MOCKS, (service, operation, input) => {
+    const entries = (input.Entries ?? []) as PutEventsRequestEntry[];
+    return entries.length > 1 ? `${service}.${operation} ×${entries.length}` : `${service}.${operation}`;
+  });
 
-/** Every event sent, in order, with its detail parsed. */
-function events(): { entry: PutEventsRequestEntry; detail: Record<string, unknown> }[] {
-  return ebMock
-    .commandCalls(cmd(PutEventsCommand))
-    .flatMap((c) => c.args[0].input.Entries ?? [])
-    .map((entry) => ({ entry, detail: JSON.parse(entry.Detail ?? '{}') as Record<string, unknown> }));
-}
+const events = () => sentEvents(ebMock);
 
 const id = (n: number): string => createHash('sha256').update(`certificate-${n}`).digest('hex');
 /** An id in the given expiry shard (its first hex digit). */
@@ -243,10 +114,8 @@ const record = (n: number, fields: Partial<InventoryRecord> = {}): InventoryReco
     }).filter(([, value]) => value !== undefined),
   ) as unknown as InventoryRecord;
 
-function seedInventory(...records: InventoryRecord[]): void {
-  const { rows } = table(INVENTORY_TABLE);
-  for (const r of records) rows.set(r.certificateId, inventoryItem(r));
-}
+const seedInventory = (...records: InventoryRecord[]): void =>
+  tables.put(INVENTORY_TABLE, ...records.map(inventoryItem));
 
 const stored = (certificateId: string): Item | undefined => table(INVENTORY_TABLE).rows.get(certificateId);
 
@@ -282,7 +151,7 @@ function withEnvironment(variables: Record<string, string>): void {
 beforeEach(() => {
   for (const mock of Object.values(MOCKS)) mock.reset();
   tables.clear();
-  installDynamo();
+  tables.install();
   ebMock.on(cmd(PutEventsCommand)).resolves({ FailedEntryCount: 0, Entries: [] });
   iotMock.on(cmd(AddThingToThingGroupCommand)).resolves({});
   s3Mock.on(cmd(PutObjectCommand)).resolves({ ETag: '"etag"' });

@@ -16,7 +16,6 @@ import {
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import {
   ACMPCAClient,
   DescribeCertificateAuthorityCommand,
@@ -24,7 +23,6 @@ import {
   IssueCertificateCommand,
   RequestInProgressException,
 } from '@aws-sdk/client-acm-pca';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import {
   CreateKeysAndCertificateCommand,
@@ -34,20 +32,10 @@ import {
   RegisterCertificateCommand,
   RegisterCertificateWithoutCACommand,
 } from '@aws-sdk/client-iot';
-import { KMSClient } from '@aws-sdk/client-kms';
-import {
-  GetObjectCommand,
-  HeadObjectCommand,
-  NoSuchKey,
-  NotFound,
-  PutObjectCommand,
-  S3Client,
-} from '@aws-sdk/client-s3';
-import { SFNClient } from '@aws-sdk/client-sfn';
-import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { sdkStreamMixin } from '@smithy/util-stream';
-import { type AwsClients, awsChunkDeps, awsPace, bulkConfig } from '../../lambdas/adapters/aws/bulk-deps';
+import { awsChunkDeps, awsPace, bulkConfig } from '../../lambdas/adapters/aws/bulk-deps';
 import { requestKey } from '../../lambdas/core/bulk/keys';
 import { normalizeBatchRequest } from '../../lambdas/core/bulk/request';
 import {
@@ -68,7 +56,10 @@ import { unzipList, unzipRead, unzipTest } from '../helpers/zip';
 import { MemoryRateLimiter } from '../../lambdas/adapters/local/memory-rate-limiter';
 import { isThrottlingError } from '../../lambdas/adapters/aws/sdk-errors';
 import { createPace, resolveApiRates } from '../../lambdas/core/pacing';
-import { cmd, mockSdk } from './sdk-mock';
+import { testClients, US_EAST_1_CONFIG } from './aws-clients';
+import { serveIotRegisteredCa } from './ca-mocks';
+import { bytesOf, installBucket, type ObjectInput, type StoredObject } from './s3-fake';
+import { callSequence, cmd, mockSdk } from './sdk-mock';
 
 const TABLE = 'certflow-tasks';
 const BUCKET = 'certflow-batches';
@@ -83,17 +74,7 @@ const ebMock = mockSdk(EventBridgeClient);
 const pcaMock = mockSdk(ACMPCAClient);
 const MOCKS = { S3: s3Mock, DynamoDB: docMock, SSM: ssmMock, IoT: iotMock, EventBridge: ebMock, ACMPCA: pcaMock };
 
-const config = { region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } };
-const clients = (): AwsClients => ({
-  dynamodb: new DynamoDBClient(config),
-  s3: new S3Client(config),
-  eventBridge: new EventBridgeClient(config),
-  sfn: new SFNClient(config),
-  ssm: new SSMClient(config),
-  iot: new IoTClient(config),
-  kms: new KMSClient(config),
-  pca: new ACMPCAClient(config),
-});
+const clients = () => testClients(US_EAST_1_CONFIG);
 
 /** What the BulkIssuance construct sets; ZIP_LEVEL is given here (its default is tested on its own below). */
 const CDK_ENV = {
@@ -116,64 +97,12 @@ const issue = (input: { taskId: string; index: number }, chunkEnv: BulkEnv = env
   return createHandler(awsChunkDeps(chunkEnv, c, awsPace(chunkEnv, c, { retry })))(input);
 };
 
-function sequence(): string[] {
-  const calls = Object.entries(MOCKS).flatMap(([service, mock]) =>
-    mock.calls().map((call) => ({ call, name: `${service}.${call.args[0].constructor.name.replace(/Command$/, '')}` })),
-  );
-  return calls.sort((a, b) => (a.call.calledBefore(b.call) ? -1 : 1)).map((c) => c.name);
-}
+const sequence = (): string[] => callSequence(MOCKS);
 
 // ---------------------------------------------------------------------------------------------------------------
 // An in-memory bucket behind the S3 mock
 
-interface StoredObject {
-  body: Buffer;
-  contentType?: string;
-  metadata: Record<string, string>;
-}
 const bucket = new Map<string, StoredObject>();
-
-interface ObjectInput {
-  Key?: string;
-  Body?: unknown;
-  ContentType?: string;
-  Metadata?: Record<string, string>;
-}
-
-async function bytesOf(body: unknown): Promise<Buffer> {
-  if (typeof body === 'string') return Buffer.from(body);
-  if (body instanceof Uint8Array) return Buffer.from(body);
-  const parts: Buffer[] = [];
-  for await (const part of body as AsyncIterable<Uint8Array>) parts.push(Buffer.from(part));
-  return Buffer.concat(parts);
-}
-
-function installBucket(): void {
-  s3Mock.on(cmd(PutObjectCommand)).callsFake(async (input: ObjectInput) => {
-    bucket.set(input.Key!, {
-      body: await bytesOf(input.Body),
-      ...(input.ContentType !== undefined ? { contentType: input.ContentType } : {}),
-      metadata: input.Metadata ?? {},
-    });
-    return { ETag: '"etag"' };
-  });
-  s3Mock.on(cmd(GetObjectCommand)).callsFake(async (input: ObjectInput) => {
-    const object = bucket.get(input.Key!);
-    if (!object)
-      throw new NoSuchKey({ message: 'The specified key does not exist.', $metadata: { httpStatusCode: 404 } });
-    return {
-      Body: sdkStreamMixin(Readable.from([object.body])),
-      ContentLength: object.body.length,
-      ContentType: object.contentType,
-      Metadata: object.metadata,
-    };
-  });
-  s3Mock.on(cmd(HeadObjectCommand)).callsFake(async (input: ObjectInput) => {
-    const object = bucket.get(input.Key!);
-    if (!object) throw new NotFound({ message: 'Not Found', $metadata: { httpStatusCode: 404 } });
-    return { ContentLength: object.body.length, ContentType: object.contentType, Metadata: object.metadata };
-  });
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // The test CA, the request, the zip
@@ -206,22 +135,11 @@ beforeEach(() => {
   for (const mock of Object.values(MOCKS)) mock.reset();
   bucket.clear();
   backoffs.length = 0;
-  installBucket();
+  installBucket(s3Mock, bucket);
   docMock.on(cmd(GetCommand)).resolves({ Item: {} });
   docMock.on(cmd(UpdateCommand)).resolves({ Attributes: { chunksPending: 0 } });
   ebMock.on(cmd(PutEventsCommand)).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'event-1' }] });
-  ssmMock.on(cmd(GetParameterCommand), { Name: `cdf-ca-key-${caId}` }).resolves({
-    Parameter: { Name: `cdf-ca-key-${caId}`, Type: 'SecureString', Value: privateKeyToPem(intermediate.privateKey) },
-  });
-  ssmMock
-    .on(cmd(GetParameterCommand), { Name: `cdf-ca-chain-${caId}` })
-    .rejects(new ParameterNotFound({ message: 'parameter not found', $metadata: {} }));
-  ssmMock
-    .on(cmd(GetParameterCommand), { Name: `cdf-ca-cert-${caId}` })
-    .rejects(new ParameterNotFound({ message: 'parameter not found', $metadata: {} }));
-  iotMock.on(cmd(DescribeCACertificateCommand), { certificateId: caId }).resolves({
-    certificateDescription: { certificateId: caId, certificatePem: intermediate.certificate.pem, status: 'ACTIVE' },
-  });
+  serveIotRegisteredCa(ssmMock, iotMock, caId, intermediate);
 });
 
 const certflowCa = (): SupplierCa => ({ type: 'certflow', caId });

@@ -3,19 +3,16 @@
  * task, moves it from pending to in_progress, and lists the chunk indexes for the Distributed Map.
  */
 import 'aws-sdk-client-mock-jest';
-import { ACMPCAClient } from '@aws-sdk/client-acm-pca';
-import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { IoTClient } from '@aws-sdk/client-iot';
-import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
-import { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { type AwsClients, awsBatchDeps } from '../../lambdas/adapters/aws/bulk-deps';
+import { awsBatchDeps } from '../../lambdas/adapters/aws/bulk-deps';
 import { BulkEnv, readEnv } from '../../lambdas/handlers/env';
 import { createHandler } from '../../lambdas/handlers/sfn-plan-chunks';
-import { cmd, mockSdk } from './sdk-mock';
+import { testClients, US_EAST_1_CONFIG } from './aws-clients';
+import { callSequence, cmd, mockSdk } from './sdk-mock';
+import { conditionFailed } from './dynamo-fake';
 
 const TABLE = 'certflow-tasks';
 const docMock = mockSdk(DynamoDBDocumentClient);
@@ -24,28 +21,13 @@ const sfnMock = mockSdk(SFNClient);
 const ebMock = mockSdk(EventBridgeClient);
 const MOCKS = { DynamoDB: docMock, S3: s3Mock, SFN: sfnMock, EventBridge: ebMock };
 
-const config = { region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } };
-const clients = (): AwsClients => ({
-  dynamodb: new DynamoDBClient(config),
-  s3: new S3Client(config),
-  eventBridge: new EventBridgeClient(config),
-  sfn: new SFNClient(config),
-  ssm: new SSMClient(config),
-  iot: new IoTClient(config),
-  kms: new KMSClient(config),
-  pca: new ACMPCAClient(config),
-});
+const clients = () => testClients(US_EAST_1_CONFIG);
 
 const BASE_ENV = { TASK_TABLE_NAME: TABLE, BUCKET_NAME: 'certflow-batches', EVENT_BUS_NAME: 'certflow-bus' };
 const plan = (env: Record<string, string> = { ...BASE_ENV, MAX_CONCURRENCY: '40' }) =>
   createHandler(awsBatchDeps(readEnv(BulkEnv, env), clients(), {}));
 
-function sequence(): string[] {
-  const calls = Object.entries(MOCKS).flatMap(([service, mock]) =>
-    mock.calls().map((call) => ({ call, name: `${service}.${call.args[0].constructor.name.replace(/Command$/, '')}` })),
-  );
-  return calls.sort((a, b) => (a.call.calledBefore(b.call) ? -1 : 1)).map((c) => c.name);
-}
+const sequence = (): string[] => callSequence(MOCKS);
 
 const taskItem = (taskId: string, status: string, chunksTotal: number) => ({
   pk: `task#${taskId}`,
@@ -107,9 +89,7 @@ describe('PlanChunks', () => {
 
   it('throws TASK_NOT_FOUND when the task disappears before the update (condition attribute_exists fails)', async () => {
     docMock.on(cmd(GetCommand)).resolves({ Item: taskItem('t-3', 'pending', 1) });
-    docMock
-      .on(cmd(UpdateCommand))
-      .rejects(new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} }));
+    docMock.on(cmd(UpdateCommand)).rejects(conditionFailed());
     await expect(plan()({ taskId: 't-3' })).rejects.toMatchObject({ name: 'NotFoundError', code: 'TASK_NOT_FOUND' });
   });
 

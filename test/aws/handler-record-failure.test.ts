@@ -4,19 +4,14 @@
  * Batch Failed is published.
  */
 import 'aws-sdk-client-mock-jest';
-import { ACMPCAClient } from '@aws-sdk/client-acm-pca';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
-import { IoTClient } from '@aws-sdk/client-iot';
-import { KMSClient } from '@aws-sdk/client-kms';
 import { DeleteObjectCommand, DeleteObjectsCommand, S3Client } from '@aws-sdk/client-s3';
-import { SFNClient } from '@aws-sdk/client-sfn';
-import { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { type AwsClients, awsBatchDeps } from '../../lambdas/adapters/aws/bulk-deps';
+import { awsBatchDeps } from '../../lambdas/adapters/aws/bulk-deps';
 import { BulkEnv, readEnv } from '../../lambdas/handlers/env';
 import { createHandler } from '../../lambdas/handlers/sfn-record-batch-failure';
-import { cmd, mockSdk } from './sdk-mock';
+import { testClients, US_EAST_1_CONFIG } from './aws-clients';
+import { callSequence, cmd, mockSdk } from './sdk-mock';
 
 const TABLE = 'certflow-tasks';
 const BUCKET = 'certflow-batches';
@@ -26,27 +21,12 @@ const s3Mock = mockSdk(S3Client);
 const ebMock = mockSdk(EventBridgeClient);
 const MOCKS = { DynamoDB: docMock, S3: s3Mock, EventBridge: ebMock };
 
-const config = { region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } };
-const clients = (): AwsClients => ({
-  dynamodb: new DynamoDBClient(config),
-  s3: new S3Client(config),
-  eventBridge: new EventBridgeClient(config),
-  sfn: new SFNClient(config),
-  ssm: new SSMClient(config),
-  iot: new IoTClient(config),
-  kms: new KMSClient(config),
-  pca: new ACMPCAClient(config),
-});
+const clients = () => testClients(US_EAST_1_CONFIG);
 
 const env = readEnv(BulkEnv, { TASK_TABLE_NAME: TABLE, BUCKET_NAME: BUCKET, EVENT_BUS_NAME: BUS });
 const record = () => createHandler(awsBatchDeps(env, clients(), {}));
 
-function sequence(): string[] {
-  const calls = Object.entries(MOCKS).flatMap(([service, mock]) =>
-    mock.calls().map((call) => ({ call, name: `${service}.${call.args[0].constructor.name.replace(/Command$/, '')}` })),
-  );
-  return calls.sort((a, b) => (a.call.calledBefore(b.call) ? -1 : 1)).map((c) => c.name);
-}
+const sequence = (): string[] => callSequence(MOCKS);
 
 const taskItem = (taskId: string) => ({
   pk: `task#${taskId}`,

@@ -9,6 +9,7 @@
  * same `@smithy/types` major, both can become plain `mockClient(X)` / `X` again.
  */
 import type { MetadataBearer } from '@smithy/types';
+import { PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { type AwsCommand, type AwsStub, mockClient } from 'aws-sdk-client-mock';
 
 /** Any SDK v3 command class, whatever @smithy/types it was built with. */
@@ -33,10 +34,32 @@ export function mockSdk(client: { prototype: object }): AwsStub<object, Metadata
   return mockClient(client as never);
 }
 
-/** The calls every mock received, in the order they were made, as `Service.Command` (e.g. `SSM.GetParameter`). */
-export function callSequence(mocks: Record<string, AwsStub<object, MetadataBearer, unknown>>): string[] {
+/** How callSequence names one call: `Service.Operation` plus whatever the test wants to see of its input. */
+export type CallLabel = (service: string, operation: string, input: Record<string, unknown>) => string;
+
+/**
+ * The calls every mock received, in the order they were made, as `Service.Command` (e.g. `SSM.GetParameter`), or as
+ * `label` names them.
+ */
+export function callSequence(
+  mocks: Record<string, AwsStub<object, MetadataBearer, unknown>>,
+  label: CallLabel = (service, operation) => `${service}.${operation}`,
+): string[] {
   const calls = Object.entries(mocks).flatMap(([service, mock]) =>
-    mock.calls().map((call) => ({ call, name: `${service}.${call.args[0].constructor.name.replace(/Command$/, '')}` })),
+    mock.calls().map((call) => {
+      const command = call.args[0] as { constructor: { name: string }; input: Record<string, unknown> };
+      return { call, name: label(service, command.constructor.name.replace(/Command$/, ''), command.input) };
+    }),
   );
   return calls.sort((a, b) => (a.call.calledBefore(b.call) ? -1 : 1)).map((c) => c.name);
+}
+
+/** Every event an EventBridge mock was sent, in order, with its detail parsed. */
+export function sentEvents(
+  ebMock: AwsStub<object, MetadataBearer, unknown>,
+): { entry: PutEventsRequestEntry; detail: Record<string, unknown> }[] {
+  return ebMock
+    .commandCalls(cmd(PutEventsCommand))
+    .flatMap((c) => c.args[0].input.Entries ?? [])
+    .map((entry) => ({ entry, detail: JSON.parse(entry.Detail ?? '{}') as Record<string, unknown> }));
 }

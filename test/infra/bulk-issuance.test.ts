@@ -1,23 +1,18 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import aslValidator from 'asl-validator';
 import { AwsCustomResource } from 'aws-cdk-lib/custom-resources';
 import { Match } from 'aws-cdk-lib/assertions';
 import type { CertflowFunction } from '../../lib/constructs/certflow-function';
 import { placeholdersOf } from '../../lib/asl';
 import { BULK_DEFINITION_PATH } from '../../lib/constructs/bulk-issuance';
+import { actionsOf, buildCertflowApp, CertflowApp, logicalId, resourcesOf, statementsOfRole } from './certflow-app';
 import {
-  actionsOf,
-  assetText,
-  buildCertflowApp,
-  CertflowApp,
-  logicalId,
-  resourcesOf,
-  statementsOfRole,
-} from './certflow-app';
-
-type State = Record<string, unknown> & { Type: string };
-type Definition = { StartAt: string; States: Record<string, State> };
+  type Definition,
+  expectDeployedAsWritten,
+  expectEveryTaskRetries,
+  expectValidAsl,
+  type State,
+} from './asl-checks';
 
 const SUBSTITUTIONS = [
   'PlanChunksFunctionArn',
@@ -61,18 +56,11 @@ describe('the bulk-issuance ASL file', () => {
   });
 
   it('validates with asl-validator, as written and as rendered', () => {
-    for (const text of [aslText, render(aslText)]) {
-      const result = aslValidator(JSON.parse(text), { checkPaths: true, checkArn: true });
-      expect(result.errors).toEqual([]);
-      expect(result.isValid).toBe(true);
-    }
+    expectValidAsl(aslText, render(aslText));
   });
 
   it('gives every Task state a Retry', () => {
-    const tasks = allStates(definition).filter(([, s]) => s.Type === 'Task');
-    expect(tasks.length).toBeGreaterThanOrEqual(6);
-    const withoutRetry = tasks.filter(([, s]) => !Array.isArray(s.Retry) || s.Retry.length === 0).map(([n]) => n);
-    expect(withoutRetry).toEqual([]);
+    expectEveryTaskRetries(allStates(definition), 6);
   });
 
   it('fans chunks out in a Distributed Map of Express children that tolerates no failure', () => {
@@ -117,13 +105,7 @@ describe('BulkIssuance state machine', () => {
         Properties: { DefinitionS3Location: { Key: string }; DefinitionSubstitutions: Record<string, unknown> };
       }
     ).Properties;
-    const deployed = assetText(built.assembly, props.DefinitionS3Location.Key);
-    expect(deployed).toBe(aslText);
-    const substituted = Object.keys(props.DefinitionSubstitutions).reduce(
-      (text, name) => text.split(`\${${name}}`).join('VALUE'),
-      deployed,
-    );
-    expect(substituted).not.toMatch(/\$\{/);
+    expectDeployedAsWritten(built.assembly, props, aslText);
   });
 
   it('lets the state machine invoke the four workflow functions and nothing else', () => {

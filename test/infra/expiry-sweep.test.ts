@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import aslValidator from 'asl-validator';
 import { App, Duration, Stack } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
 import { Schedule } from 'aws-cdk-lib/aws-events';
@@ -12,7 +11,6 @@ import { CertificateInventory } from '../../lib/constructs/inventory';
 import { ExpiryEnv } from '../../lambdas/handlers/env';
 import {
   actionsOf,
-  assetText,
   buildCertflowApp,
   CertflowApp,
   logicalId,
@@ -20,9 +18,14 @@ import {
   resourceText,
   statementsOfRole,
 } from './certflow-app';
+import {
+  type Definition,
+  expectDeployedAsWritten,
+  expectEveryTaskRetries,
+  expectValidAsl,
+  withFunctionArns,
+} from './asl-checks';
 
-type State = Record<string, unknown> & { Type: string };
-type Definition = { StartAt: string; States: Record<string, State> };
 type Resource = { Type: string; Properties: Record<string, unknown>; Metadata?: Record<string, unknown> };
 type Suppression = { id: string; reason: string; is_reason_encoded?: boolean; applies_to?: unknown[] };
 
@@ -43,22 +46,11 @@ describe('the expiry-sweep ASL file', () => {
   const definition = JSON.parse(aslText) as Definition;
 
   it('validates with asl-validator, as written and with its placeholders replaced', () => {
-    const rendered = aslText.replace(
-      /\$\{([A-Za-z0-9_]+)\}/g,
-      (_, name: string) => `arn:aws:lambda:eu-west-1:111122223333:function:certflow-${name}`,
-    );
-    for (const text of [aslText, rendered]) {
-      const result = aslValidator(JSON.parse(text), { checkPaths: true, checkArn: true });
-      expect(result.errors).toEqual([]);
-      expect(result.isValid).toBe(true);
-    }
+    expectValidAsl(aslText, withFunctionArns(aslText));
   });
 
   it('gives every Task state a Retry', () => {
-    const tasks = Object.entries(definition.States).filter(([, s]) => s.Type === 'Task');
-    expect(tasks.length).toBeGreaterThan(0);
-    const withoutRetry = tasks.filter(([, s]) => !Array.isArray(s.Retry) || s.Retry.length === 0).map(([n]) => n);
-    expect(withoutRetry).toEqual([]);
+    expectEveryTaskRetries(Object.entries(definition.States));
   });
 
   it('has the one placeholder ExpirySweepFunctionArn', () => {
@@ -97,13 +89,7 @@ describe('ExpirySweep state machine', () => {
     expect(props.DefinitionSubstitutions).toEqual({
       ExpirySweepFunctionArn: { 'Fn::GetAtt': [logicalId(sweep().sweep.function), 'Arn'] },
     });
-    const deployed = assetText(built.assembly, props.DefinitionS3Location.Key);
-    expect(deployed).toBe(aslText);
-    const substituted = Object.keys(props.DefinitionSubstitutions).reduce(
-      (text, name) => text.split(`\${${name}}`).join('VALUE'),
-      deployed,
-    );
-    expect(substituted).not.toMatch(/\$\{/);
+    expectDeployedAsWritten(built.assembly, props, aslText);
   });
 
   it('may invoke the sweep function and nothing else', () => {

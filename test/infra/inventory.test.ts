@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import aslValidator from 'asl-validator';
 import { Match } from 'aws-cdk-lib/assertions';
 import { placeholdersOf } from '../../lib/asl';
 import { REVOKE_ISSUED_DEFINITION_PATH } from '../../lib/constructs/compromise-response';
@@ -9,7 +8,6 @@ import { INVENTORY_RULE_PATTERN as LOCAL_RULE_PATTERN } from '../../local/certfl
 import { CaEnv, InventoryEnv } from '../../lambdas/handlers/env';
 import {
   actionsOf,
-  assetText,
   buildCertflowApp,
   CertflowApp,
   logicalId,
@@ -18,9 +16,15 @@ import {
   Statement,
   statementsOfRole,
 } from './certflow-app';
+import {
+  type Definition,
+  expectDeployedAsWritten,
+  expectEveryTaskRetries,
+  expectValidAsl,
+  statesOf,
+  withFunctionArns,
+} from './asl-checks';
 
-type State = Record<string, unknown> & { Type: string };
-type Definition = { StartAt: string; States: Record<string, State> };
 type Resource = { Type: string; Properties: Record<string, unknown> };
 
 const aslText = readFileSync(INVENTORY_DEFINITION_PATH, 'utf8');
@@ -44,22 +48,11 @@ describe('the inventory ASL file', () => {
   const definition = JSON.parse(aslText) as Definition;
 
   it('validates with asl-validator, as written and with its placeholders replaced', () => {
-    const rendered = aslText.replace(
-      /\$\{([A-Za-z0-9_]+)\}/g,
-      (_, name: string) => `arn:aws:lambda:eu-west-1:111122223333:function:certflow-${name}`,
-    );
-    for (const text of [aslText, rendered]) {
-      const result = aslValidator(JSON.parse(text), { checkPaths: true, checkArn: true });
-      expect(result.errors).toEqual([]);
-      expect(result.isValid).toBe(true);
-    }
+    expectValidAsl(aslText, withFunctionArns(aslText));
   });
 
   it('gives every Task state a Retry', () => {
-    const tasks = Object.entries(definition.States).filter(([, s]) => s.Type === 'Task');
-    expect(tasks.length).toBeGreaterThan(0);
-    const withoutRetry = tasks.filter(([, s]) => !Array.isArray(s.Retry) || s.Retry.length === 0).map(([n]) => n);
-    expect(withoutRetry).toEqual([]);
+    expectEveryTaskRetries(Object.entries(definition.States));
   });
 });
 
@@ -87,13 +80,7 @@ describe('CertificateInventory state machine', () => {
     expect(props.DefinitionSubstitutions.RecordInventoryFunctionArn).toEqual({
       'Fn::GetAtt': [logicalId(built.stack.inventory.recordInventory.function), 'Arn'],
     });
-    const deployed = assetText(built.assembly, props.DefinitionS3Location.Key);
-    expect(deployed).toBe(aslText);
-    const substituted = Object.keys(props.DefinitionSubstitutions).reduce(
-      (text, name) => text.split(`\${${name}}`).join('VALUE'),
-      deployed,
-    );
-    expect(substituted).not.toMatch(/\$\{/);
+    expectDeployedAsWritten(built.assembly, props, aslText);
   });
 
   it('may invoke the record-inventory function and nothing else', () => {
@@ -243,22 +230,11 @@ const withAction = (prefix: string) =>
 
 describe('the revoke-issued ASL file', () => {
   it('validates with asl-validator, as written and with its placeholders replaced', () => {
-    const rendered = revokeIssuedAsl.replace(
-      /\$\{([A-Za-z0-9_]+)\}/g,
-      (_, name: string) => `arn:aws:lambda:eu-west-1:111122223333:function:certflow-${name}`,
-    );
-    for (const text of [revokeIssuedAsl, rendered]) {
-      const result = aslValidator(JSON.parse(text), { checkPaths: true, checkArn: true });
-      expect(result.errors).toEqual([]);
-      expect(result.isValid).toBe(true);
-    }
+    expectValidAsl(revokeIssuedAsl, withFunctionArns(revokeIssuedAsl));
   });
 
   it('gives every Task state a Retry', () => {
-    const states = Object.entries((JSON.parse(revokeIssuedAsl) as { States: Record<string, State> }).States);
-    const tasks = states.filter(([, s]) => s.Type === 'Task');
-    expect(tasks.length).toBeGreaterThan(0);
-    expect(tasks.filter(([, s]) => !Array.isArray(s.Retry) || s.Retry.length === 0).map(([n]) => n)).toEqual([]);
+    expectEveryTaskRetries(statesOf(revokeIssuedAsl));
   });
 });
 
@@ -282,13 +258,7 @@ describe('CompromiseResponse state machine', () => {
     expect(props().DefinitionSubstitutions.RevokeIssuedFunctionArn).toEqual({
       'Fn::GetAtt': [logicalId(built.stack.compromiseResponse.revokeIssued.function), 'Arn'],
     });
-    const deployed = assetText(built.assembly, props().DefinitionS3Location.Key);
-    expect(deployed).toBe(revokeIssuedAsl);
-    const substituted = Object.keys(props().DefinitionSubstitutions).reduce(
-      (text, name) => text.split(`\${${name}}`).join('VALUE'),
-      deployed,
-    );
-    expect(substituted).not.toMatch(/\$\{/);
+    expectDeployedAsWritten(built.assembly, props(), revokeIssuedAsl);
   });
 
   it('may invoke the RevokeIssued function and nothing else', () => {
