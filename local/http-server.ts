@@ -119,6 +119,12 @@ export async function startHttpServer(opts: {
   return {
     server,
     url: `http://${address}:${port}`,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    // requests still in flight get a moment to finish, then their connections are cut (close never hangs on a client)
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), 1000).unref();
+      }),
   };
 }

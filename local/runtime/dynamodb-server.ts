@@ -28,6 +28,9 @@ export interface DynamoDbServerOptions {
   createTableMs?: number;
 }
 
+/** how long close waits for requests in flight before it cuts their connections */
+const CLOSE_GRACE_MS = 1000;
+
 export async function startDynamoDb(options: DynamoDbServerOptions = {}): Promise<LocalServer> {
   if (options.dataDir !== undefined) await mkdir(options.dataDir, { recursive: true });
   const server = dynalite({
@@ -48,10 +51,13 @@ export async function startDynamoDb(options: DynamoDbServerOptions = {}): Promis
     port,
     // dynalite's close stops the HTTP server, then waits for pending LevelDB operations and closes the store, so the
     // same dataDir can be opened again once this resolves.
+    // A request still in flight (a workflow of the runtime that is stopping) gets a moment to finish; then its
+    // connection is cut, so that close never waits on a client that will not come back.
     close: () =>
       (closing ??= new Promise<void>((resolve, reject) => {
         server.close((error) => (error ? reject(error) : resolve()));
         server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS).unref();
       })),
   };
 }

@@ -310,8 +310,8 @@ beforeAll(async () => {
   });
   INT = await createIntermediateCa(ROOT.issuer, {
     subject: { commonName: 'Acme Devices CA', organization: 'Acme' },
-    // a day more than the 1825-day default of a child CA: a child created seconds later must still end before it
-    validity: { days: 1826 },
+    // as long as a child CA's default: a child created later is capped at its end (the tests run on a fake clock)
+    validity: { days: 1825 },
     now,
     pathLength: 1,
   });
