@@ -1,10 +1,9 @@
 import * as path from 'node:path';
-import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
-import { EventPattern, Rule } from 'aws-cdk-lib/aws-events';
-import { SfnStateMachine } from 'aws-cdk-lib/aws-events-targets';
-import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import type { Rule } from 'aws-cdk-lib/aws-events';
+import type { Role } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
@@ -12,6 +11,7 @@ import { CA_TABLE, INVENTORY_TABLE } from '../../lambdas/adapters/aws/tables';
 import { INVENTORY_RULE_PATTERN } from '../../lambdas/core/events';
 import { InventoryEnv } from '../../lambdas/handlers/env';
 import { aslStateMachine } from '../asl';
+import { eventWorkflowRule } from '../event-workflow-rule';
 import { CertflowFunction, handlerEntry, PROJECT_ROOT } from './certflow-function';
 import { CertflowTable } from './certflow-table';
 import type { CertflowEventBus } from './event-bus';
@@ -19,18 +19,8 @@ import type { CertflowEventBus } from './event-bus';
 /** The inventory workflow definition, shared with the local runtime. */
 export const INVENTORY_DEFINITION_PATH = path.join(PROJECT_ROOT, 'statemachines', 'inventory.asl.json');
 
-/** An EventBridge pattern as EventBridge (and the local bus) reads it: `detail-type`, not CDK's `detailType`. */
-export type WireEventPattern = Readonly<Record<string, unknown>>;
-
-/** The CDK form of a wire pattern: `detail-type` becomes `detailType`, which CDK renders back as `detail-type`. */
-export function cdkEventPattern(pattern: WireEventPattern): EventPattern {
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(pattern)) {
-    if (key === 'detailType') throw new Error('event pattern: write detail-type, as EventBridge does');
-    out[key === 'detail-type' ? 'detailType' : key] = value;
-  }
-  return out as EventPattern;
-}
+import type { WireEventPattern } from '../event-workflow-rule';
+export { cdkEventPattern, type WireEventPattern } from '../event-workflow-rule';
 
 export interface CertificateInventoryProps {
   readonly bus: CertflowEventBus;
@@ -66,7 +56,6 @@ export class CertificateInventory extends Construct {
 
   constructor(scope: Construct, id: string, props: CertificateInventoryProps) {
     super(scope, id);
-    const stack = Stack.of(this);
     const logRetention = props.logRetention ?? RetentionDays.THREE_MONTHS;
 
     this.inventoryTable = new CertflowTable(this, 'Inventory', {
@@ -111,37 +100,18 @@ export class CertificateInventory extends Construct {
     ]);
 
     // the rule: EventBridge starts an execution per matching event, retries, then dead-letters the event
-    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
-    NagSuppressions.addResourceSuppressions(this.deadLetterQueue, [
-      {
-        id: 'AwsSolutions-SQS3',
-        reason:
-          'This queue is the dead-letter queue of the inventory rule target (EventBridge delivers the events it ' +
-          'could not start an execution for); cdk-nag only recognises DLQs of queues and functions.',
-      },
-    ]);
-    this.ruleRole = new Role(this, 'RuleRole', {
-      assumedBy: new ServicePrincipal('events.amazonaws.com', {
-        conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
-      }),
-      description: 'certflow inventory rule: starts executions of the inventory state machine only',
-    });
-    this.rule = new Rule(this, 'Rule', {
-      eventBus: props.bus.bus,
+    ({
+      rule: this.rule,
+      ruleRole: this.ruleRole,
+      deadLetterQueue: this.deadLetterQueue,
+    } = eventWorkflowRule(this, {
+      name: 'inventory',
       description: 'certflow inventory: Certificate Issued and Certificate Revoked → the inventory workflow',
-      eventPattern: cdkEventPattern(props.eventPattern ?? INVENTORY_RULE_PATTERN),
-    });
-    this.rule.addTarget(
-      new SfnStateMachine(this.stateMachine, {
-        role: this.ruleRole,
-        deadLetterQueue: this.deadLetterQueue,
-        retryAttempts: props.retryAttempts ?? 185,
-        maxEventAge: props.maxEventAge ?? Duration.hours(24),
-      }),
-    );
+      bus: props.bus.bus,
+      eventPattern: props.eventPattern ?? INVENTORY_RULE_PATTERN,
+      stateMachine: this.stateMachine,
+      ...(props.retryAttempts !== undefined ? { retryAttempts: props.retryAttempts } : {}),
+      ...(props.maxEventAge !== undefined ? { maxEventAge: props.maxEventAge } : {}),
+    }));
   }
 }

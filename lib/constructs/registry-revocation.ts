@@ -1,10 +1,9 @@
 import * as path from 'node:path';
 import { Duration, Stack } from 'aws-cdk-lib';
-import { Rule } from 'aws-cdk-lib/aws-events';
-import { SfnStateMachine } from 'aws-cdk-lib/aws-events-targets';
-import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import type { Rule } from 'aws-cdk-lib/aws-events';
+import { Effect, PolicyStatement, type Role } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
@@ -13,11 +12,12 @@ import { REGISTRY_REVOCATION_RULE_PATTERN } from '../../lambdas/core/events';
 import { ApiRatesSchema, type ApiRatesInput } from '../../lambdas/core/pacing';
 import { RegistryRevocationEnv } from '../../lambdas/handlers/env';
 import { aslStateMachine } from '../asl';
+import { eventWorkflowRule } from '../event-workflow-rule';
 import { arnFinding } from '../nag';
 import { CertflowFunction, handlerEntry, PROJECT_ROOT } from './certflow-function';
 import type { CertflowTable } from './certflow-table';
 import type { CertflowEventBus } from './event-bus';
-import { cdkEventPattern, type WireEventPattern } from './inventory';
+import type { WireEventPattern } from '../event-workflow-rule';
 
 /** The registry-revocation workflow definition, shared with the local runtime. */
 export const REGISTRY_REVOCATION_DEFINITION_PATH = path.join(
@@ -133,37 +133,18 @@ export class RegistryRevocation extends Construct {
       },
     ]);
 
-    this.deadLetterQueue = new Queue(this, 'DeadLetterQueue', {
-      encryption: QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
-    NagSuppressions.addResourceSuppressions(this.deadLetterQueue, [
-      {
-        id: 'AwsSolutions-SQS3',
-        reason:
-          'This queue is the dead-letter queue of the registry-revocation rule target (EventBridge delivers the ' +
-          'events it could not start an execution for); cdk-nag only recognises DLQs of queues and functions.',
-      },
-    ]);
-    this.ruleRole = new Role(this, 'RuleRole', {
-      assumedBy: new ServicePrincipal('events.amazonaws.com', {
-        conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
-      }),
-      description: 'certflow registry-revocation rule: starts executions of the registry-revocation state machine only',
-    });
-    this.rule = new Rule(this, 'Rule', {
-      eventBus: props.bus.bus,
+    ({
+      rule: this.rule,
+      ruleRole: this.ruleRole,
+      deadLetterQueue: this.deadLetterQueue,
+    } = eventWorkflowRule(this, {
+      name: 'registry-revocation',
       description: 'certflow registry revocation: Certificate Revoked (device, server) → REVOKED in AWS IoT',
-      eventPattern: cdkEventPattern(props.eventPattern ?? REGISTRY_REVOCATION_RULE_PATTERN),
-    });
-    this.rule.addTarget(
-      new SfnStateMachine(this.stateMachine, {
-        role: this.ruleRole,
-        deadLetterQueue: this.deadLetterQueue,
-        retryAttempts: props.retryAttempts ?? 185,
-        maxEventAge: props.maxEventAge ?? Duration.hours(24),
-      }),
-    );
+      bus: props.bus.bus,
+      eventPattern: props.eventPattern ?? REGISTRY_REVOCATION_RULE_PATTERN,
+      stateMachine: this.stateMachine,
+      ...(props.retryAttempts !== undefined ? { retryAttempts: props.retryAttempts } : {}),
+      ...(props.maxEventAge !== undefined ? { maxEventAge: props.maxEventAge } : {}),
+    }));
   }
 }
