@@ -147,22 +147,43 @@ export async function benchCertificateProvider(): Promise<void> {
     ['ec-p256', 'rsa-2048'],
     ['rsa-2048', 'ec-p256'],
   ] as const) {
-    const out = execFileSync(process.execPath, [...process.execArgv, __filename, caKeyType, csrKeyType], {
+    const out = execFileSync(process.execPath, [...process.execArgv, process.argv[1] ?? __filename], {
       encoding: 'utf8',
-      env: { ...process.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+      env: {
+        ...process.env,
+        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+        [SCENARIO_ENV]: `${caKeyType},${csrKeyType}`,
+      },
     });
     process.stdout.write(out);
   }
   console.log(`          budget ${BUDGET_MS} ms per call (AWS IoT CreateCertificateFromCsr)`);
 }
 
-if (require.main === module) {
-  const [caKeyType, csrKeyType] = process.argv.slice(2) as [KeyType | undefined, KeyType | undefined];
+/** Names the one scenario a child process started by benchCertificateProvider runs (`caKeyType,csrKeyType`). */
+const SCENARIO_ENV = 'CERTFLOW_BENCH_PROVIDER_SCENARIO';
+
+/**
+ * In a child process started by benchCertificateProvider: runs its scenario, prints its line and returns true.
+ * The entry point (this file under tsx, or the bench bundle dist/run.js) calls it first: in a bundle
+ * `require.main === module` holds for every module, so it cannot tell a child from the parent.
+ */
+export function runChildScenario(): boolean {
+  const spec = process.env[SCENARIO_ENV];
+  if (!spec) return false;
+  const [caKeyType, csrKeyType] = spec.split(',') as [KeyType, KeyType];
   logger.setLogLevel('SILENT');
-  (caKeyType && csrKeyType
-    ? scenario(caKeyType, csrKeyType).then((line) => console.log(line))
-    : benchCertificateProvider()
-  ).catch((e) => {
+  scenario(caKeyType, csrKeyType)
+    .then((line) => console.log(line))
+    .catch((e) => {
+      console.error(e);
+      process.exit(1);
+    });
+  return true;
+}
+
+if (require.main === module && /certificate-provider\.[cm]?[jt]s$/.test(process.argv[1] ?? '') && !runChildScenario()) {
+  benchCertificateProvider().catch((e) => {
     console.error(e);
     process.exit(1);
   });

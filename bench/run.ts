@@ -18,7 +18,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocal, type LocalCertflow } from '../local/certflow';
-import { benchCertificateProvider } from './certificate-provider';
+import { benchCertificateProvider, runChildScenario } from './certificate-provider';
 
 const EC = Number(process.env.BENCH_EC ?? 10_000);
 const RSA = Number(process.env.BENCH_RSA ?? 200);
@@ -215,7 +215,9 @@ async function main(): Promise<void> {
   await benchCertificateProvider();
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+if (!runChildScenario()) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}
