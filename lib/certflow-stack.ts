@@ -98,6 +98,8 @@ export class CertflowStack extends Stack {
       pcaAliases: config.provisioningPcaAliases,
       caAliases: config.provisioningCaAliases,
       chunkSize: config.provisioningChunkSize,
+      rateLimitTable: this.table,
+      apiRates: config.apiRates,
     });
     this.api = new CertflowApi(this, 'Api', {
       integrations: [

@@ -20,6 +20,9 @@ export const DEFAULT_API_RATES: ApiRates = {
   'iot:AttachThingPrincipal': 15,
   'iot:AttachPolicy': 15,
   'iot:UpdateCertificate': 10,
+  // RegisterThing runs the CreateThing / RegisterCertificate / Attach… calls of its template inside AWS IoT; paced at
+  // the lowest default of those (RegisterCertificate's 10)
+  'iot:RegisterThing': 10,
   'acm-pca:IssueCertificate': 25,
   'acm-pca:GetCertificate': 75,
   'kms:Sign': 300,

@@ -135,6 +135,7 @@ export type RateLimitedApi =
   | 'iot:AttachThingPrincipal'
   | 'iot:AttachPolicy'
   | 'iot:UpdateCertificate'
+  | 'iot:RegisterThing'
   | 'acm-pca:IssueCertificate'
   | 'acm-pca:GetCertificate'
   | 'kms:Sign';
@@ -398,15 +399,6 @@ export interface DeviceMessaging {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Provisioning (templates → things, certificates, policies)
-
-/** ACM Private CA signing a device CSR (the provisioning `acmpca` extension; AWS only). */
-export interface PcaCsrSigner {
-  signCsr(input: {
-    caArn: string;
-    csrPem: string;
-    validityDays: number;
-  }): Promise<{ certificatePem: string; chainPem: string }>;
-}
 
 /** AWS IoT CA certificates (`CA_{ALIAS}` names one by id or ARN); throws NotFoundError for an unknown CA. */
 export interface IotCaDirectory {

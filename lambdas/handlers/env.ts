@@ -128,6 +128,10 @@ export const ProvisioningEnv = z.object({
   PROVISIONING_CHUNK_SIZE: positiveInt(100),
   PROVISIONING_MAX_CONCURRENCY: positiveInt(10),
   PROVISIONING_MAX_ITEMS: positiveInt(100_000),
+  /** the table holding the deployment-wide rate schedule (the task table: DynamoRateLimiter), shared with bulk */
+  RATE_LIMIT_TABLE_NAME: z.string().min(1),
+  /** the AWS quotas provisioning's AWS IoT, ACM PCA and KMS calls pace to (as bulk's API_RATES) */
+  API_RATES: apiRatesVariable,
 });
 export type ProvisioningEnv = z.infer<typeof ProvisioningEnv>;
 

@@ -26,9 +26,7 @@ import {
   type RotationAction,
   type RotationTopics,
 } from '../../lambdas/core/rotation/topics';
-import { rateLimitPk } from '../../lambdas/adapters/aws/dynamo-rate-limiter';
 import { ApiRatesSchema, type ApiRatesInput } from '../../lambdas/core/pacing';
-import type { RateLimitedApi } from '../../lambdas/core/ports';
 import { RotationEnv, SigningCaSchema, type SigningCa } from '../../lambdas/handlers/env';
 import { aslStateMachine } from '../asl';
 import { arnFinding, objectsFinding } from '../nag';
@@ -181,14 +179,7 @@ export class CertificateRotation extends Construct {
 
     // the paced calls (registration, AttachThingPrincipal, AttachPolicy, ACM PCA) take slots of the shared schedule:
     // its items only (pk rate#{api}), GetItem and UpdateItem
-    this.vend.addToRolePolicy(
-      new PolicyStatement({
-        effect: Effect.ALLOW,
-        actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
-        resources: [props.rateLimitTable.table.tableArn],
-        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [rateLimitPk('*' as RateLimitedApi)] } },
-      }),
-    );
+    props.rateLimitTable.grantRateSchedule(this.vend);
 
     // ReplyAccepted / ReplyRejected: IoT Data Publish on the reply topics only
     this.reply = fn('Reply', 'sfn-rotation-reply', 'certflow rotation: reply on …/accepted or …/rejected');

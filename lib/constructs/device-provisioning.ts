@@ -5,6 +5,7 @@ import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { ApiRatesSchema, type ApiRatesInput } from '../../lambdas/core/pacing';
 import { provisioningTaskKey } from '../../lambdas/core/provisioning/bulk';
 import { TEMPLATES_PREFIX } from '../../lambdas/core/provisioning/service';
 import { ProvisioningApiEnv, ProvisioningEnv } from '../../lambdas/handlers/env';
@@ -17,6 +18,7 @@ import type { CaHierarchy } from './ca-hierarchy';
 import { CertflowFunction, FunctionEnvironment, handlerEntry, PROJECT_ROOT } from './certflow-function';
 import type { CertflowEventBus } from './event-bus';
 import type { CertificateInventory } from './inventory';
+import type { TaskTable } from './task-table';
 
 /** The bulk-provisioning workflow definition, shared with the local runtime. */
 export const PROVISIONING_DEFINITION_PATH = path.join(PROJECT_ROOT, 'statemachines', 'provisioning.asl.json');
@@ -30,6 +32,10 @@ export interface DeviceProvisioningProps {
   readonly bus: CertflowEventBus;
   readonly inventory: CertificateInventory;
   readonly caHierarchy: CaHierarchy;
+  /** the table of the deployment-wide rate schedule (the task table, shared with bulk issuance and rotation) */
+  readonly rateLimitTable: TaskTable;
+  /** the account's quotas for the paced AWS APIs (AWS IoT, ACM PCA, KMS); unset APIs keep AWS's defaults */
+  readonly apiRates?: ApiRatesInput;
   /** where the certflow CA keys are (`createDeviceCertificate`, CSR_CA_ID), default 'ssm' */
   readonly caKeyStore?: 'ssm' | 'kms';
   /** with caKeyStore 'kms': the keys the CAs sign with (kms:Sign and kms:GetPublicKey on these only) */
@@ -51,7 +57,8 @@ export interface DeviceProvisioningProps {
  * /things, bulk tasks), the bulk-provisioning workflow (Standard state machine from provisioning.asl.json with a
  * Distributed Map of Express children) and its four functions. IoT grants are the registry calls provisioning makes
  * (things, certificates, policies, thing groups, RegisterThing), CA keys read-only from the configured store (SSM
- * SecureStrings, or the KMS CA keys: kms:Sign on those only), ACM PCA on the aliased CAs only.
+ * SecureStrings, or the KMS CA keys: kms:Sign on those only), ACM PCA on the aliased CAs only. The functions that
+ * call AWS IoT and ACM PCA (the API and ProvisionChunk) pace on the deployment-wide rate schedule in the task table.
  */
 export class DeviceProvisioning extends Construct {
   readonly environment: FunctionEnvironment<typeof ProvisioningEnv>;
@@ -85,6 +92,8 @@ export class DeviceProvisioning extends Construct {
       PROVISIONING_CHUNK_SIZE: String(props.chunkSize ?? 100),
       PROVISIONING_MAX_CONCURRENCY: String(props.maxConcurrency ?? 10),
       PROVISIONING_MAX_ITEMS: '100000',
+      RATE_LIMIT_TABLE_NAME: props.rateLimitTable.tableName,
+      API_RATES: JSON.stringify(ApiRatesSchema.parse(props.apiRates ?? {})),
     };
     const fn = <S extends typeof ProvisioningEnv | typeof ProvisioningApiEnv>(
       name: string,
@@ -191,6 +200,8 @@ export class DeviceProvisioning extends Construct {
       else caHierarchy.grantCaKeyStore(f, 'read');
       inventory.caTable.grant(f, 'dynamodb:GetItem');
       bus.grantPutEvents(f);
+      // the paced calls (AWS IoT, ACM PCA, KMS Sign) take slots of the shared schedule: its rate#{api} items only
+      props.rateLimitTable.grantRateSchedule(f);
     }
     for (const f of [this.api, this.plan, this.provisionChunk, this.finish, this.recordFailure]) {
       NagSuppressions.addResourceSuppressions(

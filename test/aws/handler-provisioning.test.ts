@@ -13,6 +13,7 @@ import {
   IssueCertificateCommand,
 } from '@aws-sdk/client-acm-pca';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import {
   AddThingToThingGroupCommand,
@@ -66,6 +67,8 @@ const iotMock = mockSdk(IoTClient);
 const pcaMock = mockSdk(ACMPCAClient);
 const ebMock = mockSdk(EventBridgeClient);
 const sfnMock = mockSdk(SFNClient);
+// the rate schedule (DynamoRateLimiter in the task table): every slot is free
+const ddbMock = mockSdk(DynamoDBDocumentClient);
 
 const now = new Date();
 let root: CreatedCa;
@@ -86,6 +89,7 @@ const env = readEnv(ProvisioningApiEnv, {
   EVENT_BUS_NAME: 'certflow-bus',
   CA_TABLE_NAME: 'certflow-cas',
   PROVISIONING_STATE_MACHINE_ARN: STATE_MACHINE,
+  RATE_LIMIT_TABLE_NAME: 'certflow-tasks',
 });
 
 function handlerWith(rawEnv: Record<string, string> = {}) {
@@ -130,7 +134,7 @@ function event(method: string, resource: string, body?: unknown, pathParameters:
 }
 
 beforeEach(() => {
-  for (const m of [s3Mock, iotMock, pcaMock, ebMock, sfnMock]) m.reset();
+  for (const m of [s3Mock, iotMock, pcaMock, ebMock, sfnMock, ddbMock]) m.reset();
   bucket.clear();
   s3Mock.on(cmd(PutObjectCommand)).callsFake(async (input: { Key: string; Body: string | Uint8Array }) => {
     bucket.set(input.Key, Buffer.from(input.Body));
@@ -151,6 +155,9 @@ beforeEach(() => {
   }));
   ebMock.on(cmd(PutEventsCommand)).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'e' }] });
 });
+
+/** The rate schedule items the paced calls took a slot of, in order (DynamoRateLimiter's conditional UpdateItem). */
+const slots = () => ddbMock.commandCalls(cmd(UpdateCommand)).map((c) => (c.args[0].input.Key as { pk: string }).pk);
 
 /** AWS IoT calls in order, as `Command {key input}` labels. */
 const iotCalls = () =>
@@ -245,6 +252,7 @@ describe('POST /things on AWS', () => {
         { templateBody: JSON.stringify(awsTemplate), parameters: { SerialNumber: '7', CSR: 'PEM-CSR', Line: 'A' } },
       ],
     ]);
+    expect(slots()).toEqual(['rate#iot:RegisterThing']);
     expect(s3Mock).toHaveReceivedCommandWith(cmd(PutObjectCommand), { Key: `certificates/${signed.id}.pem` });
     const entry = ebMock.commandCalls(cmd(PutEventsCommand))[0]!.args[0].input.Entries![0]!;
     expect(entry.DetailType).toBe('Certificate Issued');
@@ -394,6 +402,16 @@ describe('POST /things on AWS', () => {
       ['AttachThingPrincipal', { thingName, principal: certArn }],
       ['AttachPolicy', { policyName: expect.stringMatching(/^policy-/), target: certArn }],
     ]);
+    // each quota-bound call took its slot of the deployment-wide schedule first (RATE_LIMIT_TABLE_NAME)
+    expect(slots()).toEqual([
+      'rate#iot:RegisterCertificate',
+      'rate#iot:CreateThing',
+      'rate#iot:AttachThingPrincipal',
+      'rate#iot:AttachPolicy',
+    ]);
+    expect(new Set(ddbMock.commandCalls(cmd(UpdateCommand)).map((c) => c.args[0].input.TableName))).toEqual(
+      new Set(['certflow-tasks']),
+    );
   });
 
   it('acmpca REGISTER_WITH_CA by alias: ACM PCA signs certflow’s CSR, the certificate is registered with the AWS IoT CA', async () => {

@@ -157,6 +157,42 @@ describe('DeviceProvisioning', () => {
     });
   });
 
+  it('paces the API and ProvisionChunk on the task table’s rate schedule items only, at the configured API rates', () => {
+    const paced = buildCertflowApp({ bundle: false, config: { apiRates: { 'iot:CreateThing': 40 } } });
+    const { provisioning, table } = paced.stack;
+    const dynamoOf = (fn: { role: Parameters<typeof logicalId>[0] }) =>
+      statementsOfRole(paced.template, logicalId(fn.role))
+        .filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')))
+        .map((s) => ({ a: actionsOf(s).sort(), r: resourcesOf(s), c: s.Condition }));
+    const schedule = {
+      a: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+      r: [{ 'Fn::GetAtt': [logicalId(table.table), 'Arn'] }],
+      c: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['rate#*'] } },
+    };
+    for (const fn of [provisioning.api, provisioning.provisionChunk]) {
+      const dynamo = dynamoOf(fn);
+      expect(dynamo).toContainEqual(schedule);
+      // nothing else of the task table (the CA table's GetItem is the other statement)
+      expect(dynamo.filter((s) => JSON.stringify(s.r).includes(logicalId(table.table)))).toEqual([schedule]);
+    }
+    // the workflow's bookkeeping functions call no paced API
+    for (const fn of [provisioning.plan, provisioning.finish, provisioning.recordFailure]) {
+      expect(dynamoOf(fn)).toEqual([]);
+    }
+    // every provisioning function gets the schedule's table and the rates (ProvisioningEnv requires them)
+    for (const fn of [provisioning.api, provisioning.plan, provisioning.provisionChunk, provisioning.finish]) {
+      const vars = (
+        paced.template.toJSON().Resources[logicalId(fn.function)] as {
+          Properties: { Environment: { Variables: Record<string, unknown> } };
+        }
+      ).Properties.Environment.Variables;
+      expect(vars).toMatchObject({
+        RATE_LIMIT_TABLE_NAME: { Ref: logicalId(table.table) },
+        API_RATES: JSON.stringify({ 'iot:CreateThing': 40 }),
+      });
+    }
+  });
+
   it('lets the workflow functions touch bulkprovisioning/ objects only; the API also templates/ and certificates/', () => {
     const s3Resources = (fn: { role: Parameters<typeof logicalId>[0] }) =>
       JSON.stringify(
@@ -271,6 +307,7 @@ describe('DeviceProvisioning CA key grants, per CA key store', () => {
             bus: stack.bus,
             inventory: stack.inventory,
             caHierarchy: stack.caHierarchy,
+            rateLimitTable: stack.table,
             caKeyStore: 'kms',
           }),
       ).toThrow(/caKeyStore 'kms' needs caKmsKeyArns/);

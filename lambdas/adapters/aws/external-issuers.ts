@@ -2,11 +2,11 @@
  * Device certificates signed outside certflow, for suppliers mapped to ACM Private CA or to AWS IoT's own CA
  * (CDF's `SUPPLIER_CA_…` = a PCA ARN or `AwsIotDefault`).
  */
-import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { ACMPCAClient } from '@aws-sdk/client-acm-pca';
 import { CreateKeysAndCertificateCommand, IoTClient } from '@aws-sdk/client-iot';
 import {
   buildCsr,
+  deviceKeyFromPem,
   encodeName,
   generateDeviceKey,
   parseCertificate,
@@ -15,7 +15,6 @@ import {
   toPem,
 } from '../../core/pki';
 import type { KeyType, SubjectFields } from '../../core/pki';
-import type { DeviceKey } from '../../core/pki/fast';
 import { type Pace, unpaced } from '../../core/pacing';
 import type {
   DeviceCertificateIssuer,
@@ -25,15 +24,6 @@ import type {
   SupplierCa,
 } from '../../core/ports';
 import { AcmPcaCertificateAuthority, type PcaIssuedCertificate } from './acm-pca-authority';
-
-/** A device key from its PKCS#8 PEM (a key saved by an earlier attempt of the chunk). */
-function deviceKeyFromPem(pem: string): DeviceKey {
-  const privateKey = createPrivateKey(pem);
-  return {
-    spki: createPublicKey(privateKey).export({ type: 'spki', format: 'der' }),
-    pkcs8: privateKey.export({ type: 'pkcs8', format: 'der' }),
-  };
-}
 
 /**
  * certflow makes the key and a CSR; ACM PCA signs it (IssueCertificate with an idempotency token, GetCertificate).

@@ -1,22 +1,29 @@
 /**
- * The AWS side of provisioning beyond the DeviceRegistry port: AWS IoT's RegisterThing, ACM PCA signing a CSR,
- * and the CA certificates registered with AWS IoT.
+ * The AWS side of provisioning beyond the DeviceRegistry port: AWS IoT's RegisterThing and the CA certificates
+ * registered with AWS IoT. (ACM PCA signs through the shared CsrSigner: csr-signers.ts.)
  */
-import type { ACMPCAClient } from '@aws-sdk/client-acm-pca';
 import { type IoTClient, RegisterThingCommand } from '@aws-sdk/client-iot';
 import { InvalidTemplateError } from '../../core/errors';
-import type { IotCaDirectory, PcaCsrSigner, ThingRegistrar } from '../../core/ports';
-import { AcmPcaCertificateAuthority } from './acm-pca-authority';
+import { type Pace, unpaced } from '../../core/pacing';
+import type { IotCaDirectory, ThingRegistrar } from '../../core/ports';
 import { describeCaCertificate } from './ca-certificates';
 import { isAwsError } from './sdk-errors';
 
-/** RegisterThing: AWS IoT runs the template (AWS's own engine) with string parameters. */
+/**
+ * RegisterThing: AWS IoT runs the template (AWS's own engine) with string parameters. With a Pace each call takes its
+ * slot of the shared `iot:RegisterThing` rate first and throttling answers are retried with jittered backoff.
+ */
 export class IotThingRegistrar implements ThingRegistrar {
-  constructor(private readonly iot: IoTClient) {}
+  constructor(
+    private readonly iot: IoTClient,
+    private readonly pace: Pace = unpaced,
+  ) {}
 
   async registerThing(templateBody: string, parameters: Record<string, string>) {
     try {
-      const out = await this.iot.send(new RegisterThingCommand({ templateBody, parameters }));
+      const out = await this.pace('iot:RegisterThing', () =>
+        this.iot.send(new RegisterThingCommand({ templateBody, parameters })),
+      );
       return {
         ...(out.certificatePem ? { certificatePem: out.certificatePem } : {}),
         resourceArns: out.resourceArns ?? {},
@@ -28,27 +35,6 @@ export class IotThingRegistrar implements ThingRegistrar {
       }
       throw error;
     }
-  }
-}
-
-/** ACM PCA by ARN (one client per CA, signing algorithm from the CA's key). */
-export class AcmPcaCsrSigner implements PcaCsrSigner {
-  private readonly cas = new Map<string, AcmPcaCertificateAuthority>();
-
-  constructor(private readonly pca: ACMPCAClient) {}
-
-  async signCsr(input: { caArn: string; csrPem: string; validityDays: number }) {
-    let ca = this.cas.get(input.caArn);
-    if (!ca) {
-      ca = new AcmPcaCertificateAuthority(this.pca, input.caArn);
-      this.cas.set(input.caArn, ca);
-    }
-    const issued = await ca.issue({
-      csrPem: input.csrPem,
-      validityDays: input.validityDays,
-      signingAlgorithm: await ca.signingAlgorithmForCa(),
-    });
-    return { certificatePem: issued.certificatePem, chainPem: issued.chainPem };
   }
 }
 

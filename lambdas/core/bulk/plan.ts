@@ -19,6 +19,7 @@ export const TYPICAL_CALL_MS: Record<RateLimitedApi, number> = {
   'iot:AttachThingPrincipal': 40,
   'iot:AttachPolicy': 40,
   'iot:UpdateCertificate': 40,
+  'iot:RegisterThing': 200,
   'acm-pca:IssueCertificate': 300,
   'acm-pca:GetCertificate': 50,
   'kms:Sign': 15,

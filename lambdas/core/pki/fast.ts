@@ -7,7 +7,7 @@
  * parts computed once per batch; only serial, common name, public key and its identifier change per certificate.
  * The output is byte-for-byte what the generic path produces (tests compare them, and openssl checks both).
  */
-import { createECDH, createHash, type ECDH } from 'node:crypto';
+import { createECDH, createHash, createPrivateKey, createPublicKey, type ECDH } from 'node:crypto';
 import { checkIssuer, Issuer, randomSerial } from './certificate';
 import * as der from './der';
 import * as ext from './extensions';
@@ -70,6 +70,15 @@ export function generateDeviceKey(type: KeyType): DeviceKey {
 }
 
 export const privateKeyPem = (key: DeviceKey): string => toPem('PRIVATE KEY', key.pkcs8);
+
+/** A device key from its PKCS#8 PEM (a key an earlier attempt saved before asking a CA to sign it). */
+export function deviceKeyFromPem(pem: string): DeviceKey {
+  const privateKey = createPrivateKey(pem);
+  return {
+    spki: createPublicKey(privateKey).export({ type: 'spki', format: 'der' }),
+    pkcs8: privateKey.export({ type: 'pkcs8', format: 'der' }),
+  };
+}
 export const publicKeyPem = (key: DeviceKey): string => toPem('PUBLIC KEY', key.spki);
 
 export interface TemplateOptions {

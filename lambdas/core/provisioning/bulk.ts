@@ -3,7 +3,9 @@
  * Distributed Map over chunk indexes. A task keeps its objects under `bulkprovisioning/{taskId}/`: `task.json`
  * (status and counts), `request.json` (the template as it was when the task was accepted, and the CDF
  * parameters), `items/{chunk}.json` (the chunk's parameter sets) and `results/{chunk}.json` (each item's outcome:
- * the thing, certificate and — when certflow made the key — the private key, or the item's error). A failing item
+ * the thing, certificate and — when certflow made the key — the private key, or the item's error), and for items
+ * ACM PCA signs `progress/{chunk}/{index}.json` (the key saved before IssueCertificate, then the certificate, so a
+ * re-run chunk signs the same key under the same IdempotencyToken, billed once). A failing item
  * fails only itself; a failing chunk only its own items; the items that succeeded are always kept.
  */
 import { z } from 'zod';
@@ -16,6 +18,8 @@ import {
   provisionThing,
   TEMPLATE_ID_RE,
   validateTemplate,
+  type ItemProgress,
+  type ProvisionItem,
   type ProvisioningDeps,
   type ProvisionResult,
 } from './service';
@@ -30,6 +34,12 @@ const itemsKey = (taskId: string, chunk: number): string => `${prefix(taskId)}it
 export const resultsKey = (taskId: string, chunk: number): string => `${prefix(taskId)}results/${pad(chunk)}.json`;
 /** a chunk's outcomes so far, kept when some items failed for a reason that may pass (the retry skips the others) */
 const partialKey = (taskId: string, chunk: number): string => `${prefix(taskId)}partial/${pad(chunk)}.json`;
+/** an item's saved progress (its key before ACM PCA signs it, then the certificate): `progress/{chunk}/{index}.json` */
+const progressPrefix = (taskId: string, chunk: number): string => `${prefix(taskId)}progress/${pad(chunk)}/`;
+export const itemProgressKey = (taskId: string, chunk: number, index: number): string =>
+  `${progressPrefix(taskId, chunk)}${pad(index)}.json`;
+/** ACM PCA's IdempotencyToken of a bulk item (hashed to PCA's 36 characters by the adapter) */
+export const itemIdempotencyToken = (taskId: string, index: number): string => `${taskId}:${index}`;
 
 /**
  * Some items of a chunk failed for a reason that may pass (throttling, a service error): the workflow retries the
@@ -229,6 +239,19 @@ export async function provisionChunk(
   const settled = new Set([...results.succeeded, ...results.failed].map((r) => r.index));
   const transient: ItemError[] = [];
   const chunkDeps = { ...deps, registry: withPolicyCache(deps.registry) };
+  // progress earlier attempts saved: listed once per chunk, when the first item needs it (ACM PCA items only)
+  let saved: Promise<Set<string>> | undefined;
+  const itemOf = (index: number): ProvisionItem => {
+    const key = itemProgressKey(input.taskId, input.index, index);
+    return {
+      idempotencyToken: itemIdempotencyToken(input.taskId, index),
+      load: async () => {
+        saved ??= deps.objects.list(progressPrefix(input.taskId, input.index)).then((keys) => new Set(keys));
+        return (await saved).has(key) ? readJson<ItemProgress>(deps.objects, key) : undefined;
+      },
+      save: (progress) => deps.objects.put(key, json(progress), { contentType: 'application/json' }),
+    };
+  };
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < items.length) {
@@ -246,6 +269,7 @@ export async function provisionChunk(
               : {}),
           },
           loaded,
+          itemOf(index),
         );
         results.succeeded.push({ index, ...result });
       } catch (error) {

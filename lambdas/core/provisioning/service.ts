@@ -12,6 +12,7 @@ import { fromZodError } from '../bulk/request';
 import { announceIssued } from '../ca/service';
 import {
   buildCsr,
+  deviceKeyFromPem,
   encodeName,
   generateDeviceKey,
   issueFromCsr,
@@ -34,9 +35,9 @@ import type {
   EventPublisher,
   IotCaDirectory,
   ObjectStore,
-  PcaCsrSigner,
   ThingRegistrar,
 } from '../ports';
+import type { CsrSigner } from '../signing/csr-signer';
 import {
   parseCdfSection,
   parsePreStepParams,
@@ -65,8 +66,11 @@ export interface ProvisioningDeps {
   aliases: CaAliases;
   /** certInfo.daysExpiry default */
   defaultDaysExpiry: number;
-  /** ACM Private CA (AWS only); absent: the acmpca extension answers 400 ACM_PCA_UNAVAILABLE */
-  pca?: PcaCsrSigner;
+  /**
+   * The shared CSR signer of an ACM Private CA by its ARN (AWS only: IdempotencyToken, GetCertificate polling,
+   * paced); absent: the acmpca extension answers 400 ACM_PCA_UNAVAILABLE
+   */
+  pca?: (caArn: string) => CsrSigner;
   /** AWS IoT's registered CAs, for acmpca REGISTER_WITH_CA */
   iotCas?: IotCaDirectory;
   /** AWS IoT RegisterThing (AWS only): used for templates that need nothing certflow-specific */
@@ -196,6 +200,24 @@ export interface ProvisionResult {
   publicKey?: string;
 }
 
+/** What an attempt saved for one item of a bulk task, so that a re-run neither bills ACM PCA again nor loses a key. */
+export interface ItemProgress {
+  /** the device key certflow made (PKCS#8 PEM), saved before ACM PCA is asked to sign it */
+  privateKeyPem?: string;
+  /** the certificate ACM PCA signed for it, and the CA's chain */
+  certificatePem?: string;
+  chainPem?: string;
+}
+
+/** One item of a bulk task (a parameter set), the same on every attempt of its chunk. */
+export interface ProvisionItem {
+  /** ACM PCA's IdempotencyToken: from the task id and the item's index, so a replayed chunk is billed once */
+  idempotencyToken: string;
+  /** what an earlier attempt saved for the item */
+  load(): Promise<ItemProgress | undefined>;
+  save(progress: ItemProgress): Promise<void>;
+}
+
 interface Material {
   privateKey?: string;
   publicKey?: string;
@@ -236,6 +258,7 @@ async function runPreStep(
   loaded: LoadedTemplate,
   cdfParams: unknown,
   parameters: Record<string, unknown>,
+  item: ProvisionItem | undefined,
 ): Promise<Material> {
   const pre = parsePreStepParams(loaded.cdf.preStep, cdfParams);
   if (!pre) return {};
@@ -280,20 +303,38 @@ async function runPreStep(
       const p = pre.params;
       const caArn = resolveCaRef('pca', p.acmpcaCaArn, p.acmpcaCaAlias, deps.aliases);
       const material: Material = {};
+      const saved = item ? await item.load() : undefined;
       let csrPem = p.csr;
       if (csrPem === undefined) {
-        const key = generateDeviceKey(parseKeyType(p.keyType));
+        // a key an earlier attempt saved is signed again (same token, same certificate); a new one is saved first
+        const key = saved?.privateKeyPem
+          ? deviceKeyFromPem(saved.privateKeyPem)
+          : generateDeviceKey(parseKeyType(p.keyType));
+        if (item && !saved?.privateKeyPem) await item.save({ privateKeyPem: privateKeyPem(key) });
         csrPem = toPem('CERTIFICATE REQUEST', buildCsr(encodeName(subjectOf(p.certInfo, parameters)), key));
         material.privateKey = privateKeyPem(key);
         material.publicKey = publicKeyPem(key);
-      } else {
-        parseCsr(csrPem); // a CSR whose signature does not verify is refused before ACM PCA bills for it
       }
-      const signed = await deps.pca.signCsr({
-        caArn,
-        csrPem,
-        validityDays: p.certInfo.daysExpiry ?? deps.defaultDaysExpiry,
-      });
+      // a CSR whose signature does not verify is refused before ACM PCA bills for it
+      const csr = parseCsr(csrPem);
+      let signed: { certificatePem: string; chainPem: string };
+      if (saved?.certificatePem && parseCertificate(saved.certificatePem).spki.equals(csr.spki)) {
+        signed = { certificatePem: saved.certificatePem, chainPem: saved.chainPem ?? '' };
+      } else {
+        const signer = deps.pca(caArn);
+        const result = await signer.sign(csr, {
+          validityDays: p.certInfo.daysExpiry ?? deps.defaultDaysExpiry,
+          now,
+          ...(item ? { idempotencyToken: item.idempotencyToken } : {}),
+        });
+        signed = { certificatePem: result.certificate.pem, chainPem: result.chainPem ?? '' };
+        if (item) {
+          await item.save({
+            ...(material.privateKey ? { privateKeyPem: material.privateKey } : {}),
+            ...signed,
+          });
+        }
+      }
       const certificate = parseCertificate(signed.certificatePem);
       let caCertificatePem: string | undefined;
       if (loaded.cdf.acmpcaMode === 'REGISTER_WITH_CA') {
@@ -450,6 +491,8 @@ export async function provisionThing(
   deps: ProvisioningDeps,
   body: unknown,
   preloaded?: LoadedTemplate,
+  /** the bulk task's item this request is (its idempotency token and saved progress); absent for POST /things */
+  item?: ProvisionItem,
 ): Promise<ProvisionResult> {
   const parsed = ProvisionThingBodySchema.safeParse(body ?? {});
   if (!parsed.success) throw fromZodError(parsed.error);
@@ -464,7 +507,7 @@ export async function provisionThing(
         ? { CertificateId: '0'.repeat(64), CertificateArn: '' }
         : {};
   instantiate(loaded.template, { ...setByPreStep, ...parameters });
-  const material = await runPreStep(deps, loaded, request.cdfProvisioningParameters, parameters);
+  const material = await runPreStep(deps, loaded, request.cdfProvisioningParameters, parameters, item);
   const instance = instantiate(loaded.template, parameters, {
     ...(deps.region ? { region: deps.region } : {}),
     ...(deps.accountId ? { accountId: deps.accountId } : {}),

@@ -24,6 +24,8 @@ export interface SignedCsr {
   certificate: ParsedCertificate;
   /** the issuing CA's certificate (PEM) when the signer knows it: what RegisterCertificate registers with */
   caCertificatePem?: string;
+  /** the CA's whole chain as the CA answered it (PEM, issuing CA first), when it answers one (ACM PCA) */
+  chainPem?: string;
 }
 
 /** Signs an already verified CSR: a certflow CA (CaKeyStore) or ACM Private CA. */
