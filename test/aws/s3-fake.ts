@@ -1,6 +1,6 @@
 /**
  * An in-memory S3 bucket behind an S3Client mock: PutObject, GetObject (a `bytes=first-last` Range included),
- * HeadObject and, when asked, multipart uploads. A request for a missing key fails as S3 does (NoSuchKey on Get,
+ * HeadObject, ListObjectsV2 (one page, by prefix) and, when asked, multipart uploads. A request for a missing key fails as S3 does (NoSuchKey on Get,
  * NotFound on Head), so a handler reads back what it wrote and a replay meets what the first attempt left.
  */
 import { Readable } from 'node:stream';
@@ -10,6 +10,7 @@ import {
   CreateMultipartUploadCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   NoSuchKey,
   NotFound,
   PutObjectCommand,
@@ -38,6 +39,7 @@ export interface ObjectInput {
   ContentType?: string;
   Metadata?: Record<string, string>;
   Range?: string;
+  Prefix?: string;
   UploadId?: string;
   PartNumber?: number;
   MultipartUpload?: { Parts?: { PartNumber?: number }[] };
@@ -94,6 +96,10 @@ export function installBucket(
     if (!object) throw new NotFound({ message: 'Not Found', $metadata: { httpStatusCode: 404 } });
     return { ContentLength: object.body.length, ContentType: object.contentType, Metadata: object.metadata };
   });
+  s3Mock.on(cmd(ListObjectsV2Command)).callsFake(async (input: ObjectInput) => ({
+    Contents: [...objects.keys()].filter((k) => k.startsWith(input.Prefix ?? '')).map((Key) => ({ Key })),
+    IsTruncated: false,
+  }));
   if (!multipart) return;
   const { bucketName, uploads } = multipart;
   s3Mock.on(cmd(CreateMultipartUploadCommand)).callsFake(async (input: ObjectInput) => {
