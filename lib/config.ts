@@ -44,7 +44,8 @@ export const DeployConfigSchema = z
      * The account's request quotas, calls per second, for the AWS APIs certflow paces (all Distributed Map children
      * share one schedule per API): `iot:RegisterCertificate`, `iot:RegisterCertificateWithoutCA`,
      * `iot:CreateKeysAndCertificate`, `iot:CreateThing`, `iot:AttachThingPrincipal`, `iot:AttachPolicy`,
-     * `acm-pca:IssueCertificate`, `acm-pca:GetCertificate`, `kms:Sign`. Unset: AWS's defaults (core/pacing.ts).
+     * `iot:UpdateCertificate`, `iot:RegisterThing`, `acm-pca:IssueCertificate`, `acm-pca:GetCertificate`, `kms:Sign`.
+     * Unset: AWS's defaults (core/pacing.ts). Bulk issuance, rotation, provisioning and registry revocation share them.
      * Set what Service Quotas shows after an increase; MaxConcurrency and paced chunk sizes follow.
      */
     apiRates: fromJson(ApiRatesSchema).default({}),

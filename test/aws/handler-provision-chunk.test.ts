@@ -436,6 +436,24 @@ describe('bulk provisioning chunk on AWS, paced (issue 7)', () => {
     expect(dev2.certificatePem.startsWith(issued.get('task-1:2')!.pem)).toBe(true);
   });
 
+  it('a token ACM PCA answers with a certificate for another key (a key that was lost) is never handed out', async () => {
+    // an attempt whose saved progress is gone had item 0's token signed for its own key
+    const lost = await makeCsr({ name: 'CN=dev-0' });
+    await fakes.issue({ Csr: Buffer.from(lost.pem), IdempotencyToken: 'task-1:0' });
+    const deps = depsWith(testPace());
+    await createTask(deps);
+
+    expect(await createChunk(deps)({ taskId: TASK, index: 0 })).toEqual({ index: 0, succeeded: 3, failed: 0 });
+
+    // the shared signer saw a certificate for another key and issued under a token of this key's own
+    const item0 = tokens().filter((t) => t !== 'task-1:1' && t !== 'task-1:2');
+    expect(item0).toEqual(['task-1:0', expect.stringMatching(/^[0-9a-f]{36}$/)]);
+    expect(issued.size).toBe(4);
+    const results = readJson<Results>('bulkprovisioning/task-1/results/000000.json');
+    expectOneOfEach(results);
+    expect(results.succeeded[0]!.certificatePem.startsWith(issued.get('task-1:0')!.pem)).toBe(false);
+  });
+
   it('a chunk delivered again after it completed calls neither AWS IoT nor ACM PCA', async () => {
     const deps = depsWith(testPace());
     await createTask(deps);
