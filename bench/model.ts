@@ -3,25 +3,43 @@
  * default and at raised quotas, from bench/model-inputs.json (prices, quotas, the chunk CPU time measured by
  * `npm run bench`). Chunk sizes and MaxConcurrency come from the planner itself (lambdas/core/bulk/plan.ts and
  * batchChunkSize), so the model cuts batches exactly as a deployment would. Prints the markdown tables of
- * docs/scale-and-cost.md.
+ * docs/scale-and-cost.md, and the table of sources (every price and quota, where and when it was read, and the quote).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { callsPerCertificate, planPacing } from '../lambdas/core/bulk/plan';
 import { batchChunkSize, DEFAULT_BULK_CONFIG, type BulkConfig } from '../lambdas/core/bulk/request';
 import { ValidationError } from '../lambdas/core/errors';
-import { DEFAULT_API_RATES, type ApiRates } from '../lambdas/core/pacing';
+import { DEFAULT_API_RATES, RATE_LIMITED_APIS, type ApiRates } from '../lambdas/core/pacing';
 import type { RateLimitedApi, SupplierCa } from '../lambdas/core/ports';
 
+/** Where a figure was read: `cited` in AWS's own text, `cited-third-party` in a named page quoting AWS, else `last-known`. */
+export type SourceStatus = 'cited' | 'cited-third-party' | 'last-known';
+export const SOURCE_STATUSES: SourceStatus[] = ['cited', 'cited-third-party', 'last-known'];
+
+interface Sourced {
+  unit?: string;
+  source: string;
+  /** the day the source was read (YYYY-MM-DD) */
+  date: string;
+  status: SourceStatus;
+  /** the sentence or table row the figure was read in (required unless last-known) */
+  quote?: string;
+  /** what else was read or searched (required when last-known) */
+  note?: string;
+}
 interface Figure {
   value: number;
 }
 type PaceQuota = { default: number; raised?: number };
 
 export interface ModelInputs {
-  prices: Record<string, Figure> & { pcaCertificateTiers: { value: [number | null, number][] } };
-  quotas: Record<string, PaceQuota>;
-  measured: Record<'ecCertificateCpuSeconds' | 'zipBytesPerCertificate', Figure>;
+  prices: Record<string, Figure & Sourced> & { pcaCertificateTiers: { value: [number | null, number][] } & Sourced };
+  quotas: Record<string, PaceQuota & Sourced>;
+  measured: Record<
+    'ecCertificateCpuSeconds' | 'zipBytesPerCertificate',
+    Figure & { unit: string; source: string; date: string }
+  >;
   assumptions: Record<string, { value: number }> & {
     externalCpuSeconds: { value: Record<Signer, number> };
   };
@@ -79,7 +97,7 @@ export function pcaFee(n: number, tiers: [number | null, number][]): number {
 
 function ratesFor(inputs: ModelInputs, level: QuotaLevel): ApiRates {
   const rates = { ...DEFAULT_API_RATES };
-  for (const api of Object.keys(rates) as RateLimitedApi[]) {
+  for (const api of RATE_LIMITED_APIS) {
     const quota = inputs.quotas[api];
     if (quota) rates[api] = level === 'raised' ? (quota.raised ?? quota.default) : quota.default;
   }
@@ -94,7 +112,11 @@ export function modelRow(inputs: ModelInputs, quantity: number, signer: Signer, 
   const config: BulkConfig = {
     ...DEFAULT_BULK_CONFIG,
     maxQuantity: Number.MAX_SAFE_INTEGER,
-    maxConcurrency: Math.min(a('maxConcurrency'), inputs.quotas.lambdaConcurrency!.default),
+    maxConcurrency: Math.min(
+      a('maxConcurrency'),
+      inputs.quotas.lambdaConcurrency!.default,
+      inputs.quotas.sfnDistributedMapConcurrency?.default ?? Infinity,
+    ),
     rates: ratesFor(inputs, level),
     caKeyStore: shape.caKeyStore,
     chunkBudgetSeconds: a('chunkBudgetSeconds'),
@@ -245,10 +267,72 @@ export function markdown(rows: ModelRow[]): string {
   return lines.join('\n');
 }
 
+/**
+ * Every price and quota names its source, the day it was read and a status; a cited figure carries the sentence it was
+ * read in, a last-known one what was searched. Returns the problems found (none: the inputs are fit to publish).
+ */
+export function sourceProblems(inputs: ModelInputs): string[] {
+  const problems: string[] = [];
+  const entries = [
+    ...Object.entries(inputs.prices).map(([name, e]) => [name, e] as const),
+    ...Object.entries(inputs.quotas).map(([name, e]) => [`quota ${name}`, e] as const),
+  ];
+  for (const [name, e] of entries) {
+    if (!e.source?.trim()) problems.push(`${name}: no source`);
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(e.date ?? '')) problems.push(`${name}: no date read (YYYY-MM-DD)`);
+    if (!SOURCE_STATUSES.includes(e.status))
+      problems.push(`${name}: status ${String(e.status)} is not one of ${SOURCE_STATUSES.join(', ')}`);
+    if (e.status !== 'last-known' && !e.quote?.trim())
+      problems.push(`${name}: ${e.status} without the quote it was read in`);
+    if (e.status === 'last-known' && !e.note?.trim())
+      problems.push(`${name}: last-known without a note of what was searched`);
+  }
+  return problems;
+}
+
+/** A markdown table cell: pipes escaped, line breaks flattened. */
+const cell = (text: string) => text.replace(/\s+/g, ' ').replace(/\|/g, '\\|').trim();
+
+function priceValue(name: string, value: number | [number | null, number][]): string {
+  if (name === 'pcaCertificateTiers' && Array.isArray(value)) {
+    return value
+      .map(([size, price]) => (size === null ? `rest at $${price}` : `${count(size)} at $${price}`))
+      .join('; ');
+  }
+  return String(value);
+}
+
+/** The sources table of docs/scale-and-cost.md: every input, its value, where and when it was read, and the quote. */
+export function sourcesMarkdown(inputs: ModelInputs): string {
+  const lines = [
+    '| input | value | source | read | status | quote (or what was searched) |',
+    '| --- | --- | --- | --- | --- | --- |',
+  ];
+  const row = (name: string, value: string, e: Partial<Sourced> & { source: string; date: string }, status: string) => {
+    const said = [e.quote ? `“${e.quote}”` : '', e.note ?? ''].filter(Boolean).join(' — ');
+    lines.push(
+      `| ${cell(e.unit ? `${name} (${e.unit})` : name)} | ${cell(value)} | ${cell(e.source)} | ${e.date} | ${status} | ${cell(said) || '—'} |`,
+    );
+  };
+  for (const [name, e] of Object.entries(inputs.prices)) row(name, priceValue(name, e.value), e, e.status);
+  for (const [name, e] of Object.entries(inputs.quotas)) {
+    const value = e.raised === undefined ? count(e.default) : `${count(e.default)} (raised example ${count(e.raised)})`;
+    row(`quota ${name}`, value, e, e.status);
+  }
+  for (const [name, e] of Object.entries(inputs.measured)) row(`measured ${name}`, String(e.value), e, 'measured');
+  return lines.join('\n');
+}
+
 export function loadInputs(file = join(__dirname, 'model-inputs.json')): ModelInputs {
   return JSON.parse(readFileSync(file, 'utf8')) as ModelInputs;
 }
 
 if (require.main === module) {
-  console.log(markdown(runModel(loadInputs(process.argv[2]))));
+  const inputs = loadInputs(process.argv[2]);
+  const problems = sourceProblems(inputs);
+  if (problems.length) {
+    console.error(`model inputs without a usable source:\n${problems.join('\n')}`);
+    process.exitCode = 1;
+  }
+  console.log(`${markdown(runModel(inputs))}\n\n${sourcesMarkdown(inputs)}`);
 }

@@ -9,15 +9,16 @@ import type { RateLimitedApi, RateLimiter } from './ports';
 export type ApiRates = Record<RateLimitedApi, number>;
 
 /**
- * Default request quotas, calls per second per account and region (the AWS defaults as last checked; every figure
- * and its source is in docs/scale-and-cost.md). Raised quotas are configured, never assumed.
+ * Default request quotas, calls per second per account and region (the AWS defaults as last checked; every figure,
+ * its source and the date it was read are in bench/model-inputs.json and docs/scale-and-cost.md). Raised quotas are
+ * configured, never assumed.
  */
 export const DEFAULT_API_RATES: ApiRates = {
   'iot:RegisterCertificate': 10,
   'iot:RegisterCertificateWithoutCA': 10,
   'iot:CreateKeysAndCertificate': 10,
-  'iot:CreateThing': 15,
-  'iot:AttachThingPrincipal': 15,
+  'iot:CreateThing': 100,
+  'iot:AttachThingPrincipal': 100,
   'iot:AttachPolicy': 15,
   'iot:UpdateCertificate': 10,
   // RegisterThing runs the CreateThing / RegisterCertificate / Attach… calls of its template inside AWS IoT; paced at
@@ -25,7 +26,7 @@ export const DEFAULT_API_RATES: ApiRates = {
   'iot:RegisterThing': 10,
   'acm-pca:IssueCertificate': 25,
   'acm-pca:GetCertificate': 75,
-  'kms:Sign': 300,
+  'kms:Sign': 1000,
 };
 
 export const RATE_LIMITED_APIS = Object.keys(DEFAULT_API_RATES) as RateLimitedApi[];

@@ -69,9 +69,9 @@ describe('planPacing', () => {
       { ca: 'certflow', register: false },
       { caKeyStore: 'kms' },
       'kms:Sign',
-      300,
-      7,
-      1714,
+      1000, // the ECC request quota (docs/scale-and-cost.md, sources)
+      23, // ceil(1,000/s × 0.015 s × 1.5)
+      1739, // min(1,000/23, 1/0.015) × 40 s
     ],
     [
       'ok/AWS IoT CreateKeysAndCertificate',

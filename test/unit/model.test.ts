@@ -1,7 +1,16 @@
 /** bench/model.ts: the arithmetic on a small case worked by hand, with round prices. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadInputs, markdown, modelRow, type ModelInputs, pcaFee, runModel } from '../../bench/model';
+import {
+  loadInputs,
+  markdown,
+  modelRow,
+  type ModelInputs,
+  pcaFee,
+  runModel,
+  sourceProblems,
+  sourcesMarkdown,
+} from '../../bench/model';
 
 /** The shipped inputs with every price zero except the one a test looks at. */
 function onlyPrice(name: string, value: number): ModelInputs {
@@ -70,8 +79,43 @@ describe('the scale and cost model', () => {
   });
 });
 
+describe('the sources of the inputs', () => {
+  it('every shipped price and quota names its source, the day it was read, a status and its quote or search note', () => {
+    expect(sourceProblems(loadInputs())).toEqual([]);
+  });
+
+  it('refuses a cited figure without its quote, a last-known one without a note, and an unknown status', () => {
+    const inputs = loadInputs();
+    const withoutQuote = { ...inputs.prices.pcaCaMonth!, quote: undefined };
+    const withoutNote = { ...inputs.prices.pcaCertificateTiers, note: ' ' };
+    const broken = {
+      ...inputs,
+      prices: { ...inputs.prices, pcaCaMonth: withoutQuote, pcaCertificateTiers: withoutNote },
+      quotas: { ...inputs.quotas, 'kms:Sign': { ...inputs.quotas['kms:Sign']!, status: 'probably', date: 'today' } },
+    } as unknown as ModelInputs;
+    expect(sourceProblems(broken)).toEqual([
+      'pcaCaMonth: cited without the quote it was read in',
+      'pcaCertificateTiers: last-known without a note of what was searched',
+      'quota kms:Sign: no date read (YYYY-MM-DD)',
+      'quota kms:Sign: status probably is not one of cited, cited-third-party, last-known',
+    ]);
+  });
+
+  it('prints one row per input with its status, and escapes the pipes of quoted table rows', () => {
+    const inputs = loadInputs();
+    const table = sourcesMarkdown(inputs).split('\n');
+    const count =
+      Object.keys(inputs.prices).length + Object.keys(inputs.quotas).length + Object.keys(inputs.measured).length;
+    expect(table).toHaveLength(2 + count);
+    const lambda = table.find((l) => l.startsWith('| quota lambdaConcurrency '))!;
+    expect(lambda).toContain('| 1,000 |');
+    expect(lambda).toContain('| cited |');
+    expect(lambda).toContain('“\\| Concurrent executions \\| 1,000 \\| Hundreds of thousands \\|”');
+  });
+});
+
 describe('docs/scale-and-cost.md', () => {
-  it('shows the tables npm run model prints from the current inputs (re-run it after changing them)', () => {
+  it('shows the tables and the sources npm run model prints from the current inputs (re-run it after changing them)', () => {
     const cells = (line: string) =>
       line
         .split('|')
@@ -84,7 +128,8 @@ describe('docs/scale-and-cost.md', () => {
         .filter((l) => l.startsWith('|'))
         .map(cells),
     );
-    const printed = markdown(runModel(loadInputs()))
+    const inputs = loadInputs();
+    const printed = `${markdown(runModel(inputs))}\n${sourcesMarkdown(inputs)}`
       .split('\n')
       .filter((l) => l.startsWith('| ') && !l.startsWith('| ---'));
     expect(printed.length).toBeGreaterThan(40);
