@@ -211,6 +211,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
         stateMachineName: 'certflow-inventory',
         // one execution per event: keep the recent ones for the console, not every history since the start
         keepFinished: 100,
+        // and without copies of each state's input and output (the event is the execution's input, kept)
+        stateData: false,
         substitutions: { RecordInventoryFunctionArn: lambdaArn('certflow-record-inventory') },
         resources: { [lambdaArn('certflow-record-inventory')]: createRecordInventory({ inventory }) },
         ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),

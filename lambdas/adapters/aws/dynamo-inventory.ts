@@ -59,9 +59,16 @@ export const expiryBucket = (shard: string): string => `exp#${shard}`;
 /** `Date.toISOString()` of an ISO date, so that string order is time order; undefined when it is not a date. */
 export function isoOrUndefined(value: unknown): string | undefined {
   if (typeof value !== 'string') return undefined;
+  // the records of one event share their dates: remember the last one per argument position (issuedAt, notAfter)
+  const memo = lastIso.get(value);
+  if (memo !== undefined) return memo.iso;
   const time = Date.parse(value);
-  return Number.isNaN(time) ? undefined : new Date(time).toISOString();
+  const iso = Number.isNaN(time) ? undefined : new Date(time).toISOString();
+  if (lastIso.size >= 8) lastIso.clear();
+  lastIso.set(value, { iso });
+  return iso;
 }
+const lastIso = new Map<string, { iso: string | undefined }>();
 
 /** The stored item of a record: the record and its derived key attributes. */
 export function inventoryItem(record: InventoryRecord): Item {
