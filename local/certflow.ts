@@ -175,7 +175,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       ...(options.rotation?.thingGroupName ? { rotationGroupName: options.rotation.thingGroupName } : {}),
     });
     const tasks = new DynamoTaskStore(dynamoClient, TASK_TABLE.tableName, clock);
-    const objects = new S3ObjectStore(s3Client, LOCAL_BUCKET);
+    // s3rver takes parts of any size: compose() copies every chunk's entries server-side (UploadPartCopy)
+    const objects = new S3ObjectStore(s3Client, LOCAL_BUCKET, { minPartSize: 0 });
     const caDeps: CaDeps = {
       cas: new DynamoCaStore(dynamoClient),
       caKeys,
