@@ -210,8 +210,9 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       new StateMachineRunner({
         definition: join(STATE_MACHINES_DIR, 'inventory.asl.json'),
         stateMachineName: 'certflow-inventory',
-        // one execution per event: keep the recent ones for the console, not every history since the start
-        keepFinished: 100,
+        // one execution per event (500 certificates each): keep the recent ones for the console, not every one since
+        // the start
+        keepFinished: 20,
         // and without copies of each state's input and output (the event is the execution's input, kept)
         stateData: false,
         substitutions: { RecordInventoryFunctionArn: lambdaArn('certflow-record-inventory') },
