@@ -15,9 +15,9 @@ import { join, resolve } from 'node:path';
 import { DynamoTaskStore } from '../lambdas/adapters/aws/dynamo-task-store';
 import { EnvSupplierDirectory } from '../lambdas/adapters/aws/env-supplier-directory';
 import { S3ObjectStore } from '../lambdas/adapters/aws/s3-object-store';
-import { CA_TABLE, INVENTORY_TABLE, TASK_TABLE } from '../lambdas/adapters/aws/tables';
+import { CA_TABLE, TASK_TABLE } from '../lambdas/adapters/aws/tables';
 import { DynamoCaStore } from '../lambdas/adapters/aws/dynamo-ca-store';
-import { LocalInventory } from '../lambdas/adapters/local/local-inventory';
+import { LevelInventory } from '../lambdas/adapters/local/level-inventory';
 import { REVOKE_ISSUED_WORKFLOW, type CaDeps } from '../lambdas/core/ca/service';
 import { INVENTORY_RULE_PATTERN, REGISTRY_REVOCATION_RULE_PATTERN } from '../lambdas/core/events';
 import { createHandler as createRevokeIssued } from '../lambdas/handlers/sfn-revoke-issued';
@@ -63,6 +63,7 @@ import type { ChunkWorkerData } from './chunk-worker';
 import { createConsoleHandler } from './console-server';
 import { startHttpServer } from './http-server';
 import { createLocalDynamoDbClient, ensureTable, startDynamoDb } from './runtime/dynamodb-server';
+import { importDynaliteInventory } from './runtime/inventory-import';
 import { startMqttBroker, type MqttBroker } from './runtime/mqtt-broker';
 import { createLocalS3Client, ensureBucket, startS3 } from './runtime/s3-server';
 import { topicRuleDispatcher } from './runtime/topic-rules';
@@ -155,7 +156,6 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     const s3Client = createLocalS3Client(s3.endpoint);
     await ensureTable(dynamoClient, TASK_TABLE);
     await ensureTable(dynamoClient, REGISTRY_TABLE);
-    await ensureTable(dynamoClient, INVENTORY_TABLE);
     await ensureTable(dynamoClient, CA_TABLE);
     await ensureBucket(s3Client, LOCAL_BUCKET);
 
@@ -164,13 +164,19 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     const track = (runner: StateMachineRunner): StateMachineRunner => (runners.push(runner), runner);
     const caKeys = new FileCaKeyStore(dataDir);
     const bus = new LocalEventBus();
-    const inventory = new LocalInventory(dynamoClient);
+    // the inventory is on LevelDB, not dynalite: see level-inventory.ts (a data directory made before is imported)
+    const inventory = await LevelInventory.open(join(dataDir, 'inventory'));
+    closers.push(() => inventory.close());
+    const imported = await importDynaliteInventory(dynamoClient, inventory);
+    if (imported > 0)
+      console.log(`certflow: moved ${imported} inventory records from dynalite to ${join(dataDir, 'inventory')}`);
     const registry = new LocalDeviceRegistry(dynamoClient, {
       clock,
       ...(options.rotation?.thingGroupName ? { rotationGroupName: options.rotation.thingGroupName } : {}),
     });
     const tasks = new DynamoTaskStore(dynamoClient, TASK_TABLE.tableName, clock);
-    const objects = new S3ObjectStore(s3Client, LOCAL_BUCKET);
+    // s3rver takes parts of any size: compose() copies every chunk's entries server-side (UploadPartCopy)
+    const objects = new S3ObjectStore(s3Client, LOCAL_BUCKET, { minPartSize: 0 });
     const caDeps: CaDeps = {
       cas: new DynamoCaStore(dynamoClient),
       caKeys,
@@ -204,14 +210,17 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       new StateMachineRunner({
         definition: join(STATE_MACHINES_DIR, 'inventory.asl.json'),
         stateMachineName: 'certflow-inventory',
-        // one execution per event: keep the recent ones for the console, not every history since the start
-        keepFinished: 100,
+        // one execution per event (500 certificates each): keep the recent ones for the console, not every one since
+        // the start
+        keepFinished: 20,
+        // and without copies of each state's input and output (the event is the execution's input, kept)
+        stateData: false,
         substitutions: { RecordInventoryFunctionArn: lambdaArn('certflow-record-inventory') },
         resources: { [lambdaArn('certflow-record-inventory')]: createRecordInventory({ inventory }) },
         ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
       }),
     );
-    // (its writes are serialised by LocalInventory: more executions in flight would only hold more events in memory)
+    // (its writes are serialised by LevelInventory: more executions in flight would only hold more events in memory)
     bus.addRule('inventory', INVENTORY_RULE_PATTERN, (event) => inventoryRunner.start(event.id, event).result, {
       maxInFlight: 2,
     });

@@ -22,6 +22,9 @@ export interface PutOptions {
   metadata?: Record<string, string>;
 }
 
+/** A piece of an object written by ObjectStore.compose: bytes, or bytes [start, end) of an object in the store. */
+export type ObjectPiece = Uint8Array | { copyFrom: { key: string; start: number; end: number } };
+
 /** Objects (S3 or s3rver): batch chunks, zips, templates, CRLs. Keys never start with '/'. */
 export interface ObjectStore {
   put(key: string, body: Buffer | string, options?: PutOptions): Promise<void>;
@@ -37,6 +40,11 @@ export interface ObjectStore {
    * Nothing is visible under `key` unless the whole stream was written.
    */
   upload(key: string, body: AsyncIterable<Uint8Array>, options?: PutOptions): Promise<{ size: number }>;
+  /**
+   * As upload, from pieces that may be ranges of objects already in the store: those are copied inside the store
+   * where it can (S3 UploadPartCopy), otherwise read and written as bytes. Memory stays bounded.
+   */
+  compose(key: string, pieces: AsyncIterable<ObjectPiece>, options?: PutOptions): Promise<{ size: number }>;
   /** a URL anyone can GET for `expiresInSeconds`; `downloadName` sets Content-Disposition */
   presignGet(key: string, expiresInSeconds: number, downloadName?: string): Promise<string>;
   list(prefix: string): Promise<string[]>;

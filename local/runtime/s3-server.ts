@@ -21,6 +21,8 @@
  *   opaque continuation token of its own.
  * - Not emulated (harmless here): multipart ETags are the MD5 of the whole object rather than `<md5>-<parts>`, and
  *   the 5 MiB minimum part size is not enforced.
+ * - UploadPartCopy (`x-amz-copy-source` on a part) answers NotImplemented; the layer below implements it (the range
+ *   is read from the source object's file into the part, no bytes through the client).
  * - Honoured: `x-amz-meta-*` metadata (lower-cased, as S3 does), Range requests, presigned GETs with
  *   `ResponseContentDisposition` / `ResponseContentType` overrides, DeleteObjects, CopyObject.
  */
@@ -115,8 +117,20 @@ interface KoaContext {
   method: string;
   path: string;
   query: Record<string, string | string[] | undefined>;
+  headers: Record<string, string | string[] | undefined>;
   status: number;
   body: unknown;
+  /** s3rver's FilesystemStore (app.context.store) */
+  store: S3rverStore;
+}
+/** The part of s3rver 3.7.1's FilesystemStore the layer uses. */
+interface S3rverStore {
+  getObject(
+    bucket: string,
+    key: string,
+    range?: { start: number; end: number },
+  ): Promise<{ content: NodeJS.ReadableStream | null; range?: unknown } | null>;
+  putPart(bucket: string, uploadId: string, partNumber: string, content: NodeJS.ReadableStream): Promise<{ md5: string }>;
 }
 type KoaMiddleware = (ctx: KoaContext, next: () => Promise<void>) => Promise<void>;
 interface KoaLike {
@@ -141,6 +155,16 @@ function installCompatibilityLayer(app: KoaLike, dataDir: string): void {
       await abortMultipartUpload(ctx, dataDir, bucket, ctx.query.uploadId);
       return;
     }
+    if (
+      ctx.method === 'PUT' &&
+      bucket &&
+      key &&
+      typeof ctx.query.uploadId === 'string' &&
+      ctx.headers['x-amz-copy-source'] !== undefined
+    ) {
+      await uploadPartCopy(ctx, dataDir, bucket, ctx.query.uploadId);
+      return;
+    }
     if (ctx.method === 'GET' && bucket && !key && ctx.query['list-type'] === '2') {
       await listObjectsV2(ctx, next);
       return;
@@ -155,21 +179,73 @@ function s3Error(ctx: KoaContext, status: number, code: string, message: string)
   ctx.body = { Error: { Code: code, Message: message } };
 }
 
-async function abortMultipartUpload(ctx: KoaContext, dataDir: string, bucket: string, uploadId: string) {
-  // s3rver keeps the parts of an upload under <dataDir>/<bucket>/._S3rver_uploads/<uploadId>/ (hex ids)
-  const uploadDir = join(dataDir, bucket, '._S3rver_uploads', uploadId);
-  const known =
+/** Whether the multipart upload exists: s3rver keeps its parts under <dataDir>/<bucket>/._S3rver_uploads/<id>/. */
+async function uploadExists(dataDir: string, bucket: string, uploadId: string): Promise<boolean> {
+  return (
     /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) &&
     /^[0-9a-f]+$/i.test(uploadId) &&
-    (await stat(uploadDir).then(
+    stat(uploadDirOf(dataDir, bucket, uploadId)).then(
       (s) => s.isDirectory(),
       () => false,
-    ));
-  if (!known) {
+    )
+  );
+}
+
+const uploadDirOf = (dataDir: string, bucket: string, uploadId: string): string =>
+  join(dataDir, bucket, '._S3rver_uploads', uploadId);
+
+/**
+ * UploadPartCopy (`PUT /bucket/key?partNumber=N&uploadId=U` with `x-amz-copy-source` and an optional
+ * `x-amz-copy-source-range: bytes=a-b`), which s3rver answers NotImplemented: the source object's bytes go straight
+ * from its file into the part, as S3 copies server-side. As s3rver does for UploadPart, no minimum part size.
+ */
+async function uploadPartCopy(ctx: KoaContext, dataDir: string, bucket: string, uploadId: string) {
+  const partNumber = String(ctx.query.partNumber ?? '');
+  if (!/^[1-9][0-9]{0,4}$/.test(partNumber) || Number(partNumber) > 10_000) {
+    s3Error(ctx, 400, 'InvalidArgument', 'Part number must be an integer between 1 and 10000, inclusive');
+    return;
+  }
+  if (!(await uploadExists(dataDir, bucket, uploadId))) {
     s3Error(ctx, 404, 'NoSuchUpload', 'The specified upload does not exist.');
     return;
   }
-  await rm(uploadDir, { recursive: true, force: true });
+  const source = decodeURIComponent(String(ctx.headers['x-amz-copy-source'])).replace(/^\//, '');
+  const slash = source.indexOf('/');
+  const [sourceBucket, sourceKey] = slash > 0 ? [source.slice(0, slash), source.slice(slash + 1)] : ['', ''];
+  if (!sourceBucket || !sourceKey || sourceKey.includes('?')) {
+    s3Error(ctx, 400, 'InvalidArgument', 'Copy Source must mention the source bucket and key: sourcebucket/sourcekey');
+    return;
+  }
+  const rangeHeader = ctx.headers['x-amz-copy-source-range'];
+  let range: { start: number; end: number } | undefined;
+  if (rangeHeader !== undefined) {
+    const m = /^bytes=(\d+)-(\d+)$/.exec(String(rangeHeader));
+    if (!m || Number(m[2]) < Number(m[1])) {
+      s3Error(ctx, 400, 'InvalidArgument', 'The x-amz-copy-source-range value must be of the form bytes=first-last');
+      return;
+    }
+    range = { start: Number(m[1]), end: Number(m[2]) };
+  }
+  const object = await ctx.store.getObject(sourceBucket, sourceKey, range);
+  if (!object) {
+    s3Error(ctx, 404, 'NoSuchKey', 'The specified key does not exist.');
+    return;
+  }
+  if (!object.content) {
+    s3Error(ctx, 400, 'InvalidRange', 'The requested range is not satisfiable');
+    return;
+  }
+  const { md5 } = await ctx.store.putPart(bucket, uploadId, partNumber, object.content);
+  ctx.status = 200;
+  ctx.body = { CopyPartResult: { LastModified: new Date().toISOString(), ETag: JSON.stringify(md5) } };
+}
+
+async function abortMultipartUpload(ctx: KoaContext, dataDir: string, bucket: string, uploadId: string) {
+  if (!(await uploadExists(dataDir, bucket, uploadId))) {
+    s3Error(ctx, 404, 'NoSuchUpload', 'The specified upload does not exist.');
+    return;
+  }
+  await rm(uploadDirOf(dataDir, bucket, uploadId), { recursive: true, force: true });
   ctx.status = 204;
   ctx.body = null;
 }

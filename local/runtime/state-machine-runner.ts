@@ -74,6 +74,12 @@ export interface StateMachineRunnerOptions {
    * grow with every certificate issued.
    */
   keepFinished?: number;
+  /**
+   * false: the history keeps each state's name, type, time and error but not copies of its input and output (the
+   * execution's own input and output are kept). For workflows whose payloads are large and repetitive (the
+   * inventory's 500-certificate events), where copying every state's data costs more than running it. Default true.
+   */
+  stateData?: boolean;
 }
 
 export type ExecutionStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
@@ -322,9 +328,10 @@ export class StateMachineRunner {
       },
     };
     const run = this.machine.run(jsonInput as Parameters<StateMachine['run']>[0], runOptions);
+    const stateData = this.options.stateData ?? true;
     const drained = (async () => {
       for await (const event of run.eventLogs) {
-        record.events.push(toExecutionEvent(record.events.length + 1, event as unknown as EngineEvent));
+        record.events.push(toExecutionEvent(record.events.length + 1, event as unknown as EngineEvent, stateData));
       }
     })();
 
@@ -726,18 +733,20 @@ interface EngineEvent {
   catch?: { catcher: { ErrorEquals: string[]; Next: string } };
 }
 
-function toExecutionEvent(id: number, event: EngineEvent): ExecutionEvent {
+function toExecutionEvent(id: number, event: EngineEvent, stateData: boolean): ExecutionEvent {
   const copy = (value: unknown) => (value === undefined ? undefined : toJson(value));
   const result: ExecutionEvent = { id, type: event.type, timestamp: new Date(event.timestamp).toISOString() };
   if (event.state) {
     result.stateName = event.state.name;
     result.stateType = event.state.type;
-    result.input = copy(event.state.input);
-    if (event.type === 'StateExited') result.output = copy(event.state.output);
+    if (stateData) {
+      result.input = copy(event.state.input);
+      if (event.type === 'StateExited') result.output = copy(event.state.output);
+    }
   }
   if (event.parentState) result.parentStateName = event.parentState.name;
   if (event.index !== undefined) result.mapIndex = event.index;
-  if (event.type === 'ExecutionStarted') result.input = copy(event.input);
+  if (event.type === 'ExecutionStarted' && stateData) result.input = copy(event.input); // else: the record's input
   if (event.type === 'ExecutionSucceeded') result.output = copy(event.output);
   if (event.Error !== undefined) result.error = event.Error;
   if (event.Cause !== undefined) result.cause = copy(event.Cause instanceof Error ? event.Cause.message : event.Cause);

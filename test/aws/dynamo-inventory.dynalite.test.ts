@@ -1,20 +1,37 @@
 /**
  * DynamoInventory against a real DynamoDB wire-protocol server (dynalite, in memory, on 127.0.0.1): the same server
  * the local runtime uses. Checks what mocks cannot: key conditions, filters with Limit, ExclusiveStartKey on the
- * indexes, the shard merge across pages. LocalInventory (batched writes, the local runtime's) passes the same tests.
+ * indexes, the shard merge across pages. LevelInventory (the local runtime's, on LevelDB) passes the same tests.
  */
 import { createHash } from 'node:crypto';
-import { DescribeTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { ValidationError } from '../../lambdas/core/errors';
 import type { InventoryPage, InventoryQuery, InventoryRecord } from '../../lambdas/core/ports';
 import { DynamoInventory, expiryShard } from '../../lambdas/adapters/aws/dynamo-inventory';
 import { INVENTORY_TABLE } from '../../lambdas/adapters/aws/tables';
-import { LocalInventory } from '../../lambdas/adapters/local/local-inventory';
+import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { LevelInventory } from '../../lambdas/adapters/local/level-inventory';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Inventory } from '../../lambdas/core/ports';
 import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
 
-let table: LocalDynamo;
-let client: DynamoDBClient;
-let inventory: DynamoInventory;
+let inventory: Inventory;
+
+/** A LevelInventory in a fresh temporary directory, removed by close(). */
+async function openLevelInventory(
+  dir = mkdtempSync(join(tmpdir(), 'certflow-level-inventory-')),
+): Promise<{ inventory: LevelInventory; close: () => Promise<void> }> {
+  const level = await LevelInventory.open(dir);
+  return {
+    inventory: level,
+    close: async () => {
+      await level.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
 
 const ISSUER_A = 'a'.repeat(64);
 const ISSUER_B = 'arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/b';
@@ -61,22 +78,15 @@ async function allPages(
 
 const ids = (pages: InventoryPage[]): string[] => pages.flatMap((p) => p.items.map((r) => r.certificateId));
 
-// LocalInventory (the local runtime's batched writes) must keep every behaviour of DynamoInventory
-describe.each([
-  ['DynamoInventory', DynamoInventory],
-  ['LocalInventory', LocalInventory],
-])('%s on dynalite', (_name, Implementation) => {
+describe('DynamoInventory on dynalite: the table', () => {
+  let table: LocalDynamo;
   beforeAll(async () => {
     table = await startDynalite([INVENTORY_TABLE]);
-    client = table.client;
-    inventory = new Implementation(client, INVENTORY_TABLE.tableName);
-    await inventory.putIssued(records);
   });
-
   afterAll(() => table?.close());
 
   it('creates the table from INVENTORY_TABLE with the byIssuer and byExpiry indexes', async () => {
-    const { Table } = await client.send(new DescribeTableCommand({ TableName: INVENTORY_TABLE.tableName }));
+    const { Table } = await table.client.send(new DescribeTableCommand({ TableName: INVENTORY_TABLE.tableName }));
     expect(Table?.KeySchema).toEqual([{ AttributeName: 'certificateId', KeyType: 'HASH' }]);
     expect(Table?.GlobalSecondaryIndexes?.map((i) => [i.IndexName, i.KeySchema])).toEqual([
       [
@@ -95,6 +105,26 @@ describe.each([
       ],
     ]);
   });
+});
+
+// LevelInventory (the local runtime's) must keep every behaviour of DynamoInventory
+describe.each([
+  [
+    'DynamoInventory on dynalite',
+    async () => {
+      const table = await startDynalite([INVENTORY_TABLE]);
+      return { inventory: new DynamoInventory(table.client, INVENTORY_TABLE.tableName), close: () => table.close() };
+    },
+  ],
+  ['LevelInventory', openLevelInventory],
+])('%s', (_name, open: () => Promise<{ inventory: Inventory; close: () => Promise<void> }>) => {
+  let close: () => Promise<void>;
+  beforeAll(async () => {
+    ({ inventory, close } = await open());
+    await inventory.putIssued(records);
+  });
+
+  afterAll(() => close?.());
 
   it('stores the records as given and reads them back', async () => {
     expect(new Set(records.map((r) => expiryShard(r.certificateId))).size).toBe(16);
@@ -245,16 +275,15 @@ describe.each([
   });
 });
 
-describe('LocalInventory batched writes', () => {
-  let local: LocalInventory;
-  let localTable: LocalDynamo;
+describe('LevelInventory writes', () => {
+  let local: LevelInventory;
+  let close: () => Promise<void>;
 
   beforeAll(async () => {
-    localTable = await startDynalite([INVENTORY_TABLE]);
-    local = new LocalInventory(localTable.client);
+    ({ inventory: local, close } = await openLevelInventory());
   });
 
-  afterAll(() => localTable?.close());
+  afterAll(() => close?.());
 
   it('keeps the first of two records with the same id in one call, as conditional puts do', async () => {
     const [first, second] = [records[0]!, { ...records[0]!, commonName: 'second' }];
@@ -282,5 +311,75 @@ describe('LocalInventory batched writes', () => {
     const bad = { ...records[200]!, issuedAt: 'yesterday' };
     await expect(local.putIssued([records[199]!, bad])).rejects.toMatchObject({ code: 'INVALID_INVENTORY_RECORD' });
     await expect(local.get(records[199]!.certificateId)).resolves.toBeUndefined();
+  });
+
+  it('notes each expiry window once per certificate, and nothing for an unknown one', async () => {
+    const target = records[5]!.certificateId;
+    await local.putIssued([records[5]!]);
+    await expect(local.markExpiringNotified(target, '2026-06')).resolves.toBe(true);
+    await expect(local.markExpiringNotified(target, '2026-06')).resolves.toBe(false);
+    await expect(local.markExpiringNotified(target, '2026-07')).resolves.toBe(true);
+    await expect(local.markExpiringNotified('e'.repeat(64), '2026-06')).resolves.toBe(false);
+    await expect(local.get(target)).resolves.toEqual(records[5]); // the windows are not part of the record
+  });
+
+  it('refuses ids with NUL, which would break its keys', async () => {
+    await expect(local.putIssued([{ ...records[6]!, issuerId: 'a\u0000b' }])).rejects.toMatchObject({
+      code: 'INVALID_INVENTORY_RECORD',
+    });
+  });
+});
+
+describe('LevelInventory on disk', () => {
+  it('keeps records, revocations and notified windows across a close and reopen', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'certflow-level-inventory-'));
+    try {
+      const first = await openLevelInventory(dir);
+      await first.inventory.putIssued(records.slice(0, 50));
+      await first.inventory.markRevoked(records[3]!.certificateId, '2026-03-01T00:00:00.000Z', 'superseded');
+      await first.inventory.markExpiringNotified(records[4]!.certificateId, '2026-06');
+      await first.inventory.close();
+
+      const again = await LevelInventory.open(dir);
+      try {
+        await expect(again.get(records[3]!.certificateId)).resolves.toMatchObject({ status: 'revoked' });
+        await expect(again.markExpiringNotified(records[4]!.certificateId, '2026-06')).resolves.toBe(false);
+        const page = await again.listByIssuer(ISSUER_A, { limit: 1000 });
+        expect(page.items.map((r) => r.certificateId)).toEqual(
+          ofIssuer(ISSUER_A)
+            .filter((r) => records.slice(0, 50).includes(r))
+            .map((r) => r.certificateId),
+        );
+      } finally {
+        await again.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('imports DynamoDB items as they are, revocations and notified windows included', async () => {
+    const table = await startDynalite([INVENTORY_TABLE]);
+    const level = await openLevelInventory();
+    try {
+      const dynamo = new DynamoInventory(table.client, INVENTORY_TABLE.tableName);
+      await dynamo.putIssued(records.slice(0, 20));
+      await dynamo.markRevoked(records[2]!.certificateId, '2026-03-01T00:00:00.000Z', 'keyCompromise');
+      await dynamo.markExpiringNotified(records[7]!.certificateId, '2026-06');
+      const { Items = [] } = await DynamoDBDocumentClient.from(table.client).send(
+        new ScanCommand({ TableName: INVENTORY_TABLE.tableName }),
+      );
+      await level.inventory.importItems(Items);
+      for (const record of records.slice(0, 20)) {
+        await expect(level.inventory.get(record.certificateId)).resolves.toEqual(
+          await dynamo.get(record.certificateId),
+        );
+      }
+      await expect(level.inventory.markExpiringNotified(records[7]!.certificateId, '2026-06')).resolves.toBe(false);
+      await expect(level.inventory.markExpiringNotified(records[8]!.certificateId, '2026-06')).resolves.toBe(true);
+    } finally {
+      await level.close();
+      await table.close();
+    }
   });
 });

@@ -15,6 +15,7 @@ import {
   NotFound,
   PutObjectCommand,
   UploadPartCommand,
+  UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import type { MetadataBearer } from '@smithy/types';
 import { sdkStreamMixin } from '@smithy/util-stream';
@@ -43,7 +44,12 @@ export interface ObjectInput {
   UploadId?: string;
   PartNumber?: number;
   MultipartUpload?: { Parts?: { PartNumber?: number }[] };
+  CopySource?: string;
+  CopySourceRange?: string;
 }
+
+/** S3's smallest part but the last; the fake refuses to complete an upload with a smaller one, as S3 does. */
+const MIN_PART_SIZE = 5 * 1024 * 1024;
 
 /** The bytes of a request body: a string, a Uint8Array or a stream of them. */
 export async function bytesOf(body: unknown): Promise<Buffer> {
@@ -111,9 +117,27 @@ export function installBucket(
     uploads.get(input.UploadId!)!.parts.set(input.PartNumber!, await bytesOf(input.Body));
     return { ETag: `"part-${input.PartNumber}"` };
   });
+  s3Mock.on(cmd(UploadPartCopyCommand)).callsFake(async (input: ObjectInput) => {
+    const [sourceBucket, ...sourceKey] = decodeURIComponent(input.CopySource!).split('/');
+    if (sourceBucket !== bucketName) throw new Error(`the fake holds only ${bucketName}, not ${sourceBucket}`);
+    const source = objects.get(sourceKey.join('/'));
+    if (!source) {
+      throw new NoSuchKey({ message: 'The specified key does not exist.', $metadata: { httpStatusCode: 404 } });
+    }
+    const range = /^bytes=(\d+)-(\d+)$/.exec(input.CopySourceRange ?? `bytes=0-${source.body.length - 1}`)!;
+    uploads
+      .get(input.UploadId!)!
+      .parts.set(input.PartNumber!, source.body.subarray(Number(range[1]), Number(range[2]) + 1));
+    return { CopyPartResult: { ETag: `"copy-${input.PartNumber}"` } };
+  });
   s3Mock.on(cmd(CompleteMultipartUploadCommand)).callsFake(async (input: ObjectInput) => {
     const upload = uploads.get(input.UploadId!)!;
     const parts = (input.MultipartUpload?.Parts ?? []).map((p) => upload.parts.get(p.PartNumber!)!);
+    if (parts.slice(0, -1).some((part) => part.length < MIN_PART_SIZE)) {
+      throw Object.assign(new Error('Your proposed upload is smaller than the minimum allowed object size.'), {
+        name: 'EntityTooSmall',
+      });
+    }
     objects.set(upload.key, { body: Buffer.concat(parts), ...contentTypeOf(upload.contentType), metadata: {} });
     return { Bucket: bucketName, Key: upload.key, ETag: '"multipart"' };
   });

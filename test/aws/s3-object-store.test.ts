@@ -14,6 +14,7 @@ import {
   S3Client,
   S3ServiceException,
   UploadPartCommand,
+  UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { sdkStreamMixin } from '@smithy/util-stream';
 import { NotFoundError, ValidationError } from '../../lambdas/core/errors';
@@ -357,5 +358,141 @@ describe('S3ObjectStore.delete', () => {
       name: 'ObjectDeleteError',
       failures: [{ key: 'k/1', code: 'AccessDenied', message: 'Access Denied' }],
     });
+  });
+});
+
+describe('S3ObjectStore.compose', () => {
+  const copy = (key: string, start: number, end: number) => ({ copyFrom: { key, start, end } });
+  async function* of(...pieces: (Uint8Array | ReturnType<typeof copy>)[]) {
+    yield* pieces;
+  }
+  const sequence = () =>
+    s3Mock.calls().map((c) => {
+      const { constructor, input } = c.args[0] as unknown as { constructor: { name: string }; input: object };
+      return [constructor.name.replace(/Command$/, ''), input] as const;
+    });
+
+  beforeEach(() => {
+    s3Mock.on(cmd(CreateMultipartUploadCommand)).resolves({ UploadId: 'up-c' });
+    s3Mock
+      .on(cmd(UploadPartCommand))
+      .callsFake((input: { PartNumber: number }) => ({ ETag: `"p${input.PartNumber}"` }));
+    s3Mock
+      .on(cmd(UploadPartCopyCommand))
+      .callsFake((input: { PartNumber: number }) => ({ CopyPartResult: { ETag: `"c${input.PartNumber}"` } }));
+    s3Mock.on(cmd(CompleteMultipartUploadCommand)).resolves({});
+    s3Mock.on(cmd(GetObjectCommand)).callsFake((input: { Range: string }) => {
+      const [, first, last] = /^bytes=(\d+)-(\d+)$/.exec(input.Range)!;
+      return { Body: body(Buffer.alloc(Number(last) - Number(first) + 1, 7)) };
+    });
+  });
+
+  it('copies ranges of at least 5 MiB with UploadPartCopy and sends the bytes around them as parts', async () => {
+    const result = await store.compose(
+      'batches/t1/all.zip',
+      of(
+        copy('batches/t1/chunks/0.zip', 0, 6 * MiB),
+        copy('batches/t1/chunks/1 a+b.zip', 0, 5 * MiB),
+        Buffer.alloc(100),
+      ),
+      { contentType: 'application/zip' },
+    );
+    expect(result).toEqual({ size: 11 * MiB + 100 });
+    expect(sequence()).toEqual([
+      ['CreateMultipartUpload', { Bucket: BUCKET, Key: 'batches/t1/all.zip', ContentType: 'application/zip' }],
+      [
+        'UploadPartCopy',
+        {
+          Bucket: BUCKET,
+          Key: 'batches/t1/all.zip',
+          UploadId: 'up-c',
+          PartNumber: 1,
+          CopySource: `${BUCKET}/batches/t1/chunks/0.zip`,
+          CopySourceRange: `bytes=0-${6 * MiB - 1}`,
+        },
+      ],
+      [
+        'UploadPartCopy',
+        expect.objectContaining({
+          PartNumber: 2,
+          CopySource: `${BUCKET}/batches/t1/chunks/1%20a%2Bb.zip`,
+          CopySourceRange: `bytes=0-${5 * MiB - 1}`,
+        }),
+      ],
+      ['UploadPart', expect.objectContaining({ UploadId: 'up-c', PartNumber: 3 })],
+      [
+        'CompleteMultipartUpload',
+        {
+          Bucket: BUCKET,
+          Key: 'batches/t1/all.zip',
+          UploadId: 'up-c',
+          MultipartUpload: {
+            Parts: [
+              { PartNumber: 1, ETag: '"c1"' },
+              { PartNumber: 2, ETag: '"c2"' },
+              { PartNumber: 3, ETag: '"p3"' },
+            ],
+          },
+        },
+      ],
+    ]);
+  });
+
+  it('reads ranges that cannot be parts (too small, or after too few bytes) and sends them in 8 MiB parts', async () => {
+    const result = await store.compose(
+      'z',
+      of(Buffer.alloc(MiB), copy('c/0', 0, 6 * MiB), copy('c/1', 10, 2 * MiB + 10), copy('c/2', 0, 0)),
+    );
+    expect(result).toEqual({ size: 9 * MiB });
+    const names = sequence().map(([name]) => name);
+    // 1 MiB of bytes first, so the 6 MiB range cannot be a part of its own: both ranges are read, then 8 MiB go out
+    expect(names).toEqual([
+      'GetObject',
+      'GetObject',
+      'CreateMultipartUpload',
+      'UploadPart',
+      'UploadPart',
+      'CompleteMultipartUpload',
+    ]);
+    expect(s3Mock).toHaveReceivedCommandWith(cmd(GetObjectCommand), { Key: 'c/0', Range: `bytes=0-${6 * MiB - 1}` });
+    expect(s3Mock).toHaveReceivedCommandWith(cmd(GetObjectCommand), { Key: 'c/1', Range: `bytes=10-${2 * MiB + 9}` });
+    const parts = s3Mock.commandCalls(cmd(UploadPartCommand)).map((c) => (c.args[0].input.Body as Buffer).length);
+    expect(parts).toEqual([8 * MiB, MiB]);
+  });
+
+  it('sends what fits in one part and copies nothing as one PutObject', async () => {
+    s3Mock.on(cmd(PutObjectCommand)).resolves({});
+    await expect(store.compose('small.zip', of(Buffer.from('ab'), copy('c/0', 0, 3)))).resolves.toEqual({ size: 5 });
+    expect(sequence().map(([name]) => name)).toEqual(['GetObject', 'PutObject']);
+    expect(s3Mock.commandCalls(cmd(PutObjectCommand))[0]!.args[0].input.Body).toEqual(
+      Buffer.from([0x61, 0x62, 7, 7, 7]),
+    );
+  });
+
+  it('copies ranges of any size when the store allows small parts (s3rver)', async () => {
+    const local = new S3ObjectStore(client, BUCKET, { minPartSize: 0 });
+    await local.compose('z', of(copy('c/0', 0, 10), Buffer.from('x'), copy('c/1', 5, 6)));
+    expect(sequence().map(([name]) => name)).toEqual([
+      'CreateMultipartUpload',
+      'UploadPartCopy',
+      'UploadPart',
+      'UploadPartCopy',
+      'CompleteMultipartUpload',
+    ]);
+  });
+
+  it('aborts the upload when a copy fails, and refuses an invalid range before sending anything', async () => {
+    s3Mock.on(cmd(UploadPartCopyCommand)).rejects(noSuchKey());
+    s3Mock.on(cmd(AbortMultipartUploadCommand)).resolves({});
+    await expect(store.compose('z', of(copy('c/none', 0, 6 * MiB)))).rejects.toMatchObject({ name: 'NoSuchKey' });
+    expect(s3Mock).toHaveReceivedCommandWith(cmd(AbortMultipartUploadCommand), {
+      Bucket: BUCKET,
+      Key: 'z',
+      UploadId: 'up-c',
+    });
+    expect(s3Mock).not.toHaveReceivedCommand(cmd(CompleteMultipartUploadCommand));
+    s3Mock.resetHistory();
+    await expect(store.compose('z', of(copy('c/0', 5, 2)))).rejects.toMatchObject({ code: 'INVALID_RANGE' });
+    expect(s3Mock.calls()).toHaveLength(0);
   });
 });

@@ -9,6 +9,7 @@ import {
   parseCertificate,
   privateKeyPem,
   randomSerial,
+  randomSerials,
 } from '../../lambdas/core/pki';
 
 const NOW = new Date('2026-03-01T12:00:00Z');
@@ -91,5 +92,18 @@ describe('DeviceCertificateTemplate', () => {
     expect(
       () => new DeviceCertificateTemplate(root.issuer, { subject, keyType: 'ec-p256', notBefore, notAfter, now: NOW }),
     ).toThrow(/outlive/);
+  });
+});
+
+describe('randomSerials', () => {
+  it('makes distinct positive 16-byte serials, as randomSerial does, from one draw', () => {
+    const serials = randomSerials(500);
+    expect(serials).toHaveLength(500);
+    expect(new Set(serials.map((s) => s.toString('hex'))).size).toBe(500);
+    for (const serial of serials) {
+      expect(serial).toHaveLength(16);
+      expect(serial[0]! & 0xc0).toBe(0x40); // positive, and the top byte never zero: always 16 bytes in DER
+    }
+    expect(randomSerial()[0]! & 0xc0).toBe(0x40);
   });
 });

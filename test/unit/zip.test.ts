@@ -278,6 +278,35 @@ describe('assembleZip', () => {
     expect(unzip('-t', save(Buffer.concat(pieces)))).toContain('No errors detected');
   });
 
+  it('passes references to entries on unread, in their place: resolved, the zip is the one of the bytes', async () => {
+    const chunks = [0, 1, 2].map((c) => buildChunk(c, 6));
+    const byRef = chunks.map((c, i): ZipPart<number> => {
+      const { entriesLength, centralDirectory } = splitChunkZip(c.zip);
+      return {
+        entriesLength,
+        entries: () => (i === 1 ? c.zip.subarray(0, entriesLength) : { reference: i, length: entriesLength }),
+        centralDirectory: () => centralDirectory,
+      };
+    });
+    const out: (Buffer | { reference: number; length: number })[] = [];
+    for await (const piece of assembleZip(() => byRef, { mtime: MTIME })) out.push(piece);
+    expect(out.filter((p) => !(p instanceof Uint8Array)).map((p) => (p as { reference: number }).reference)).toEqual([
+      0, 2,
+    ]);
+    const resolved = Buffer.concat(
+      out.map((p) =>
+        p instanceof Uint8Array
+          ? p
+          : chunks[p.reference]!.zip.subarray(0, splitChunkZip(chunks[p.reference]!.zip).entriesLength),
+      ),
+    );
+    const plain = Buffer.concat(
+      await collect(assembleZip(() => chunks.map((c) => zipPartFromChunk(c.zip)), { mtime: MTIME })),
+    );
+    expect(resolved.equals(plain)).toBe(true);
+    expect(unzip('-t', save(resolved))).toContain('No errors detected');
+  });
+
   it('appends a streamed trailing entry of a few MB with a data descriptor', async () => {
     const chunk = buildChunk(0, 3);
     const rows: Buffer[] = [];

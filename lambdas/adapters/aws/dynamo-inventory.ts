@@ -57,11 +57,18 @@ export function expiryShard(certificateId: string): string {
 export const expiryBucket = (shard: string): string => `exp#${shard}`;
 
 /** `Date.toISOString()` of an ISO date, so that string order is time order; undefined when it is not a date. */
-function isoOrUndefined(value: unknown): string | undefined {
+export function isoOrUndefined(value: unknown): string | undefined {
   if (typeof value !== 'string') return undefined;
+  // the records of one event share their dates: remember the last one per argument position (issuedAt, notAfter)
+  const memo = lastIso.get(value);
+  if (memo !== undefined) return memo.iso;
   const time = Date.parse(value);
-  return Number.isNaN(time) ? undefined : new Date(time).toISOString();
+  const iso = Number.isNaN(time) ? undefined : new Date(time).toISOString();
+  if (lastIso.size >= 8) lastIso.clear();
+  lastIso.set(value, { iso });
+  return iso;
 }
+const lastIso = new Map<string, { iso: string | undefined }>();
 
 /** The stored item of a record: the record and its derived key attributes. */
 export function inventoryItem(record: InventoryRecord): Item {
@@ -85,13 +92,13 @@ export function inventoryItem(record: InventoryRecord): Item {
   };
 }
 
-function toRecord(item: Item): InventoryRecord {
+export function toRecord(item: Item): InventoryRecord {
   const record: Item = { ...item };
   for (const name of STORAGE_ATTRIBUTES) delete record[name];
   return record as unknown as InventoryRecord;
 }
 
-function checkLimit(limit: number): void {
+export function checkLimit(limit: number): void {
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PAGE_LIMIT) {
     throw new ValidationError(
       'INVALID_LIMIT',
@@ -100,12 +107,12 @@ function checkLimit(limit: number): void {
   }
 }
 
-const invalidToken = (): ValidationError =>
+export const invalidToken = (): ValidationError =>
   new ValidationError('INVALID_NEXT_TOKEN', 'nextToken is not a token this listing returned');
 
-const encodeToken = (value: unknown): string => Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
+export const encodeToken = (value: unknown): string => Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
 
-function decodeToken(token: string): unknown {
+export function decodeToken(token: string): unknown {
   if (typeof token !== 'string' || !/^[A-Za-z0-9_-]+$/.test(token)) throw invalidToken();
   try {
     return JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as unknown;
@@ -114,11 +121,11 @@ function decodeToken(token: string): unknown {
   }
 }
 
-const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+export const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** `{date}#{certificateId}` with a normalised date and a certificate id; returns the id. */
-function sortKeyId(key: unknown): string | undefined {
+export function sortKeyId(key: unknown): string | undefined {
   if (typeof key !== 'string') return undefined;
   const hash = key.indexOf('#');
   if (hash < 0) return undefined;

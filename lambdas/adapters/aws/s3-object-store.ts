@@ -1,5 +1,9 @@
 import { Readable } from 'node:stream';
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  type CompletedPart,
+  CreateMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
   type GetObjectCommandOutput,
@@ -7,16 +11,22 @@ import {
   ListObjectsV2Command,
   PutObjectCommand,
   type S3Client,
+  UploadPartCommand,
+  UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { NotFoundError, ValidationError } from '../../core/errors';
-import type { ObjectHead, ObjectStore, PutOptions } from '../../core/ports';
+import type { ObjectHead, ObjectPiece, ObjectStore, PutOptions } from '../../core/ports';
 import { awsErrorName, awsHttpStatus } from './sdk-errors';
 
 /** Multipart part size: memory stays near (queueSize + 1) × partSize whatever the object size. */
 export const UPLOAD_PART_SIZE = 8 * 1024 * 1024;
 export const UPLOAD_QUEUE_SIZE = 2;
+/** S3's smallest part but the last (5 MiB): a range shorter than this cannot be an UploadPartCopy part on AWS. */
+export const S3_MIN_PART_SIZE = 5 * 1024 * 1024;
+/** S3's largest part number. */
+export const S3_MAX_PARTS = 10_000;
 /** DeleteObjects accepts at most 1000 keys per request. */
 export const DELETE_BATCH_SIZE = 1000;
 /** SigV4 presigned URLs live at most 7 days. */
@@ -51,11 +61,24 @@ export function contentDisposition(downloadName: string): string {
 }
 
 /** ObjectStore on S3 (or any S3 wire-compatible server such as s3rver: give the client its endpoint). */
+export interface S3ObjectStoreOptions {
+  /**
+   * The smallest part but the last the server takes, which decides which ranges compose() copies server-side:
+   * S3_MIN_PART_SIZE on AWS (the default); 0 for a local server that has no minimum (s3rver).
+   */
+  minPartSize?: number;
+}
+
 export class S3ObjectStore implements ObjectStore {
+  private readonly minPartSize: number;
+
   constructor(
     private readonly s3: S3Client,
     readonly bucket: string,
-  ) {}
+    options: S3ObjectStoreOptions = {},
+  ) {
+    this.minPartSize = options.minPartSize ?? S3_MIN_PART_SIZE;
+  }
 
   async put(key: string, body: Buffer | string, options: PutOptions = {}): Promise<void> {
     await this.s3.send(
@@ -138,6 +161,115 @@ export class S3ObjectStore implements ObjectStore {
       leavePartsOnError: false,
     });
     await upload.done();
+    return { size };
+  }
+
+  /**
+   * A multipart upload of the pieces: a range of at least minPartSize is an UploadPartCopy part (S3 copies it, no
+   * bytes pass through here) when the bytes before it make a valid part (none, or at least minPartSize); every other
+   * piece is sent as bytes, in parts of UPLOAD_PART_SIZE (smaller ranges are read with a range GET). Parts are sent
+   * one at a time, so memory holds one part. An object that fits in one part and copies nothing is one PutObject.
+   * A failure aborts the upload: nothing appears under `key`.
+   */
+  async compose(key: string, pieces: AsyncIterable<ObjectPiece>, options: PutOptions = {}): Promise<{ size: number }> {
+    const objectParams = {
+      Bucket: this.bucket,
+      Key: key,
+      ...(options.contentType !== undefined ? { ContentType: options.contentType } : {}),
+      ...(options.metadata !== undefined ? { Metadata: options.metadata } : {}),
+    };
+    let uploadId: string | undefined;
+    const parts: CompletedPart[] = [];
+    let pending: Uint8Array[] = [];
+    let pendingLength = 0;
+    let size = 0;
+    const takePending = (): Uint8Array => {
+      const body = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingLength);
+      pending = [];
+      pendingLength = 0;
+      return body;
+    };
+    /** the next part's number, the upload created first when this is the first part */
+    const nextPart = async (): Promise<{ UploadId: string; PartNumber: number }> => {
+      if (parts.length === S3_MAX_PARTS) {
+        throw new ValidationError('OBJECT_TOO_LARGE', `${key} would need more than ${S3_MAX_PARTS} parts`);
+      }
+      uploadId ??= (await this.s3.send(new CreateMultipartUploadCommand(objectParams))).UploadId!;
+      return { UploadId: uploadId, PartNumber: parts.length + 1 };
+    };
+    /** sends the pending bytes as one part (at most `limit` of them; the rest stay pending) */
+    const flush = async (limit = Infinity): Promise<void> => {
+      if (pendingLength === 0) return;
+      const all = takePending();
+      const body = all.length > limit ? all.subarray(0, limit) : all;
+      if (body.length < all.length) {
+        pending = [all.subarray(body.length)];
+        pendingLength = all.length - body.length;
+      }
+      const part = await nextPart();
+      const { ETag } = await this.s3.send(
+        new UploadPartCommand({ Bucket: this.bucket, Key: key, ...part, Body: body }),
+      );
+      parts.push({ PartNumber: part.PartNumber, ETag });
+    };
+    const addBytes = async (bytes: Uint8Array): Promise<void> => {
+      if (bytes.length === 0) return;
+      pending.push(bytes);
+      pendingLength += bytes.length;
+      size += bytes.length;
+      while (pendingLength >= UPLOAD_PART_SIZE) await flush(UPLOAD_PART_SIZE);
+    };
+    try {
+      for await (const piece of pieces) {
+        if (piece instanceof Uint8Array) {
+          await addBytes(piece);
+          continue;
+        }
+        const { key: source, start, end } = piece.copyFrom;
+        if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+          throw new ValidationError('INVALID_RANGE', `invalid byte range [${start}, ${end}) of ${source}`);
+        }
+        const length = end - start;
+        if (length === 0) continue;
+        if (length < this.minPartSize || (pendingLength > 0 && pendingLength < this.minPartSize)) {
+          await addBytes(await this.getRange(source, start, end));
+          continue;
+        }
+        await flush();
+        const part = await nextPart();
+        const { CopyPartResult } = await this.s3.send(
+          new UploadPartCopyCommand({
+            Bucket: this.bucket,
+            Key: key,
+            ...part,
+            CopySource: `${this.bucket}/${encodeURIComponent(source).replace(/%2F/g, '/')}`,
+            CopySourceRange: `bytes=${start}-${end - 1}`,
+          }),
+        );
+        parts.push({ PartNumber: part.PartNumber, ETag: CopyPartResult?.ETag });
+        size += length;
+      }
+      if (uploadId === undefined) {
+        await this.s3.send(new PutObjectCommand({ ...objectParams, Body: takePending() }));
+        return { size };
+      }
+      await flush();
+      await this.s3.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: key,
+          UploadId: uploadId,
+          MultipartUpload: { Parts: parts },
+        }),
+      );
+    } catch (error) {
+      if (uploadId !== undefined) {
+        await this.s3
+          .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }))
+          .catch(() => undefined); // the upload's own error is what matters
+      }
+      throw error;
+    }
     return { size };
   }
 

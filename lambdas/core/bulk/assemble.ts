@@ -1,5 +1,6 @@
 import { ConflictError } from '../errors';
 import { assembleZip, ZipPart } from '../packaging/zip';
+import type { ObjectPiece } from '../ports';
 import type { ObjectStore, TaskStore, Clock } from '../ports';
 import { batchZipKey, chunkManifestKey, chunkZipKey } from './keys';
 import { loadBatchRequest, MANIFEST_HEADER, parseManifest } from './chunk';
@@ -80,7 +81,8 @@ export async function assembleBatch(deps: AssembleDeps, input: AssembleInput): P
   }
   const request = await loadBatchRequest(deps.objects, task.taskId);
 
-  async function* parts(): AsyncGenerator<ZipPart> {
+  type Range = { key: string; start: number; end: number };
+  async function* parts(): AsyncGenerator<ZipPart<Range>> {
     for (let i = 0; i < task.chunksTotal; i++) {
       const key = chunkZipKey(task.taskId, i);
       const head = await deps.objects.head(key);
@@ -92,7 +94,8 @@ export async function assembleBatch(deps: AssembleDeps, input: AssembleInput): P
       }
       yield {
         entriesLength,
-        entries: () => streamRange(deps.objects, key, 0, entriesLength),
+        // the store copies the chunk's entries into the batch zip itself where it can (S3 UploadPartCopy)
+        entries: () => ({ reference: { key, start: 0, end: entriesLength }, length: entriesLength }),
         centralDirectory: () => deps.objects.getRange(key, entriesLength, entriesLength + cdLength),
       };
     }
@@ -100,9 +103,8 @@ export async function assembleBatch(deps: AssembleDeps, input: AssembleInput): P
 
   const zipKey = batchZipKey(task.taskId);
   const manifestName = request.layout === 'cdf' ? 'certs/certificate_manifest.json' : 'manifest.csv';
-  const { size } = await deps.objects.upload(
-    zipKey,
-    assembleZip(parts, {
+  async function* pieces(): AsyncGenerator<ObjectPiece> {
+    for await (const piece of assembleZip(parts, {
       mtime: new Date(request.notBefore),
       trailingEntries: [
         {
@@ -111,9 +113,11 @@ export async function assembleBatch(deps: AssembleDeps, input: AssembleInput): P
           level: 6,
         },
       ],
-    }),
-    { contentType: 'application/zip' },
-  );
+    })) {
+      yield piece instanceof Uint8Array ? piece : { copyFrom: piece.reference };
+    }
+  }
+  const { size } = await deps.objects.compose(zipKey, pieces(), { contentType: 'application/zip' });
   return {
     taskId: task.taskId,
     supplierId: task.supplierId,
@@ -123,8 +127,4 @@ export async function assembleBatch(deps: AssembleDeps, input: AssembleInput): P
     zipSize: size,
     completedAt: deps.clock.now().toISOString(),
   };
-}
-
-async function* streamRange(objects: ObjectStore, key: string, start: number, end: number): AsyncGenerator<Uint8Array> {
-  if (end > start) yield await objects.getRange(key, start, end);
 }

@@ -232,6 +232,9 @@ async function buildExternally(
   return packager.finish();
 }
 
+/** The certificates of a chunk's PEM bundle, one PEM each. */
+const certificatePems = (bundle: string): string[] => decodePemBlocks(bundle).map((b) => toPem('CERTIFICATE', b.der));
+
 /** AWS IoT's own CA registers as it issues; other certificates are registered when the batch asks for it. */
 const registers = (request: BatchRequest, deps: ChunkDeps): boolean =>
   request.register && request.ca.type !== 'aws-iot' && deps.registry !== undefined;
@@ -327,12 +330,7 @@ async function signOrFinish(
     let registered: number | undefined;
     if (registers(request, deps)) {
       const bundle = (await deps.objects.get(chunkCertificatesKey(input.taskId, input.index))).toString('utf8');
-      registered = await registerAll(
-        deps,
-        request,
-        input,
-        decodePemBlocks(bundle).map((b) => toPem('CERTIFICATE', b.der)),
-      );
+      registered = await registerAll(deps, request, input, certificatePems(bundle));
     }
     await publishIssued(deps, request, input, rows);
     await deps.tasks.completeChunk(input.taskId, input.index, registered);
@@ -354,13 +352,9 @@ async function signOrFinish(
   // manifest (and certificates to register) first, zip last: the zip's presence means the chunk is signed
   await deps.objects.put(chunkManifestKey(input.taskId, input.index), chunk.manifest, { contentType: 'text/csv' });
   if (registers(request, deps)) {
-    await deps.objects.put(
-      chunkCertificatesKey(input.taskId, input.index),
-      chunk.issued.map((c) => c.certificatePem).join(''),
-      {
-        contentType: 'application/x-pem-file',
-      },
-    );
+    await deps.objects.put(chunkCertificatesKey(input.taskId, input.index), chunk.certificatesPem, {
+      contentType: 'application/x-pem-file',
+    });
   }
   await deps.objects.put(zipKey, chunk.zip, {
     contentType: 'application/zip',
@@ -372,15 +366,10 @@ async function signOrFinish(
   });
 
   const registered = registers(request, deps)
-    ? await registerAll(
-        deps,
-        request,
-        input,
-        chunk.issued.map((c) => c.certificatePem),
-      )
+    ? await registerAll(deps, request, input, certificatePems(chunk.certificatesPem))
     : undefined;
 
-  await publishIssued(deps, request, input, chunk.issued);
+  await publishIssued(deps, request, input, chunk.rows);
   await deps.tasks.completeChunk(input.taskId, input.index, registered);
   return result(false);
 }

@@ -592,16 +592,32 @@ export function splitChunkZip(zip: Buffer): { entriesLength: number; centralDire
  * One chunk of a merged zip. Both sources are opened lazily, each once per {@link assembleZip} run: `entries`
  * during the entries pass, `centralDirectory` during the central-directory pass.
  */
-export interface ZipPart {
+/**
+ * A chunk's entries that the zip's writer copies itself (e.g. S3 UploadPartCopy of a range of the chunk zip):
+ * assembleZip passes it on in its output, unread, in its place among the bytes.
+ */
+export interface EntriesReference<R> {
+  readonly reference: R;
+  /** how many bytes it stands for: the part's entriesLength */
+  readonly length: number;
+}
+
+export interface ZipPart<R = never> {
   /** Length of the chunk's local-entries section, i.e. {@link ChunkZip.entriesLength}. */
   readonly entriesLength: number;
-  /** The chunk zip's bytes `[0, entriesLength)`, e.g. a streamed S3 range GET; must yield exactly that many. */
-  readonly entries: () => AsyncIterable<Uint8Array> | Uint8Array;
+  /**
+   * The chunk zip's bytes `[0, entriesLength)`, e.g. a streamed S3 range GET; must yield exactly that many. Or a
+   * reference to them, which the output carries for its writer to copy.
+   */
+  readonly entries: () => AsyncIterable<Uint8Array> | Uint8Array | EntriesReference<R>;
   /** The chunk zip's central directory, `[entriesLength, entriesLength + centralDirectoryLength)`. */
   readonly centralDirectory: () => Promise<Uint8Array> | Uint8Array;
 }
 
 /** An entry written after the parts, its content streamed (deflated on the fly, sizes in a data descriptor). */
+const isReference = <R>(value: object): value is EntriesReference<R> =>
+  'reference' in value && typeof (value as { length?: unknown }).length === 'number';
+
 export interface StreamedZipEntry {
   name: string;
   content: AsyncIterable<Uint8Array>;
@@ -636,10 +652,10 @@ export function zipPartFromChunk(zip: Buffer): ZipPart {
  * Throws {@link ZipFormatError} when a part's entries are not `entriesLength` bytes, a central directory is
  * malformed or points outside its part, or the two passes disagree.
  */
-export async function* assembleZip(
-  parts: () => AsyncIterable<ZipPart> | Iterable<ZipPart>,
+export async function* assembleZip<R = never>(
+  parts: () => AsyncIterable<ZipPart<R>> | Iterable<ZipPart<R>>,
   options: AssembleZipOptions = {},
-): AsyncGenerator<Buffer, void, undefined> {
+): AsyncGenerator<Buffer | ([R] extends [never] ? never : EntriesReference<R>), void, undefined> {
   const stamp = dosStamp(options.mtime ?? new Date());
   let position = 0;
   let partCount = 0;
@@ -651,6 +667,9 @@ export async function* assembleZip(
     if (source instanceof Uint8Array) {
       position += source.length;
       if (source.length) yield asBuffer(source);
+    } else if (isReference(source)) {
+      position += source.length;
+      if (source.length) yield source as [R] extends [never] ? never : EntriesReference<R>;
     } else {
       for await (const piece of source) {
         position += piece.length;

@@ -59,7 +59,17 @@ export const certificateId = (certDer: Buffer): string => createHash('sha256').u
 
 /** 16 random bytes, positive, with a non-zero first byte so the DER INTEGER is always 16 bytes long. */
 export function randomSerial(): Buffer {
-  const serial = randomBytes(16);
+  return positiveSerial(randomBytes(16));
+}
+
+/** `count` serial numbers as randomSerial makes them, from one call to the random generator. */
+export function randomSerials(count: number): Buffer[] {
+  const bytes = randomBytes(16 * count);
+  return Array.from({ length: count }, (_, n) => positiveSerial(bytes.subarray(16 * n, 16 * n + 16)));
+}
+
+/** 16 random bytes as a positive serial with its top byte set, so its DER is always 16 bytes long. */
+function positiveSerial(serial: Buffer): Buffer {
   serial[0] = (serial[0]! & 0x7f) | 0x40;
   return serial;
 }

@@ -13,10 +13,12 @@ import {
   PutObjectCommand,
   S3Client,
   UploadPartCommand,
+  UploadPartCopyCommand,
   type ListObjectsV2CommandOutput,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { S3ObjectStore } from '../../../lambdas/adapters/aws/s3-object-store';
 import { createLocalS3Client, ensureBucket, startS3 } from '../../../local/runtime/s3-server';
 import { LOCAL_AWS_CREDENTIALS, type LocalServer } from '../../../local/runtime/types';
 
@@ -176,6 +178,54 @@ describe('startS3', () => {
     await expect(
       s3.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'm.bin', UploadId })),
     ).rejects.toMatchObject({ name: 'NoSuchUpload' });
+  });
+
+  it('copies byte ranges of objects into multipart parts (UploadPartCopy, emulated)', async () => {
+    const a = randomBytes(300_000);
+    const b = randomBytes(70_000);
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'src/a.bin', Body: a }));
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'src/b c+d.bin', Body: b }));
+    // compose: copied ranges and bytes in between, with parts of any size as s3rver takes them
+    const store = new S3ObjectStore(s3, BUCKET, { minPartSize: 0 });
+    const sent: string[] = [];
+    s3.middlewareStack.add(
+      (next, context) => (args) => {
+        sent.push(context.commandName as string);
+        return next(args);
+      },
+      { step: 'initialize', name: 'recordCommands' },
+    );
+    async function* pieces() {
+      yield Buffer.from('head');
+      yield { copyFrom: { key: 'src/a.bin', start: 1000, end: 250_000 } };
+      yield { copyFrom: { key: 'src/b c+d.bin', start: 0, end: b.length } };
+      yield Buffer.from('tail');
+    }
+    await expect(store.compose('out/composed.bin', pieces(), { contentType: 'application/zip' })).resolves.toEqual({
+      size: 8 + 249_000 + b.length,
+    });
+    expect(sent.filter((name) => name === 'UploadPartCopyCommand')).toHaveLength(2);
+    expect(sent).not.toContain('GetObjectCommand');
+    const out = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'out/composed.bin' }));
+    expect(out.ContentType).toBe('application/zip');
+    expect(Buffer.from(await out.Body!.transformToByteArray())).toEqual(
+      Buffer.concat([Buffer.from('head'), a.subarray(1000, 250_000), b, Buffer.from('tail')]),
+    );
+    // errors as S3 answers them
+    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'out/x' }));
+    const copy = (input: { CopySource: string; CopySourceRange?: string; UploadId?: string; PartNumber?: number }) =>
+      s3.send(new UploadPartCopyCommand({ Bucket: BUCKET, Key: 'out/x', UploadId, PartNumber: 1, ...input }));
+    await expect(copy({ CopySource: `${BUCKET}/src/none` })).rejects.toMatchObject({ name: 'NoSuchKey' });
+    await expect(copy({ CopySource: `${BUCKET}/src/a.bin`, UploadId: 'ffff' })).rejects.toMatchObject({
+      name: 'NoSuchUpload',
+    });
+    await expect(copy({ CopySource: `${BUCKET}/src/a.bin`, CopySourceRange: 'bytes=9-2' })).rejects.toMatchObject({
+      name: 'InvalidArgument',
+    });
+    await expect(copy({ CopySource: `${BUCKET}/src/a.bin`, PartNumber: 10_001 })).rejects.toMatchObject({
+      name: 'InvalidArgument',
+    });
+    await s3.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'out/x', UploadId }));
   });
 
   it('serves a presigned GET to plain fetch, honouring the response header overrides', async () => {

@@ -585,6 +585,25 @@ describe('StateMachineRunner', () => {
     expect(sfn.describe('a')).toBeUndefined();
   });
 
+  it('keeps states without copies of their data when stateData is false, and the execution input and output', async () => {
+    const sfn = new StateMachineRunner({
+      definition: {
+        StartAt: 'T',
+        States: { T: { Type: 'Task', Resource: 'arn:aws:lambda:us-east-1:000000000000:function:f', End: true } },
+      },
+      resources: { 'arn:aws:lambda:us-east-1:000000000000:function:f': async (input) => ({ seen: input }) },
+      stateData: false,
+    });
+    await expect(sfn.start('x', { big: [1, 2, 3] }).result).resolves.toEqual({ seen: { big: [1, 2, 3] } });
+    const record = sfn.describe('x')!;
+    expect(record.input).toEqual({ big: [1, 2, 3] });
+    expect(record.status).toBe('SUCCEEDED');
+    const states = record.events.filter((e) => e.stateName === 'T');
+    expect(states.map((e) => e.type)).toEqual(['StateEntered', 'StateExited']);
+    expect(states.every((e) => e.input === undefined && e.output === undefined)).toBe(true);
+    expect(record.events.find((e) => e.type === 'ExecutionSucceeded')?.output).toEqual({ seen: { big: [1, 2, 3] } });
+  });
+
   describe('engine workarounds', () => {
     it('drops "ResultPath": "$", which the engine would store under a key named "$"', async () => {
       const sfn = new StateMachineRunner({

@@ -48,6 +48,9 @@ class MemoryObjectStore implements ObjectStore {
   async upload(): Promise<{ size: number }> {
     throw new Error('not used');
   }
+  async compose(): Promise<{ size: number }> {
+    throw new Error('not used');
+  }
   async presignGet(key: string) {
     return `memory://${key}`;
   }

@@ -1,0 +1,273 @@
+/**
+ * The local runtime's inventory: the Inventory port on an embedded LevelDB (classic-level, the store dynalite itself
+ * keeps its tables in), under `{dataDir}/inventory`. AWS keeps DynamoInventory on DynamoDB.
+ *
+ * Why not dynalite, as for the other tables: a bulk batch records every certificate it issues, and on dynalite each
+ * record costs ~0.4 ms of the local runtime's CPU (SDK marshalling, HTTP, dynalite's validation, then LevelDB writes
+ * of the item and of its two index entries one by one) — several times the ~0.08 ms of signing the certificate, on
+ * the same cores. Here a record is one JSON value and two index keys in one LevelDB batch per event: ~0.03 ms
+ * (docs/benchmarks.md). DynamoInventory is still run against dynalite by the same contract tests.
+ *
+ * Layout (UTF-8 keys; NUL separates the parts, so ids may not contain NUL):
+ * - `c\0{certificateId}` → the stored item as JSON: the record, its derived keys (inventoryItem: `issuedKey =
+ *   issuedAt#certificateId`, `expiryKey = notAfter#certificateId`) and `expiringNotified` (windows notified);
+ * - `i\0{issuerId}\0{issuedKey}` → '' : an issuer's certificates in issuedAt, then id order;
+ * - `e\0{expiryKey}` → '' : every certificate, soonest notAfter first.
+ * Tokens are base64url JSON of the last key returned (`{ issuerId, issuedKey }`, `{ v: 'expiry', expiryKey }`); the
+ * next page starts after it, so nothing is skipped or repeated when records change between pages.
+ *
+ * This process is the store's only writer (LevelDB locks the directory): writes run one at a time, and putIssued's
+ * "create, never overwrite" is a presence read (getMany) then one atomic batch of the absent records.
+ */
+import { ClassicLevel } from 'classic-level';
+import { ValidationError } from '../../core/errors';
+import type { Inventory, InventoryPage, InventoryQuery, InventoryRecord, InventoryStatus } from '../../core/ports';
+import {
+  checkLimit,
+  decodeToken,
+  encodeToken,
+  inventoryItem,
+  invalidToken,
+  isoOrUndefined,
+  isPlainObject,
+  sortKeyId,
+  toRecord,
+} from '../aws/dynamo-inventory';
+
+type Item = Record<string, unknown>;
+
+const SEP = '\u0000';
+const recordKey = (certificateId: string): string => `c${SEP}${certificateId}`;
+const issuerPrefix = (issuerId: string): string => `i${SEP}${issuerId}${SEP}`;
+const EXPIRY_PREFIX = `e${SEP}`;
+/** The first key after every key that starts with `prefix` (which ends with SEP). */
+const prefixEnd = (prefix: string): string => `${prefix.slice(0, -1)}\u0001`;
+
+/** Records per presence read and write batch in putIssued. */
+const PUT_BATCH = 1000;
+/** Index keys read per step of a listing (at least; a page reads one more than its limit). */
+const SCAN_STEP = 100;
+
+interface Range {
+  gt?: string;
+  gte?: string;
+  lt: string;
+}
+
+export class LevelInventory implements Inventory {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  private constructor(private readonly db: ClassicLevel<string, string>) {}
+
+  /** Opens (or creates) the store in `location`, a directory. */
+  static async open(location: string): Promise<LevelInventory> {
+    const db = new ClassicLevel<string, string>(location, { keyEncoding: 'utf8', valueEncoding: 'utf8' });
+    await db.open();
+    return new LevelInventory(db);
+  }
+
+  /** Waits for the writes started before, then closes the store. */
+  async close(): Promise<void> {
+    await this.tail;
+    await this.db.close();
+  }
+
+  /** Creates the records that do not exist yet; an existing record (revoked or not) is left as it is. */
+  async putIssued(records: InventoryRecord[]): Promise<void> {
+    const items = records.map(storedItem); // validate all before writing any
+    return this.exclusive(async () => {
+      // the first of two records with the same id wins, as with DynamoDB's conditional puts
+      const byId = new Map<string, Item>();
+      for (const item of items) {
+        const id = item.certificateId as string;
+        if (!byId.has(id)) byId.set(id, item);
+      }
+      const unique = [...byId.values()];
+      for (let off = 0; off < unique.length; off += PUT_BATCH) {
+        const slice = unique.slice(off, off + PUT_BATCH);
+        const existing = await this.db.getMany(slice.map((item) => recordKey(item.certificateId as string)));
+        const ops: { type: 'put'; key: string; value: string }[] = [];
+        slice.forEach((item, n) => {
+          if (existing[n] === undefined) ops.push(...entriesOf(item));
+        });
+        if (ops.length > 0) await this.db.batch(ops);
+      }
+    });
+  }
+
+  /**
+   * Writes stored items as they are (records with their `expiringNotified` windows), replacing what is there: the
+   * one-time import of an inventory kept elsewhere before (local/runtime/inventory-import.ts).
+   */
+  async importItems(items: Item[]): Promise<void> {
+    const stored = items.map((item) => {
+      const { expiringNotified, ...record } = toRecordWithWindows(item);
+      return { ...storedItem(record as unknown as InventoryRecord), ...(expiringNotified ? { expiringNotified } : {}) };
+    });
+    return this.exclusive(async () => {
+      for (let off = 0; off < stored.length; off += PUT_BATCH) {
+        await this.db.batch(stored.slice(off, off + PUT_BATCH).flatMap(entriesOf));
+      }
+    });
+  }
+
+  async get(certificateId: string): Promise<InventoryRecord | undefined> {
+    const item = await this.read(certificateId);
+    return item ? toRecord(item) : undefined;
+  }
+
+  async listByIssuer(issuerId: string, query: InventoryQuery): Promise<InventoryPage> {
+    checkLimit(query.limit);
+    const prefix = issuerPrefix(issuerId);
+    let after: string | undefined;
+    if (query.nextToken !== undefined) {
+      const token = decodeToken(query.nextToken);
+      if (
+        !isPlainObject(token) ||
+        Object.keys(token).length !== 2 ||
+        token.issuerId !== issuerId ||
+        sortKeyId(token.issuedKey) === undefined
+      ) {
+        throw invalidToken();
+      }
+      after = `${prefix}${token.issuedKey as string}`;
+    }
+    return this.page(
+      after !== undefined ? { gt: after, lt: prefixEnd(prefix) } : { gte: prefix, lt: prefixEnd(prefix) },
+      (key) => key.slice(prefix.length),
+      query,
+      (last) => encodeToken({ issuerId, issuedKey: last.issuedKey }),
+    );
+  }
+
+  /** Certificates whose notAfter is before `before`, soonest first (then by id): one range of the expiry index. */
+  async listExpiring(before: string, query: InventoryQuery): Promise<InventoryPage> {
+    checkLimit(query.limit);
+    const beforeIso = isoOrUndefined(before);
+    if (beforeIso === undefined) {
+      throw new ValidationError('INVALID_DATE', `before must be an ISO date (got ${String(before)})`);
+    }
+    let after: string | undefined;
+    if (query.nextToken !== undefined) {
+      const token = decodeToken(query.nextToken);
+      if (
+        !isPlainObject(token) ||
+        Object.keys(token).length !== 2 ||
+        token.v !== 'expiry' ||
+        sortKeyId(token.expiryKey) === undefined
+      ) {
+        throw invalidToken();
+      }
+      after = `${EXPIRY_PREFIX}${token.expiryKey as string}`;
+    }
+    // expiryKey = notAfter#id < before exactly when notAfter < before (an ISO date has no '#')
+    const lt = `${EXPIRY_PREFIX}${beforeIso}`;
+    return this.page(
+      after !== undefined ? { gt: after, lt } : { gte: EXPIRY_PREFIX, lt },
+      (key) => key.slice(EXPIRY_PREFIX.length),
+      query,
+      (last) => encodeToken({ v: 'expiry', expiryKey: last.expiryKey }),
+    );
+  }
+
+  markRevoked(certificateId: string, revokedAt: string, reason: string): Promise<'revoked' | 'already' | 'missing'> {
+    return this.exclusive(async () => {
+      const item = await this.read(certificateId);
+      if (!item) return 'missing';
+      if (item.status === 'revoked') return 'already';
+      await this.write({ ...item, status: 'revoked', revokedAt, revocationReason: reason });
+      return 'revoked';
+    });
+  }
+
+  markExpiringNotified(certificateId: string, window: string): Promise<boolean> {
+    return this.exclusive(async () => {
+      const item = await this.read(certificateId);
+      if (!item) return false;
+      const windows = Array.isArray(item.expiringNotified) ? (item.expiringNotified as string[]) : [];
+      if (windows.includes(window)) return false;
+      await this.write({ ...item, expiringNotified: [...windows, window] });
+      return true;
+    });
+  }
+
+  /**
+   * One page of an index range: reads index keys in steps, the records they name, keeps those with the status
+   * asked for, and stops one past the limit (so the last page carries no token).
+   */
+  private async page(
+    range: Range,
+    sortKeyOf: (indexKey: string) => string,
+    query: InventoryQuery,
+    tokenOf: (last: Item) => string,
+  ): Promise<InventoryPage> {
+    const { limit, status } = query;
+    const matches: Item[] = [];
+    const iterator = this.db.keys({ ...range });
+    try {
+      while (matches.length <= limit) {
+        const keys = await iterator.nextv(Math.max(SCAN_STEP, limit + 1 - matches.length));
+        if (keys.length === 0) break;
+        const values = await this.db.getMany(keys.map((key) => recordKey(sortKeyId(sortKeyOf(key))!)));
+        for (const value of values) {
+          if (value === undefined) continue; // cannot happen: a record and its index keys are written in one batch
+          const item = JSON.parse(value) as Item;
+          if (matchesStatus(item, status)) matches.push(item);
+          if (matches.length > limit) break;
+        }
+      }
+    } finally {
+      await iterator.close();
+    }
+    if (matches.length <= limit) return { items: matches.map(toRecord) };
+    const returned = matches.slice(0, limit);
+    return { items: returned.map(toRecord), nextToken: tokenOf(returned[returned.length - 1]!) };
+  }
+
+  private async read(certificateId: string): Promise<Item | undefined> {
+    const value = await this.db.get(recordKey(certificateId));
+    return value === undefined ? undefined : (JSON.parse(value) as Item);
+  }
+
+  /** Rewrites a stored record whose index keys do not change (status, revocation, windows). */
+  private write(item: Item): Promise<void> {
+    return this.db.put(recordKey(item.certificateId as string), JSON.stringify(item));
+  }
+
+  /** Runs `fn` after every write started before it (a promise chain: one write operation at a time). */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn, fn);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+}
+
+/** inventoryItem's checks and derived keys, and no NUL in the ids that become key parts. */
+function storedItem(record: InventoryRecord): Item {
+  const item = inventoryItem(record);
+  if (record.certificateId.includes(SEP) || record.issuerId.includes(SEP)) {
+    throw new ValidationError('INVALID_INVENTORY_RECORD', 'a certificate or issuer id may not contain NUL', {
+      details: { certificateId: record.certificateId.replaceAll(SEP, '\\0') },
+    });
+  }
+  delete item.expiryBucket; // DynamoDB's write shards; one ordered range here
+  return item;
+}
+
+/** The record of a stored item of either store, with its notified windows as a list (DynamoDB: a string set). */
+function toRecordWithWindows(item: Item): InventoryRecord & { expiringNotified?: string[] } {
+  const windows = item.expiringNotified;
+  const list = windows instanceof Set ? [...(windows as Set<string>)] : Array.isArray(windows) ? windows : undefined;
+  return { ...toRecord(item), ...(list && list.length > 0 ? { expiringNotified: list as string[] } : {}) };
+}
+
+function entriesOf(item: Item): { type: 'put'; key: string; value: string }[] {
+  return [
+    { type: 'put', key: recordKey(item.certificateId as string), value: JSON.stringify(item) },
+    { type: 'put', key: `${issuerPrefix(item.issuerId as string)}${item.issuedKey as string}`, value: '' },
+    { type: 'put', key: `${EXPIRY_PREFIX}${item.expiryKey as string}`, value: '' },
+  ];
+}
+
+const matchesStatus = (item: Item, status: InventoryStatus | undefined): boolean =>
+  status === undefined || item.status === status;
