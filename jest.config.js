@@ -17,8 +17,5 @@ module.exports = {
   transformIgnorePatterns: ['/node_modules/(?!@middy/|aedes/)'],
   setupFiles: ['<rootDir>/test/helpers/setup.ts'],
   testTimeout: 60000,
-  // A handle left open after the provisioning e2e (its stalled-runtime restart test) keeps jest alive after the run;
-  // until it is found, jest exits when the tests are done instead of waiting forever (CI would time out).
-  forceExit: true,
   reporters: ['default', '<rootDir>/test/helpers/summary-reporter.js'],
 };

@@ -286,6 +286,12 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     );
     pool.warm();
     closers.unshift(() => pool.close());
+    // every workflow (those tracked later too) stops, ABORTED, before the workers and servers it uses: a batch still
+    // running stays in progress and resumes at the next start; a function it waited for is abandoned (see
+    // StateMachineRunner.close), so that nothing of it keeps the process alive
+    closers.unshift(() =>
+      Promise.all(runners.map((r) => r.close({ error: 'RuntimeStopped', cause: 'the local runtime stopped' }))),
+    );
 
     // the IssueChunk handler runs here with the same ports as on Lambda; its CPU-bound part goes to the workers
     const issueChunk = createIssueChunk({

@@ -106,7 +106,7 @@ export class CertificateProvider extends Construct {
       accountDefaultForOperations: PROVIDER_OPERATIONS,
     });
     // AWS IoT may call the function as soon as the provider exists
-    this.provider.addDependency(this.invokePermission);
+    this.provider.addResourceDependency(this.invokePermission);
   }
 
   private grantPca(arn: string): void {

@@ -23,6 +23,9 @@
  * - Every Task without `TimeoutSeconds` times out after 60 s (AWS: no limit); the pre-processing gives such Tasks
  *   `defaultTaskTimeoutSeconds` (900, the longest a Lambda can run). Timers above 2^31-1 ms fire at once in Node, so
  *   larger `TimeoutSeconds` are clamped to 2147483 s. The function is not cancelled when its Task times out.
+ * - Stopping an execution does not settle a Task that is waiting: its timer would live on (up to the Task's
+ *   TimeoutSeconds) and keep the process alive. The runner fails such Tasks once their execution has ended and
+ *   abandons the function (it is not cancelled, and its result is ignored); `close()` stops every execution.
  * - Context object: only what the runner passes (`$$.Execution.Id/Name/Input/StartTime/RoleArn`,
  *   `$$.StateMachine.Id/Name`); no `$$.State`, no `$$.Task.Token`. Inside a Map iteration `$$.Execution.Input` is
  *   the iteration's input, not the execution's.
@@ -165,6 +168,11 @@ export class ExecutionAlreadyExistsError extends Error {
   override readonly name = 'ExecutionAlreadyExistsError';
 }
 
+/** The runner was closed (the local runtime is stopping): it starts no more executions. */
+export class StateMachineRunnerClosedError extends Error {
+  override readonly name = 'StateMachineRunnerClosedError';
+}
+
 /** Not a valid Step Functions execution name (1–80 characters, no whitespace, brackets, wildcards …). */
 export class InvalidExecutionNameError extends Error {
   override readonly name = 'InvalidExecutionNameError';
@@ -235,6 +243,7 @@ export class StateMachineRunner {
   private readonly executions = new Map<string, ExecutionEntry>();
   /** names of finished executions, oldest first (for keepFinished) */
   private readonly finished: string[] = [];
+  private closed = false;
 
   constructor(private readonly options: StateMachineRunnerOptions) {
     const { definition: source, substitutions = {} } = options;
@@ -278,6 +287,7 @@ export class StateMachineRunner {
    * as Step Functions answers.
    */
   start(name: string, input: unknown = {}): StartedExecution {
+    if (this.closed) throw new StateMachineRunnerClosedError(`${this.stateMachineName} is closed`);
     validateExecutionName(name);
     const jsonInput = toJson(input);
     const existing = this.executions.get(name);
@@ -301,9 +311,11 @@ export class StateMachineRunner {
       startDate: new Date(),
       events: [],
     };
+    // aborted once the execution has ended (stopped, timed out, failed while a Map iteration still runs)
+    const abandoned = new AbortController();
     const runOptions: RunOptions = {
       overrides: {
-        taskResourceLocalHandlers: this.taskHandlers(record) as NonNullable<
+        taskResourceLocalHandlers: this.taskHandlers(record, abandoned.signal) as NonNullable<
           NonNullable<RunOptions['overrides']>['taskResourceLocalHandlers']
         >,
         ...(this.options.retryIntervalMs !== undefined
@@ -329,6 +341,13 @@ export class StateMachineRunner {
     };
     const run = this.machine.run(jsonInput as Parameters<StateMachine['run']>[0], runOptions);
     const stateData = this.options.stateData ?? true;
+    // once the execution has ended, nothing of it runs on: Map iterations still running stop at their next state
+    // (the engine's abort; a no-op once it has cleaned up) and Tasks still waiting are abandoned
+    const abandon = (): void => {
+      run.abort();
+      abandoned.abort();
+    };
+    run.result.then(abandon, abandon);
     const drained = (async () => {
       for await (const event of run.eventLogs) {
         record.events.push(toExecutionEvent(record.events.length + 1, event as unknown as EngineEvent, stateData));
@@ -389,6 +408,18 @@ export class StateMachineRunner {
     await entry.result.catch(() => undefined);
   }
 
+  /**
+   * Stops every running execution (ABORTED with `reason`) and refuses new ones (StateMachineRunnerClosedError);
+   * resolves once they have stopped. A function an execution was waiting for is abandoned, not cancelled: it may
+   * still finish, but nothing waits for it (no Task timeout timer, no Retry, no Catch), so it keeps no process alive
+   * by itself.
+   */
+  async close(reason: { error?: string; cause?: string } = {}): Promise<void> {
+    this.closed = true;
+    const running = [...this.executions.values()].filter((e) => e.record.status === 'RUNNING');
+    await Promise.all(running.map((e) => this.stop(e.record.name, reason)));
+  }
+
   /** A snapshot of one execution, or undefined. */
   describe(name: string): ExecutionRecord | undefined {
     const entry = this.executions.get(name);
@@ -447,10 +478,10 @@ export class StateMachineRunner {
     }
   }
 
-  private taskHandlers(execution: ExecutionRecord): Record<string, TaskHandler> {
+  private taskHandlers(execution: ExecutionRecord, abandoned: AbortSignal): Record<string, TaskHandler> {
     const handlers: Record<string, TaskHandler> = {};
     for (const [stateName, state] of this.tasks) {
-      handlers[stateName] = this.taskHandler(String(state.Resource), execution);
+      handlers[stateName] = unlessAbandoned(this.taskHandler(String(state.Resource), execution), abandoned);
     }
     return handlers;
   }
@@ -490,6 +521,38 @@ export class StateMachineRunner {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Task plumbing
+
+/**
+ * The engine waits for a Task's promise with a timer of the Task's TimeoutSeconds (900 s by default here) that
+ * only the promise settling clears, and aborting an execution does not settle it: a function that never returns
+ * would keep the timer, and the process, alive for 15 minutes after its execution stopped. Once the execution has
+ * ended, the Task fails at once with `States.Runtime` (nobody sees it: the execution's history is closed) and the
+ * function's own outcome is ignored; no function is called for an execution that has ended.
+ */
+function unlessAbandoned(handler: TaskHandler, abandoned: AbortSignal): TaskHandler {
+  const failure = () => new TaskFailure('States.Runtime', 'the execution has ended; the task was abandoned');
+  return (input) => {
+    if (abandoned.aborted) return Promise.reject(failure());
+    const work = handler(input);
+    return new Promise((resolve, reject) => {
+      const onAbandon = (): void => {
+        work.catch(() => undefined);
+        reject(failure());
+      };
+      abandoned.addEventListener('abort', onAbandon, { once: true });
+      work.then(
+        (output) => {
+          abandoned.removeEventListener('abort', onAbandon);
+          resolve(output);
+        },
+        (error: unknown) => {
+          abandoned.removeEventListener('abort', onAbandon);
+          reject(error);
+        },
+      );
+    });
+  };
+}
 
 /** Calls a local Lambda function as Lambda would: JSON in, JSON out, errors as `errorType` + a JSON Cause. */
 async function invokeFunction(fn: ResourceFunction, event: unknown): Promise<Json> {

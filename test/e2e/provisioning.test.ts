@@ -473,8 +473,12 @@ describe('bulk provisioning across a restart', () => {
         await new Promise((r) => setTimeout(r, 100));
       }
     } finally {
+      // chunk 1 never returns: close() abandons it instead of waiting for it
+      const closing = Date.now();
       await first.close();
+      expect(Date.now() - closing).toBeLessThan(5_000);
     }
+    expect(first.provisioningRunner.describe(taskId)).toMatchObject({ status: 'ABORTED', error: 'RuntimeStopped' });
     const second = await startLocal(options);
     try {
       expect(second.resumed).toContain(taskId);

@@ -7,8 +7,9 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect as mqttConnect, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { startLocal, type LocalCertflow } from '../../local/certflow';
+import { deviceFleet, deviceRuntimeOptions, type Device } from '../helpers/devices';
 import { openssl } from '../helpers/openssl';
 
 jest.setTimeout(60_000);
@@ -19,25 +20,10 @@ let cellId: string;
 let rootId: string;
 /** the CAs that verify the broker's server certificate (the development CAs) and the test's own */
 let trustPem: string;
-const clients: MqttClient[] = [];
-
-interface Device {
-  thingName: string;
-  certificateId: string;
-  certificatePem: string;
-  chainPem: string;
-  privateKeyPem: string;
-}
+const fleet = deviceFleet(() => cf);
 
 beforeAll(async () => {
-  cf = await startLocal({
-    dataDir: join(dir, 'data'),
-    port: 0,
-    mqttPort: 0,
-    workers: 1,
-    retryIntervalMs: 0,
-    expirySweepIntervalMs: 0,
-  });
+  cf = await startLocal(deviceRuntimeOptions(join(dir, 'data')));
   // a fresh root and cell, so that the CRL lists only what this test revokes
   const root = await call<{ caId: string }>('POST', '/cas/root', { subject: { commonName: 'Revocation Test Root' } });
   rootId = root.body.caId;
@@ -49,7 +35,7 @@ beforeAll(async () => {
   trustPem = (await cf.caDeps.cas.list()).map((ca) => ca.certificatePem).join('');
 });
 afterAll(async () => {
-  for (const c of clients) await c.endAsync(true).catch(() => undefined);
+  await fleet.close();
   await cf?.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -64,39 +50,10 @@ async function call<T>(method: string, path: string, body?: unknown, accept?: st
   return { status: res.status, text, body: (text.startsWith('{') ? JSON.parse(text) : {}) as T };
 }
 
-/** a certificate from the CA API, registered ACTIVE and attached to its thing, as a factory would */
-async function enroll(thingName: string, issuerId: string = cellId): Promise<Device> {
-  const res = await call<Device>('POST', '/certificates/device', { issuerId, thingName });
-  expect(res.status).toBe(201);
-  const device = { ...res.body, thingName };
-  await cf.bus.drain(); // the inventory records it
-  await cf.registry.createThing({ thingName });
-  const { certificateArn } = await cf.registry.register({
-    certificatePem: device.certificatePem,
-    caCertificatePem: device.chainPem,
-    status: 'ACTIVE',
-  });
-  await cf.registry.attachThingPrincipal(thingName, certificateArn);
-  return device;
-}
-
-/** connects as the thing, or rejects with the CONNACK refusal / TLS error / `closed` */
-function connect(device: Device): Promise<MqttClient> {
-  return new Promise((resolve, reject) => {
-    const c = mqttConnect(cf.mqttUrl, {
-      clientId: device.thingName,
-      key: device.privateKeyPem,
-      cert: device.certificatePem,
-      ca: trustPem,
-      reconnectPeriod: 0,
-      connectTimeout: 5000,
-    });
-    clients.push(c);
-    c.once('connect', () => resolve(c));
-    c.once('error', reject);
-    c.once('close', () => reject(new Error('closed')));
-  });
-}
+/** a device of the test's cell (or of `issuerId`), registered ACTIVE and attached to its thing */
+const enroll = (thingName: string, issuerId: string = cellId): Promise<Device> => fleet.enroll(thingName, { issuerId });
+/** connects as the thing, trusting every certflow CA known when the test last looked */
+const connect = (device: Device): Promise<MqttClient> => fleet.connect(device, trustPem);
 
 /** resolves when the broker closes the client's connection; fails after 10 s */
 const closed = (c: MqttClient): Promise<void> =>

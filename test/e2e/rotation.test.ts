@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { connect as mqttConnect, type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { ZipChunkBuilder } from '../../lambdas/core/packaging/zip';
 import { EVENT_SCHEMAS } from '../../lambdas/core/events';
 import {
@@ -20,6 +20,7 @@ import { packageKey } from '../../lambdas/core/rotation/service';
 import { startLocal, type LocalCertflow } from '../../local/certflow';
 import { rotateDevice, RotationFailedError } from '../../local/device-simulator';
 import { makeCsr } from '../helpers/csr';
+import { deviceFleet, deviceRuntimeOptions, type Device } from '../helpers/devices';
 import { openssl } from '../helpers/openssl';
 
 jest.setTimeout(60_000);
@@ -28,30 +29,14 @@ const dir = mkdtempSync(join(tmpdir(), 'certflow-rotation-e2e-'));
 const GROUP = 'cdfRotateCertificates';
 let cf: LocalCertflow;
 let issuingCaId: string;
-const clients: MqttClient[] = [];
-
-interface Device {
-  thingName: string;
-  certificateId: string;
-  certificatePem: string;
-  chainPem: string;
-  privateKeyPem: string;
-}
+const fleet = deviceFleet(() => cf);
 
 beforeAll(async () => {
-  cf = await startLocal({
-    dataDir: join(dir, 'data'),
-    port: 0,
-    mqttPort: 0,
-    workers: 1,
-    retryIntervalMs: 0,
-    expirySweepIntervalMs: 0,
-    rotation: { deletePreviousCertificate: true },
-  });
+  cf = await startLocal({ ...deviceRuntimeOptions(join(dir, 'data')), rotation: { deletePreviousCertificate: true } });
   issuingCaId = cf.bootstrap.issuingCaId;
 });
 afterAll(async () => {
-  for (const c of clients) await c.endAsync(true).catch(() => undefined);
+  await fleet.close();
   await cf?.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -63,40 +48,6 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<{ 
     ...(body ? { body: JSON.stringify(body) } : {}),
   });
   return { status: res.status, body: (await res.json()) as T };
-}
-
-/** the first certificate from the CA API, then registered, attached and (by default) put in the rotation group */
-async function enroll(
-  thingName: string,
-  options: { group?: boolean; policy?: string; issuerId?: string } = {},
-): Promise<Device> {
-  const res = await call<Device>('POST', '/certificates/device', {
-    issuerId: options.issuerId ?? issuingCaId,
-    thingName,
-  });
-  expect(res.status).toBe(201);
-  const device = { ...res.body, thingName };
-  await cf.registry.createThing({ thingName });
-  const { certificateArn } = await cf.registry.register({
-    certificatePem: device.certificatePem,
-    caCertificatePem: device.chainPem,
-    status: 'ACTIVE',
-  });
-  await cf.registry.attachThingPrincipal(thingName, certificateArn);
-  if (options.policy) await cf.registry.attachPolicy(options.policy, certificateArn);
-  if (options.group !== false) await cf.registry.addThingToThingGroup(thingName, GROUP);
-  return device;
-}
-
-/** connects as the thing, or rejects with the CONNACK refusal / TLS error / `closed` */
-function connect(thingName: string, key: string, cert: string, ca: string): Promise<MqttClient> {
-  return new Promise((resolve, reject) => {
-    const c = mqttConnect(cf.mqttUrl, { clientId: thingName, key, cert, ca, reconnectPeriod: 0, connectTimeout: 5000 });
-    clients.push(c);
-    c.once('connect', () => resolve(c));
-    c.once('error', reject);
-    c.once('close', () => reject(new Error('closed')));
-  });
 }
 
 /** publishes on `{prefix}/{thing}/{action}` and answers the reply topic and payload */
@@ -125,7 +76,7 @@ const file = (name: string, content: string): string => {
 describe('certificate rotation over MQTT with mutual TLS', () => {
   it('a device rotates with a CSR, reconnects with the new certificate, and its old one is refused after the ack', async () => {
     await cf.registry.createPolicy('fleet', JSON.stringify({ Version: '2012-10-17', Statement: [] }));
-    const device = await enroll('rot-1', { policy: 'fleet' });
+    const device = await fleet.enroll('rot-1', { policy: 'fleet', thingGroup: GROUP });
     const outcome = await rotateDevice({
       thingName: 'rot-1',
       keyPem: device.privateKeyPem,
@@ -162,15 +113,13 @@ describe('certificate rotation over MQTT with mutual TLS', () => {
     expect(EVENT_SCHEMAS['Certificate Rotated'].safeParse(rotated!.detail).success).toBe(true);
 
     // the old certificate is refused (CONNACK not authorized), the new one admitted
-    await expect(connect('rot-1', device.privateKeyPem, device.certificatePem, device.chainPem)).rejects.toThrow(
-      /Not authorized/,
-    );
-    const again = await connect('rot-1', outcome.privateKeyPem, outcome.certificatePem, device.chainPem);
+    await expect(fleet.connect(device, device.chainPem)).rejects.toThrow(/Not authorized/);
+    const again = await fleet.connect({ ...outcome, thingName: 'rot-1' }, device.chainPem);
     await again.endAsync();
   });
 
   it('a device not in the rotation group is rejected with DEVICE_NOT_WHITELISTED', async () => {
-    const device = await enroll('rot-outsider', { group: false });
+    const device = await fleet.enroll('rot-outsider');
     const failure = await rotateDevice({
       thingName: 'rot-outsider',
       keyPem: device.privateKeyPem,
@@ -185,9 +134,9 @@ describe('certificate rotation over MQTT with mutual TLS', () => {
   });
 
   it('a device cannot publish to another thing’s topic: its connection is closed and nothing is vended', async () => {
-    const mallory = await enroll('rot-mallory');
-    const victim = await enroll('rot-victim');
-    const m = await connect('rot-mallory', mallory.privateKeyPem, mallory.certificatePem, mallory.chainPem);
+    const mallory = await fleet.enroll('rot-mallory', { thingGroup: GROUP });
+    const victim = await fleet.enroll('rot-victim', { thingGroup: GROUP });
+    const m = await fleet.connect(mallory, mallory.chainPem);
     const closed = new Promise<void>((r) => m.once('close', () => r()));
     const csr = await makeCsr({ name: 'CN=rot-victim' });
     m.publish('cdf/certificates/rot-victim/get', JSON.stringify({ csr: csr.pem }), { qos: 1 });
@@ -203,8 +152,8 @@ describe('certificate rotation over MQTT with mutual TLS', () => {
     ['error/tampered CSR → CSR_SIGNATURE_INVALID', 'rot-tamper', 'CSR_SIGNATURE_INVALID'],
     ['error/CN mismatch → CSR_CN_MISMATCH', 'rot-cn', 'CSR_CN_MISMATCH'],
   ])('%s', async (_name, thingName, reason) => {
-    const device = await enroll(thingName);
-    const c = await connect(thingName, device.privateKeyPem, device.certificatePem, device.chainPem);
+    const device = await fleet.enroll(thingName, { thingGroup: GROUP });
+    const c = await fleet.connect(device, device.chainPem);
     let csrPem: string;
     if (reason === 'CSR_CN_MISMATCH') {
       csrPem = (await makeCsr({ name: 'CN=someone-else' })).pem;
@@ -226,8 +175,8 @@ describe('certificate rotation over MQTT with mutual TLS', () => {
     expect(JSON.parse(policy!.document)).toEqual(
       rotationDevicePolicyDocument({ partition: 'aws', region: 'local', account: '000000000000' }),
     );
-    const device = await enroll('rot-policy');
-    const c = await connect('rot-policy', device.privateKeyPem, device.certificatePem, device.chainPem);
+    const device = await fleet.enroll('rot-policy', { thingGroup: GROUP });
+    const c = await fleet.connect(device, device.chainPem);
     const csr = await makeCsr({ name: 'CN=rot-policy' });
     const reply = await exchange(c, 'rot-policy', 'get', JSON.stringify({ csr: csr.pem }));
     await c.endAsync();
@@ -239,7 +188,7 @@ describe('certificate rotation over MQTT with mutual TLS', () => {
   });
 
   it('the pre-created package flow activates the package’s certificate and the zip downloads with plain fetch', async () => {
-    const device = await enroll('rot-pkg');
+    const device = await fleet.enroll('rot-pkg', { thingGroup: GROUP });
     // the package: a second certificate for the thing, registered INACTIVE, zipped with its key
     const pkg = await call<Device>('POST', '/certificates/device', { issuerId: issuingCaId, thingName: 'rot-pkg' });
     await cf.registry.register({ certificatePem: pkg.body.certificatePem, status: 'INACTIVE' });
@@ -252,7 +201,7 @@ describe('certificate rotation over MQTT with mutual TLS', () => {
       metadata: { certificateid: pkg.body.certificateId },
     });
 
-    const c = await connect('rot-pkg', device.privateKeyPem, device.certificatePem, device.chainPem);
+    const c = await fleet.connect(device, device.chainPem);
     const reply = await exchange(c, 'rot-pkg', 'get', '');
     await c.endAsync();
     expect(reply.topic).toBe('cdf/certificates/rot-pkg/get/accepted');
@@ -267,13 +216,13 @@ describe('certificate rotation over MQTT with mutual TLS', () => {
       `arn:aws:iot:local:000000000000:cert/${pkg.body.certificateId}`,
     );
     // the device now connects with the package's certificate
-    const next = await connect('rot-pkg', pkg.body.privateKeyPem, pkg.body.certificatePem, device.chainPem);
+    const next = await fleet.connect({ ...pkg.body, thingName: 'rot-pkg' }, device.chainPem);
     await next.endAsync();
   });
 
   it('mosquitto_pub and mosquitto_sub complete mTLS connects with a certflow device certificate and exchange a message with the workflow', async () => {
     // a thing outside the group: its get is answered on …/get/rejected by the rotation-get workflow
-    const device = await enroll('rot-mosquitto', { group: false });
+    const device = await fleet.enroll('rot-mosquitto');
     const tls = [
       '--cafile',
       file('mosq-ca.pem', device.chainPem),
@@ -307,7 +256,7 @@ describe('certificate rotation over MQTT with mutual TLS', () => {
   });
 
   it('`certflow device rotate` completes a rotation and writes the new key and certificate', async () => {
-    const device = await enroll('rot-cli');
+    const device = await fleet.enroll('rot-cli', { thingGroup: GROUP });
     const out = join(dir, 'rot-cli-out');
     const cli = await run(
       process.execPath,
@@ -338,12 +287,15 @@ describe('certificate rotation over MQTT with mutual TLS', () => {
     const key = readFileSync(join(out, 'private.key'), 'utf8');
     const chain = file('cli-chain.pem', device.chainPem);
     expect((await openssl(['verify', '-CAfile', chain, join(out, 'certificate.pem')])).code).toBe(0);
-    const c = await connect('rot-cli', key, certificate, device.chainPem);
+    const c = await fleet.connect(
+      { thingName: 'rot-cli', privateKeyPem: key, certificatePem: certificate },
+      device.chainPem,
+    );
     await c.endAsync();
     expect(await cf.registry.describeCertificate(result.certificateId)).toMatchObject({ status: 'ACTIVE' });
 
     // and a rejection is a clear message with its reason and exit code 3
-    const outsider = await enroll('rot-cli-outsider', { group: false });
+    const outsider = await fleet.enroll('rot-cli-outsider');
     const refused = await run(process.execPath, [
       resolve(__dirname, '..', '..', 'bin', 'certflow.js'),
       'device',
@@ -369,15 +321,13 @@ describe('certificate rotation over MQTT with mutual TLS', () => {
     });
     expect(cell.status).toBe(201);
     await cf.bus.drain();
-    const device = await enroll('rot-cell', { issuerId: cell.body.caId, group: false });
-    const c = await connect('rot-cell', device.privateKeyPem, device.certificatePem, device.chainPem);
+    const device = await fleet.enroll('rot-cell', { issuerId: cell.body.caId });
+    const c = await fleet.connect(device, device.chainPem);
     await c.endAsync();
     expect((await call('POST', `/cas/${cell.body.caId}/revoke`, { reason: 'cACompromise' })).status).toBe(200);
     await cf.bus.drain();
     // the device's TLS stack sends Cell R along (it holds it), so the broker refuses it by the chain: CONNACK 5
-    await expect(connect('rot-cell', device.privateKeyPem, device.certificatePem, device.chainPem)).rejects.toThrow(
-      /Not authorized/,
-    );
+    await expect(fleet.connect(device, device.chainPem)).rejects.toThrow(/Not authorized/);
   });
 
   it('the broker presents a server certificate from the issuing CA for 127.0.0.1 and localhost, kept across restarts', async () => {
@@ -408,13 +358,13 @@ describe('certificate rotation over MQTT with mutual TLS', () => {
     ).toContain(stored.certificateId);
 
     // a restart on the same data directory keeps the broker's certificate and the registry: a rotated device connects
-    const device = await enroll('rot-restart');
+    const device = await fleet.enroll('rot-restart', { thingGroup: GROUP });
     const dataDir = cf.dataDir;
     await cf.close();
-    cf = await startLocal({ dataDir, port: 0, mqttPort: 0, workers: 1, retryIntervalMs: 0, expirySweepIntervalMs: 0 });
+    cf = await startLocal(deviceRuntimeOptions(dataDir));
     const again = JSON.parse(readFileSync(join(dataDir, 'mqtt', 'server.json'), 'utf8')) as { certificateId: string };
     expect(again.certificateId).toBe(stored.certificateId);
-    const c = await connect('rot-restart', device.privateKeyPem, device.certificatePem, device.chainPem);
+    const c = await fleet.connect(device, device.chainPem);
     await c.endAsync();
   });
 });

@@ -40,6 +40,14 @@ export function matchesPattern(event: Record<string, unknown>, pattern: EventPat
 
 let sequence = 0;
 
+function deliver(target: (event: BusEvent) => Promise<unknown>, event: BusEvent): Promise<unknown> {
+  try {
+    return target(event);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
 function limitInFlight<T>(target: (event: T) => Promise<unknown>, max: number): (event: T) => Promise<unknown> {
   let active = 0;
   const waiting: (() => void)[] = [];
@@ -117,7 +125,8 @@ export class LocalEventBus implements EventPublisher {
       if (this.history.length > this.historyLimit) this.history.splice(0, this.history.length - this.historyLimit);
       for (const rule of this.rules) {
         if (!matchesPattern(event as unknown as Record<string, unknown>, rule.pattern)) continue;
-        const delivery = rule.target(event).catch(() => undefined);
+        // a target that throws at once (a workflow runner that is closed) fails its delivery, not the publisher
+        const delivery = deliver(rule.target, event).catch(() => undefined);
         this.pending.add(delivery);
         void delivery.finally(() => this.pending.delete(delivery));
       }

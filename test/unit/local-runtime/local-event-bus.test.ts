@@ -26,4 +26,18 @@ describe('LocalEventBus', () => {
     expect(delivered).toEqual([0, 1, 2, 3, 4, 5, 6]);
     expect(unbounded).toEqual([0, 1, 2, 3, 4, 5, 6]);
   });
+
+  it('a target that throws at once fails its own delivery, not the publisher nor the other rules', async () => {
+    const bus = new LocalEventBus();
+    bus.addRule('closed', { source: ['certflow'] }, () => {
+      throw new Error('the runner is closed');
+    });
+    const delivered: string[] = [];
+    bus.addRule('open', { source: ['certflow'] }, async (event) => void delivered.push(event['detail-type']));
+    await expect(bus.putEvents([{ Source: 'certflow', DetailType: 'x', Detail: {} }])).resolves.toMatchObject({
+      FailedEntryCount: 0,
+    });
+    await bus.drain();
+    expect(delivered).toEqual(['x']);
+  });
 });

@@ -18,6 +18,7 @@ import {
   InvalidExecutionNameError,
   StateMachineDefinitionError,
   StateMachineRunner,
+  StateMachineRunnerClosedError,
   type ExecutionEvent,
   type StateMachineRunnerOptions,
 } from '../../../local/runtime/state-machine-runner';
@@ -502,6 +503,98 @@ describe('StateMachineRunner', () => {
     const timedOut = sfn.start('slow', { seconds: 30 });
     await expect(timedOut.result).rejects.toMatchObject({ status: 'TIMED_OUT', error: 'States.Timeout' });
     expect(sfn.list({ status: 'TIMED_OUT' }).map((r) => r.name)).toEqual(['slow']);
+  });
+
+  describe('a Task whose function never returns', () => {
+    /** a Map over chunks whose chunk 1 never returns, caught into RecordFailure; chunk 2 fails when told to */
+    const stalling = (failChunk2: boolean) => {
+      const calls = { chunks: [] as number[], recorded: 0, after: 0 };
+      const sfn = new StateMachineRunner({
+        definition: {
+          StartAt: 'IssueChunks',
+          States: {
+            IssueChunks: {
+              Type: 'Map',
+              ItemsPath: '$.chunks',
+              ItemProcessor: {
+                StartAt: 'IssueChunk',
+                States: {
+                  IssueChunk: {
+                    Type: 'Task',
+                    Resource: FN('issue'),
+                    Retry: [{ ErrorEquals: ['States.ALL'], MaxAttempts: 2 }],
+                    End: true,
+                  },
+                },
+              },
+              Catch: [{ ErrorEquals: ['States.ALL'], Next: 'RecordFailure' }],
+              Next: 'After',
+            },
+            RecordFailure: { Type: 'Task', Resource: FN('record'), End: true },
+            After: { Type: 'Task', Resource: FN('after'), End: true },
+          },
+        },
+        resources: {
+          [FN('issue')]: async (event) => {
+            const index = event as number;
+            calls.chunks.push(index);
+            if (index === 1) return new Promise(() => undefined);
+            if (index === 2 && failChunk2) throw new CsrRejectedError('chunk 2 has a weak key');
+            return index;
+          },
+          [FN('record')]: async () => ++calls.recorded,
+          [FN('after')]: async () => ++calls.after,
+        },
+        retryIntervalMs: 0,
+      });
+      return { sfn, calls };
+    };
+    // the engine races each Task against a timer of its TimeoutSeconds (900 s here) that only the Task settling
+    // clears: a timer left behind keeps the process alive that long
+    let taskTimers: Set<unknown>;
+    beforeEach(() => {
+      taskTimers = new Set();
+      const { setTimeout: set, clearTimeout: clear } = globalThis;
+      jest.spyOn(globalThis, 'setTimeout').mockImplementation(((fn: () => void, ms?: number) => {
+        const timer = set(fn, ms);
+        if (ms === 900_000) taskTimers.add(timer);
+        return timer;
+      }) as typeof setTimeout);
+      jest.spyOn(globalThis, 'clearTimeout').mockImplementation((timer) => {
+        taskTimers.delete(timer);
+        clear(timer);
+      });
+    });
+    afterEach(() => jest.restoreAllMocks());
+    const until = async (ready: () => boolean) => {
+      while (!ready()) await new Promise((resolve) => setImmediate(resolve));
+    };
+
+    it('close() stops the execution at once (ABORTED), runs no Catch, leaves no timer and refuses new starts', async () => {
+      const { sfn, calls } = stalling(false);
+      const started = sfn.start('stalled', { chunks: [0, 1, 2] });
+      await until(() => calls.chunks.length === 3);
+      expect(taskTimers.size).toBe(1);
+
+      const closing = Date.now();
+      await sfn.close({ error: 'RuntimeStopped', cause: 'the local runtime stopped' });
+      expect(Date.now() - closing).toBeLessThan(1000);
+      await expect(started.result).rejects.toMatchObject({ status: 'ABORTED', error: 'RuntimeStopped' });
+      // the abandoned Task fails at once: its retries call no function, its Catch runs nothing
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(calls).toEqual({ chunks: [0, 1, 2], recorded: 0, after: 0 });
+      expect(taskTimers.size).toBe(0);
+      expect(sfn.describe('stalled')).toMatchObject({ status: 'ABORTED', cause: 'the local runtime stopped' });
+      expect(() => sfn.start('later', { chunks: [0] })).toThrow(StateMachineRunnerClosedError);
+    });
+
+    it('is abandoned when its execution ends otherwise: the iteration that failed is caught, no timer is left', async () => {
+      const { sfn, calls } = stalling(true);
+      await expect(sfn.start('failing', { chunks: [0, 1, 2] }).result).resolves.toBe(1);
+      expect(calls).toMatchObject({ recorded: 1, after: 0 });
+      expect(calls.chunks.sort()).toEqual([0, 1, 2, 2, 2]);
+      expect(taskTimers.size).toBe(0);
+    });
   });
 
   it('gives Tasks without TimeoutSeconds 900 s instead of the engine default of 60 s', () => {
