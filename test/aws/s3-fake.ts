@@ -1,6 +1,6 @@
 /**
  * An in-memory S3 bucket behind an S3Client mock: PutObject, GetObject (a `bytes=first-last` Range included),
- * HeadObject and, when asked, multipart uploads. A request for a missing key fails as S3 does (NoSuchKey on Get,
+ * HeadObject, DeleteObjects (absent keys deleted without complaint, as S3 does) and, when asked, multipart uploads. A request for a missing key fails as S3 does (NoSuchKey on Get,
  * NotFound on Head), so a handler reads back what it wrote and a replay meets what the first attempt left.
  */
 import { Readable } from 'node:stream';
@@ -8,6 +8,7 @@ import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   NoSuchKey,
@@ -41,6 +42,7 @@ export interface ObjectInput {
   UploadId?: string;
   PartNumber?: number;
   MultipartUpload?: { Parts?: { PartNumber?: number }[] };
+  Delete?: { Objects?: { Key?: string }[] };
 }
 
 /** The bytes of a request body: a string, a Uint8Array or a stream of them. */
@@ -93,6 +95,12 @@ export function installBucket(
     const object = objects.get(input.Key!);
     if (!object) throw new NotFound({ message: 'Not Found', $metadata: { httpStatusCode: 404 } });
     return { ContentLength: object.body.length, ContentType: object.contentType, Metadata: object.metadata };
+  });
+  s3Mock.on(cmd(DeleteObjectsCommand)).callsFake(async (input: ObjectInput) => {
+    const keys = (input.Delete?.Objects ?? []).map((o) => o.Key!);
+    if (keys.length > 1000) throw new Error(`DeleteObjects takes at most 1,000 keys (got ${keys.length})`);
+    for (const key of keys) objects.delete(key);
+    return {};
   });
   if (!multipart) return;
   const { bucketName, uploads } = multipart;

@@ -59,7 +59,7 @@ async function* manifestStream(
 
 /**
  * Checks that every chunk succeeded (the Map's results and the task's own count, so a lost result cannot
- * slip through), then streams the chunk zips' entries and a manifest into one zip object. Memory stays bounded:
+ * slip through); answers the batch zip when it exists already; else streams the chunk zips' entries and a manifest into one zip object. Memory stays bounded:
  * one chunk's central directory at a time, and the upload's parts.
  */
 export async function assembleBatch(deps: AssembleDeps, input: AssembleInput): Promise<AssembleResult> {
@@ -78,6 +78,21 @@ export async function assembleBatch(deps: AssembleDeps, input: AssembleInput): P
       `${task.chunksPending} of ${task.chunksTotal} chunks are not done`,
     );
   }
+  const zipKey = batchZipKey(task.taskId);
+  const result = (zipSize: number): AssembleResult => ({
+    taskId: task.taskId,
+    supplierId: task.supplierId,
+    quantity: task.quantity,
+    chunksTotal: task.chunksTotal,
+    zipKey,
+    zipSize,
+    completedAt: deps.clock.now().toISOString(),
+  });
+  // assembled before (a retried or redriven step): the upload is all or nothing, so the zip is whole, and the chunk
+  // zips it was made from may be deleted by now
+  const assembled = await deps.objects.head(zipKey);
+  if (assembled) return result(assembled.size);
+
   const request = await loadBatchRequest(deps.objects, task.taskId);
 
   async function* parts(): AsyncGenerator<ZipPart> {
@@ -98,7 +113,6 @@ export async function assembleBatch(deps: AssembleDeps, input: AssembleInput): P
     }
   }
 
-  const zipKey = batchZipKey(task.taskId);
   const manifestName = request.layout === 'cdf' ? 'certs/certificate_manifest.json' : 'manifest.csv';
   const { size } = await deps.objects.upload(
     zipKey,
@@ -114,15 +128,7 @@ export async function assembleBatch(deps: AssembleDeps, input: AssembleInput): P
     }),
     { contentType: 'application/zip' },
   );
-  return {
-    taskId: task.taskId,
-    supplierId: task.supplierId,
-    quantity: task.quantity,
-    chunksTotal: task.chunksTotal,
-    zipKey,
-    zipSize: size,
-    completedAt: deps.clock.now().toISOString(),
-  };
+  return result(size);
 }
 
 async function* streamRange(objects: ObjectStore, key: string, start: number, end: number): AsyncGenerator<Uint8Array> {
