@@ -170,6 +170,18 @@ export class FakeTables {
       const item = rows.get(String(input.Key![key]));
       return item ? { Item: clone(item) } : {};
     });
+    // BatchGetItem answers every key at once (no UnprocessedKeys), whole items (a projection only narrows them)
+    docMock.on(cmd(BatchGetCommand)).callsFake(async (input: BatchGetCommandInput) => {
+      const Responses: Record<string, Item[]> = {};
+      for (const [name, request] of Object.entries(input.RequestItems ?? {})) {
+        const { rows, key } = this.table(name);
+        Responses[name] = (request.Keys ?? []).flatMap((k) => {
+          const item = rows.get(String(k[key]));
+          return item ? [clone(item)] : [];
+        });
+      }
+      return { Responses };
+    });
     if (options.scan) {
       docMock.on(cmd(ScanCommand)).callsFake(async (input: ScanCommandInput) => {
         if (input.ExclusiveStartKey) throw new Error('the fake answers every Scan in one page');

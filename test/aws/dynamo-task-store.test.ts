@@ -127,6 +127,27 @@ describe('DynamoTaskStore.get', () => {
     expect(keys[3]![49]).toEqual({ pk: 'task#t1#done#249' });
   });
 
+  it('reads the counts of a task an older version stored (doneChunks on the task item) where no shard has more', async () => {
+    const legacy = {
+      ...task,
+      pk: 'task#t1',
+      gsi1pk: 'complete',
+      status: 'complete',
+      chunksPending: 0,
+      registered: 250,
+    };
+    docMock.on(cmd(GetCommand)).resolves({ Item: { ...legacy, doneChunks: new Set([0, 1, 2]) } });
+    docMock.on(cmd(BatchGetCommand)).resolves({ Responses: { [TABLE]: [] } });
+    await expect(store.get('t1')).resolves.toEqual({ ...task, status: 'complete', chunksPending: 0, registered: 250 });
+
+    // resumed under this version: chunk 1 and 2 redone into the shard, chunk 0 still only in the old set
+    docMock.on(cmd(GetCommand)).resolves({ Item: { ...legacy, chunksPending: 2, doneChunks: new Set([0]) } });
+    docMock.on(cmd(BatchGetCommand)).resolves({
+      Responses: { [TABLE]: [{ pk: 'task#t1#done#0', doneCount: 2, registered: 200 }] },
+    });
+    await expect(store.get('t1')).resolves.toMatchObject({ chunksPending: 1, registered: 250 });
+  });
+
   it('returns undefined for an unknown task', async () => {
     docMock.on(cmd(GetCommand)).resolves({});
     await expect(store.get('nope')).resolves.toBeUndefined();

@@ -52,8 +52,11 @@ const UNPROCESSED_ROUNDS = 8;
 /** The fields setStatus may change besides the status (and updatedAt). */
 const SETTABLE_FIELDS = ['error', 'completedAt', 'zipKey', 'zipSize'] as const;
 
-/** Attributes of the stored item that are not BatchTask fields. */
-const STORAGE_ATTRIBUTES = ['pk', 'gsi1pk'] as const;
+/**
+ * Attributes of the stored item that are not BatchTask fields. `doneChunks` is the number set older versions kept on
+ * the task item itself (read for tasks they stored, never written).
+ */
+const STORAGE_ATTRIBUTES = ['pk', 'gsi1pk', 'doneChunks'] as const;
 /** BatchTask fields that are not stored on the task item: the sums over its done shards. */
 const COUNTED_FIELDS = ['chunksPending', 'registered'] as const;
 
@@ -63,11 +66,19 @@ interface ShardCounts {
   registered?: number;
 }
 
+/**
+ * The task of a stored item with its counts. A task stored by an older version counted its chunks on the item
+ * (`doneChunks`, `registered`): its chunks redone since (a resumed batch redoes the bookkeeping of every chunk) are in
+ * the shards as well, so the larger of the two counts is the one that holds.
+ */
 function toTask(item: Record<string, unknown>, counts: ShardCounts): BatchTask {
   const task: Record<string, unknown> = { ...item };
   for (const name of [...STORAGE_ATTRIBUTES, ...COUNTED_FIELDS]) delete task[name];
-  task.chunksPending = Number(item.chunksTotal) - counts.done;
-  if (counts.registered !== undefined) task.registered = counts.registered;
+  const legacy =
+    item.doneChunks instanceof Set ? { done: item.doneChunks.size, registered: item.registered } : undefined;
+  task.chunksPending = Number(item.chunksTotal) - Math.max(counts.done, legacy?.done ?? 0);
+  const registered = [counts.registered, legacy?.registered].filter((n): n is number => typeof n === 'number');
+  if (registered.length > 0) task.registered = Math.max(...registered);
   return task as unknown as BatchTask;
 }
 
