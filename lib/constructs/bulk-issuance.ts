@@ -155,9 +155,10 @@ export class BulkIssuance extends Construct {
     this.recordFailure = bulkFunction(
       'RecordFailure',
       'sfn-record-batch-failure',
-      'certflow bulk issuance: mark the task failed with its reason, remove any zip, emit Batch Failed',
+      "certflow bulk issuance: mark the task failed with its reason, delete any zip and the chunks' files, emit Batch Failed",
       256,
-      Duration.seconds(60),
+      // DeleteObjects of five keys per chunk, 1,000 a request: ~100 requests at 20,000 chunks
+      Duration.minutes(5),
     );
     bucket.grantBatchObjects(this.recordFailure, 's3:DeleteObject');
     table.grant(this.recordFailure, 'dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:UpdateItem');

@@ -212,6 +212,9 @@ describe('BulkIssuance functions', () => {
     const props = (fn: CertflowFunction) => resources[logicalId(fn.function)]!.Properties;
     expect(props(built.stack.bulkIssuance.issueChunk)).toMatchObject({ MemorySize: 1769, Timeout: 60 });
     expect(props(built.stack.bulkIssuance.assembleZip)).toMatchObject({ MemorySize: 1024, Timeout: 900 });
+    // deleting five keys per chunk, 1,000 a DeleteObjects: minutes at the largest batches
+    expect(props(built.stack.bulkIssuance.deleteChunkFiles)).toMatchObject({ MemorySize: 256, Timeout: 300 });
+    expect(props(built.stack.bulkIssuance.recordFailure)).toMatchObject({ MemorySize: 256, Timeout: 300 });
   });
 
   it('give the workflow functions the configured chunk size, concurrency and suppliers', () => {

@@ -59,8 +59,8 @@ async function* manifestStream(
 
 /**
  * Checks that every chunk succeeded (the Map's results and the task's own count, so a lost result cannot
- * slip through); answers the batch zip when it exists already; else streams the chunk zips' entries and a manifest into one zip object. Memory stays bounded:
- * one chunk's central directory at a time, and the upload's parts.
+ * slip through); answers the batch zip when it exists already; else streams the chunk zips' entries and a manifest
+ * into one zip object. Memory stays bounded: one chunk's central directory at a time, and the upload's parts.
  */
 export async function assembleBatch(deps: AssembleDeps, input: AssembleInput): Promise<AssembleResult> {
   const task = await getTask(deps, input.taskId);
