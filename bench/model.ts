@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DONE_SHARD_SIZE } from '../lambdas/adapters/aws/dynamo-task-store';
 import { callsPerCertificate, planPacing } from '../lambdas/core/bulk/plan';
 import { batchChunkSize, DEFAULT_BULK_CONFIG, type BulkConfig } from '../lambdas/core/bulk/request';
 import { ValidationError } from '../lambdas/core/errors';
@@ -139,10 +140,12 @@ export function modelRow(inputs: ModelInputs, quantity: number, signer: Signer, 
   const plan = planPacing(batchShape, config);
   const chunksPerBatch = chunks / batches;
   const c = Math.min(plan.maxConcurrency, chunksPerBatch); // chunks in flight
-  // the task item grows with doneChunks (a number set, ~3 bytes an index): each completeChunk pays its size in
-  // write units, and one item takes at most the partition's write units per second
-  const taskItemKb = 0.5 + (chunksPerBatch * 3) / 2 / 1024; // ~500 B of task, plus the set, averaged over the batch
-  const chunksPerSecondByItem = a('dynamoItemWriteUnitsPerSecond') / Math.ceil(taskItemKb);
+  // completeChunk writes the chunk's done shard (DONE_SHARD_SIZE chunks, a number set of offsets of ≤ 3 bytes): each
+  // completion pays the shard's size in write units, and one shard item takes at most the partition's write units per
+  // second (the Map starts chunks in index order, so the chunks in flight mostly share a shard)
+  const shardChunks = Math.min(chunksPerBatch, DONE_SHARD_SIZE);
+  const shardItemKb = 0.1 + (shardChunks * 3) / 2 / 1024; // ~100 B of key and counts, plus the set, averaged
+  const chunksPerSecondByItem = a('dynamoItemWriteUnitsPerSecond') / Math.ceil(shardItemKb);
 
   // time: the Map runs at the slower of the chunks' own speed and the binding quota
   const cpu = inputs.assumptions.externalCpuSeconds.value[signer];
@@ -176,7 +179,7 @@ export function modelRow(inputs: ModelInputs, quantity: number, signer: Signer, 
   const pacedCalls =
     quantity * Object.values(callsPerCertificate(batchShape, shape.caKeyStore)).reduce((sum, n) => sum + n, 0);
   const dynamodb =
-    chunks * (Math.ceil(taskItemKb) * p('dynamoWriteUnit') + Math.ceil(taskItemKb / 4) * p('dynamoReadUnit')) +
+    chunks * (Math.ceil(shardItemKb) * p('dynamoWriteUnit') + Math.ceil(shardItemKb / 4) * p('dynamoReadUnit')) +
     pacedCalls * p('dynamoWriteUnit') +
     quantity * a('inventoryWriteUnitsPerCertificate') * p('dynamoWriteUnit');
   const eventsPerChunk = Math.ceil(chunkSize / 500);

@@ -46,6 +46,7 @@ import { createHandler as createIssueChunk } from '../lambdas/handlers/sfn-issue
 import type { BuiltChunk } from '../lambdas/core/bulk/chunk-builder';
 import { createHandler as createPlan } from '../lambdas/handlers/sfn-plan-chunks';
 import { createHandler as createRecordFailure } from '../lambdas/handlers/sfn-record-batch-failure';
+import { createHandler as createDeleteChunkFiles } from '../lambdas/handlers/sfn-delete-chunk-files';
 import {
   DEFAULT_ROTATION_DEVICE_POLICY_NAME,
   rotationDevicePolicyDocument,
@@ -341,6 +342,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
           IssueChunkFunctionArn: lambdaArn('certflow-issue-chunk'),
           AssembleZipFunctionArn: lambdaArn('certflow-assemble-zip'),
           RecordFailureFunctionArn: lambdaArn('certflow-record-batch-failure'),
+          DeleteChunkFilesFunctionArn: lambdaArn('certflow-delete-chunk-files'),
           TaskTableName: TASK_TABLE.tableName,
           EventBusName: 'certflow-local',
         },
@@ -354,6 +356,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
           [lambdaArn('certflow-record-batch-failure')]: createRecordFailure(batchDeps) as (
             i: unknown,
           ) => Promise<unknown>,
+          [lambdaArn('certflow-delete-chunk-files')]: createDeleteChunkFiles(batchDeps),
         },
         sdkIntegrations: {
           'dynamodb:updateItem': async (params) => {

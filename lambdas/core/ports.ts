@@ -100,8 +100,11 @@ export interface TaskStore {
     status: TaskStatus,
     fields?: Partial<Pick<BatchTask, 'error' | 'completedAt' | 'zipKey' | 'zipSize'>>,
   ): Promise<void>;
-  /** marks one chunk done exactly once (a replayed chunk does not count twice); returns the chunks still pending */
-  completeChunk(taskId: string, chunkIndex: number, registered?: number): Promise<number>;
+  /**
+   * Marks one chunk done exactly once, with the certificates it registered: a replayed chunk does not count twice.
+   * True when this call counted it, false when it had been counted before. `get` then shows one chunk fewer pending.
+   */
+  completeChunk(taskId: string, chunkIndex: number, registered?: number): Promise<boolean>;
   /** has this chunk been completed before? (lets a re-run skip finished chunks) */
   isChunkDone(taskId: string, chunkIndex: number): Promise<boolean>;
   /**

@@ -272,13 +272,14 @@ export const API_OPERATIONS: Readonly<Record<string, OperationDoc>> = {
     summary: "A batch's zip (task id) or one certificate (certificate id)",
     description:
       'With a task id: `303` while the batch runs, the zip when complete (inline up to 4 MiB, else `302` to a ' +
-      'presigned URL), presigned chunk-zip URLs with `downloadtype=signedUrl`, `409` when it failed. With a ' +
+      "presigned URL), a list with the zip's presigned URL with `downloadtype=signedUrl` (CDF lists one per chunk; " +
+      'certflow deletes the chunk zips once the batch zip is complete), `409` when it failed. With a ' +
       'certificate id (64 hex characters): the certificate from the inventory.',
     tag: 'bulk issuance',
     params: { taskId: { description: 'a task id, or a certificate id (64 lower-case hex characters)' } },
     extraQuery: {
       downloadtype: {
-        description: 'signedUrl: presigned URLs of the chunk zips; zip (default)',
+        description: 'signedUrl: a JSON list with the presigned URL of the batch zip; zip (default)',
         enum: ['signedUrl', 'zip'],
       },
     },

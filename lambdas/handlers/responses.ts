@@ -59,7 +59,9 @@ export const TaskViewSchema = z.object({
 /** 303 while the batch runs: the task view and a message. */
 export const TaskInProgressSchema = TaskViewSchema.extend({ message: z.string() });
 
-export const SignedUrlsSchema = z.array(z.string().url()).describe('presigned URLs of the chunk zips, in order');
+export const SignedUrlsSchema = z
+  .array(z.string().url())
+  .describe('presigned URLs (CDF: one per chunk zip; certflow: the one batch zip, its chunk zips being deleted)');
 
 export const CaViewSchema = z.object({
   caId: hex64,

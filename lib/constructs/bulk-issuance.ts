@@ -62,8 +62,8 @@ export interface BulkIssuanceProps {
 }
 
 /**
- * Bulk issuance on AWS: the four workflow Lambdas and the Standard state machine that runs the shared ASL file
- * (plan → Distributed Map of chunks → assemble → complete, or record the failure). Every placeholder of the ASL
+ * Bulk issuance on AWS: the five workflow Lambdas and the Standard state machine that runs the shared ASL file
+ * (plan → Distributed Map of chunks → assemble → complete → delete the chunks' files, or record the failure). Every placeholder of the ASL
  * is substituted; a placeholder without a value (or a value without a placeholder) fails the synth.
  */
 export class BulkIssuance extends Construct {
@@ -73,6 +73,7 @@ export class BulkIssuance extends Construct {
   readonly issueChunk: CertflowFunction<typeof BulkEnv>;
   readonly assembleZip: CertflowFunction<typeof BulkEnv>;
   readonly recordFailure: CertflowFunction<typeof BulkEnv>;
+  readonly deleteChunkFiles: CertflowFunction<typeof BulkEnv>;
   readonly stateMachine: StateMachine;
   readonly logGroup: LogGroup;
 
@@ -112,7 +113,7 @@ export class BulkIssuance extends Construct {
         logRetention,
       });
 
-    // PlanChunks: GetItem (the task), UpdateItem (pending → in_progress)
+    // PlanChunks: GetItem (the task), BatchGetItem (its done shards), UpdateItem (pending → in_progress)
     this.planChunks = bulkFunction(
       'PlanChunks',
       'sfn-plan-chunks',
@@ -120,7 +121,7 @@ export class BulkIssuance extends Construct {
       256,
       Duration.seconds(30),
     );
-    table.grant(this.planChunks, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+    table.grant(this.planChunks, 'dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:UpdateItem');
 
     // IssueChunk: one full vCPU (1769 MB) for key generation and signing
     this.issueChunk = bulkFunction(
@@ -132,7 +133,8 @@ export class BulkIssuance extends Construct {
     );
     bucket.grantBatchObjects(this.issueChunk, 's3:GetObject', 's3:PutObject');
     bucket.grantList(this.issueChunk);
-    // GetItem/UpdateItem: the task, the rate schedules, giving a chunk lease back; PutItem: taking a chunk lease
+    // GetItem/UpdateItem: the chunk's done shard, the rate schedules, giving a chunk lease back; PutItem: taking a
+    // chunk lease
     table.grant(this.issueChunk, 'dynamodb:GetItem', 'dynamodb:UpdateItem', 'dynamodb:PutItem');
     bus.grantPutEvents(this.issueChunk);
     this.grantCaKeys(this.issueChunk, caKeyStore, kmsKeys);
@@ -148,20 +150,31 @@ export class BulkIssuance extends Construct {
     // the multipart upload: PutObject covers Create/UploadPart/Complete; a failed upload is aborted
     bucket.grantBatchObjects(this.assembleZip, 's3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload');
     bucket.grantList(this.assembleZip);
-    table.grant(this.assembleZip, 'dynamodb:GetItem');
+    table.grant(this.assembleZip, 'dynamodb:GetItem', 'dynamodb:BatchGetItem'); // the task and its done shards
 
     this.recordFailure = bulkFunction(
       'RecordFailure',
       'sfn-record-batch-failure',
-      'certflow bulk issuance: mark the task failed with its reason, remove any zip, emit Batch Failed',
+      "certflow bulk issuance: mark the task failed with its reason, delete any zip and the chunks' files, emit Batch Failed",
       256,
-      Duration.seconds(60),
+      // DeleteObjects of five keys per chunk, 1,000 a request: ~100 requests at 20,000 chunks
+      Duration.minutes(5),
     );
     bucket.grantBatchObjects(this.recordFailure, 's3:DeleteObject');
-    table.grant(this.recordFailure, 'dynamodb:GetItem', 'dynamodb:UpdateItem');
+    table.grant(this.recordFailure, 'dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:UpdateItem');
     bus.grantPutEvents(this.recordFailure);
 
-    for (const fn of [this.issueChunk, this.assembleZip, this.recordFailure]) {
+    // DeleteChunkFiles: DeleteObjects of the chunks' files (s3:DeleteObject under batches/ only); no table access
+    this.deleteChunkFiles = bulkFunction(
+      'DeleteChunkFiles',
+      'sfn-delete-chunk-files',
+      "certflow bulk issuance: delete the chunks' files (they hold private keys) once the batch zip is complete",
+      256,
+      Duration.minutes(5),
+    );
+    bucket.grantBatchObjects(this.deleteChunkFiles, 's3:DeleteObject');
+
+    for (const fn of [this.issueChunk, this.assembleZip, this.recordFailure, this.deleteChunkFiles]) {
       NagSuppressions.addResourceSuppressions(
         fn.role,
         [
@@ -179,7 +192,13 @@ export class BulkIssuance extends Construct {
 
     // the state machine
     const definitionPath = props.definitionPath ?? BULK_DEFINITION_PATH;
-    const workflowFunctions = [this.planChunks, this.issueChunk, this.assembleZip, this.recordFailure];
+    const workflowFunctions = [
+      this.planChunks,
+      this.issueChunk,
+      this.assembleZip,
+      this.recordFailure,
+      this.deleteChunkFiles,
+    ];
     const built = aslStateMachine(this, {
       name: 'bulk-issuance',
       comment: 'certflow bulk issuance',
@@ -189,6 +208,7 @@ export class BulkIssuance extends Construct {
         IssueChunkFunctionArn: this.issueChunk.functionArn,
         AssembleZipFunctionArn: this.assembleZip.functionArn,
         RecordFailureFunctionArn: this.recordFailure.functionArn,
+        DeleteChunkFilesFunctionArn: this.deleteChunkFiles.functionArn,
         TaskTableName: table.tableName,
         EventBusName: bus.eventBusName,
       },

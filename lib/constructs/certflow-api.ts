@@ -133,8 +133,15 @@ export class CertflowApi extends Construct {
       timeout: Duration.seconds(29),
       logRetention,
     });
-    // createBatch: idempotency key (PutItem), task (PutItem), failed start (UpdateItem); reads (GetItem)
-    props.table.grant(this.handler, 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem');
+    // createBatch: idempotency key (PutItem), task (PutItem), failed start (UpdateItem); reads (GetItem, and
+    // BatchGetItem of the task's done shards)
+    props.table.grant(
+      this.handler,
+      'dynamodb:GetItem',
+      'dynamodb:BatchGetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+    );
     // DynamoInventory: get (GetItem), markRevoked (UpdateItem), listByIssuer / listExpiring (Query on the indexes);
     // the inventory workflow writes the issued certificates (PutItem), not the API
     inventory.inventoryTable.grant(this.handler, 'dynamodb:GetItem', 'dynamodb:UpdateItem');

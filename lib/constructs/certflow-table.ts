@@ -14,10 +14,15 @@ import type { KeyAttribute, TableDefinition } from '../../lambdas/adapters/aws/t
 
 /** The DynamoDB actions certflow's functions use on a table; grants name them one by one (no `dynamodb:*`). */
 export type TableAction =
-  'dynamodb:GetItem' | 'dynamodb:PutItem' | 'dynamodb:UpdateItem' | 'dynamodb:Scan' | 'dynamodb:Query';
+  | 'dynamodb:GetItem'
+  | 'dynamodb:BatchGetItem'
+  | 'dynamodb:PutItem'
+  | 'dynamodb:UpdateItem'
+  | 'dynamodb:Scan'
+  | 'dynamodb:Query';
 
 /** The actions that only read (a customer managed key is then granted for decryption only). */
-const READS: readonly TableAction[] = ['dynamodb:GetItem', 'dynamodb:Scan', 'dynamodb:Query'];
+const READS: readonly TableAction[] = ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Scan', 'dynamodb:Query'];
 
 export interface CertflowTableProps {
   /** the plain definition shared with the local runtime (`lambdas/adapters/aws/tables.ts`) */

@@ -9,6 +9,8 @@
  */
 import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
+  BatchGetCommand,
+  type BatchGetCommandInput,
   GetCommand,
   type GetCommandInput,
   PutCommand,
@@ -168,6 +170,18 @@ export class FakeTables {
       const item = rows.get(String(input.Key![key]));
       return item ? { Item: clone(item) } : {};
     });
+    // BatchGetItem answers every key at once (no UnprocessedKeys), whole items (a projection only narrows them)
+    docMock.on(cmd(BatchGetCommand)).callsFake(async (input: BatchGetCommandInput) => {
+      const Responses: Record<string, Item[]> = {};
+      for (const [name, request] of Object.entries(input.RequestItems ?? {})) {
+        const { rows, key } = this.table(name);
+        Responses[name] = (request.Keys ?? []).flatMap((k) => {
+          const item = rows.get(String(k[key]));
+          return item ? [clone(item)] : [];
+        });
+      }
+      return { Responses };
+    });
     if (options.scan) {
       docMock.on(cmd(ScanCommand)).callsFake(async (input: ScanCommandInput) => {
         if (input.ExclusiveStartKey) throw new Error('the fake answers every Scan in one page');
@@ -225,4 +239,36 @@ export class FakeTables {
         : {}),
     };
   }
+}
+
+/**
+ * Answers DynamoTaskStore's BatchGetItem of done shards on a plain DocumentClient mock: `progress[taskId]` is how
+ * many of the task's chunks are done (all counted in shard 0, as in any batch under 1,000 chunks) and how many
+ * certificates they registered (a record, or a function of the task id); other keys are answered as absent items.
+ */
+export function serveDoneShards(
+  docMock: AwsStub<object, MetadataBearer, unknown>,
+  progress:
+    | Record<string, { done: number; registered?: number }>
+    | ((taskId: string) => { done: number; registered?: number } | undefined),
+): void {
+  const countsOf = typeof progress === 'function' ? progress : (taskId: string) => progress[taskId];
+  docMock.on(cmd(BatchGetCommand)).callsFake(async (input: BatchGetCommandInput) => {
+    const Responses: Record<string, Item[]> = {};
+    for (const [table, request] of Object.entries(input.RequestItems ?? {})) {
+      Responses[table] = (request.Keys ?? []).flatMap((key) => {
+        const match = /^task#(.+)#done#0$/.exec(String(key.pk));
+        const counts = match ? countsOf(match[1]!) : undefined;
+        if (!counts) return [];
+        return [
+          {
+            pk: key.pk,
+            doneCount: counts.done,
+            ...(counts.registered !== undefined ? { registered: counts.registered } : {}),
+          },
+        ];
+      });
+    }
+    return { Responses };
+  });
 }

@@ -2,7 +2,7 @@
  * DynamoTaskStore against a real DynamoDB wire-protocol server (dynalite, in memory, on 127.0.0.1): the same
  * server the local runtime uses. Checks what mocks cannot: expressions, number-set marshalling, the GSI.
  */
-import { DescribeTableCommand, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { DescribeTableCommand, DynamoDBClient, GetItemCommand, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { ConflictError, NotFoundError } from '../../lambdas/core/errors';
 import type { BatchTask, Clock } from '../../lambdas/core/ports';
 import { DynamoTaskStore } from '../../lambdas/adapters/aws/dynamo-task-store';
@@ -34,7 +34,14 @@ beforeAll(async () => {
   store = new DynamoTaskStore(client, TASK_TABLE.tableName, clock);
 });
 
-afterAll(() => dynamo?.close());
+/** set before dynalite closes: a test that timed out stops its workers instead of writing to a closed server */
+let closing = false;
+
+afterAll(async () => {
+  closing = true;
+  await new Promise((resolve) => setTimeout(resolve, 50)); // requests in flight finish
+  await dynamo?.close();
+});
 
 describe('DynamoTaskStore on dynalite', () => {
   it('creates the table from TASK_TABLE with the byStatus index', async () => {
@@ -77,36 +84,99 @@ describe('DynamoTaskStore on dynalite', () => {
   it('counts each chunk once, however often it is replayed', async () => {
     await store.create(task('t-chunks'));
     await expect(store.isChunkDone('t-chunks', 1)).resolves.toBe(false);
-    await expect(store.completeChunk('t-chunks', 1, 100)).resolves.toBe(2);
-    await expect(store.completeChunk('t-chunks', 1, 100)).resolves.toBe(2); // replay
+    await expect(store.completeChunk('t-chunks', 1, 100)).resolves.toBe(true);
+    await expect(store.completeChunk('t-chunks', 1, 100)).resolves.toBe(false); // replay
+    await expect(store.get('t-chunks')).resolves.toMatchObject({ chunksPending: 2, registered: 100 });
     await expect(store.isChunkDone('t-chunks', 1)).resolves.toBe(true);
     await expect(store.isChunkDone('t-chunks', 0)).resolves.toBe(false);
-    await expect(store.completeChunk('t-chunks', 0, 100)).resolves.toBe(1);
-    await expect(store.completeChunk('t-chunks', 2)).resolves.toBe(0);
-    await expect(store.completeChunk('t-chunks', 0, 100)).resolves.toBe(0); // replay
+    await expect(store.completeChunk('t-chunks', 0, 100)).resolves.toBe(true);
+    await expect(store.completeChunk('t-chunks', 2)).resolves.toBe(true);
+    await expect(store.completeChunk('t-chunks', 0, 100)).resolves.toBe(false); // replay
     await expect(store.get('t-chunks')).resolves.toMatchObject({ chunksPending: 0, registered: 200 });
 
-    // stored as a DynamoDB number set
-    const { Item } = await client.send(
+    // the task item holds no progress; the shard holds the offsets as a DynamoDB number set
+    const { Item: taskItem } = await client.send(
       new GetItemCommand({ TableName: TASK_TABLE.tableName, Key: { pk: { S: 'task#t-chunks' } } }),
     );
-    expect(Item?.doneChunks?.NS?.slice().sort()).toEqual(['0', '1', '2']);
+    expect(Object.keys(taskItem ?? {}).sort()).not.toContain('chunksPending');
+    const { Item } = await client.send(
+      new GetItemCommand({ TableName: TASK_TABLE.tableName, Key: { pk: { S: 'task#t-chunks#done#0' } } }),
+    );
+    expect(Item?.done?.NS?.slice().sort()).toEqual(['0', '1', '2']);
+    expect(Item?.doneCount).toEqual({ N: '3' });
+    expect(Item?.registered).toEqual({ N: '200' });
   });
 
   it('counts concurrent completions of the same chunk once', async () => {
     await store.create(task('t-race', { chunksTotal: 2, chunksPending: 2 }));
-    const results = await Promise.all(Array.from({ length: 5 }, () => store.completeChunk('t-race', 0)));
-    expect(results).toEqual([1, 1, 1, 1, 1]);
-    await expect(store.get('t-race')).resolves.toMatchObject({ chunksPending: 1 });
+    const results = await Promise.all(Array.from({ length: 5 }, () => store.completeChunk('t-race', 0, 7)));
+    expect(results.filter(Boolean)).toHaveLength(1);
+    await expect(store.get('t-race')).resolves.toMatchObject({ chunksPending: 1, registered: 7 });
   });
 
-  it('throws NotFoundError when completing a chunk of an unknown task', async () => {
-    const caught = await store.completeChunk('t-missing', 0).catch((e: unknown) => e);
-    expect(caught).toBeInstanceOf(NotFoundError);
-    expect(caught).toMatchObject({ code: 'TASK_NOT_FOUND' });
+  it('records a chunk of an unknown task where no task reads it', async () => {
+    await expect(store.completeChunk('t-missing', 0)).resolves.toBe(true);
     await expect(store.get('t-missing')).resolves.toBeUndefined();
+    await expect(store.listByStatus(['pending', 'in_progress'])).resolves.not.toContainEqual(
+      expect.objectContaining({ taskId: 't-missing' }),
+    );
   });
 
+  it('counts a 12,000-chunk batch exactly under replayed and interleaved completions, every item a few KB', async () => {
+    const chunksTotal = 12_000;
+    await store.create(task('t-big', { quantity: chunksTotal * 100, chunksTotal, chunksPending: chunksTotal }));
+    // every chunk in an order that interleaves the shards (a stride coprime to 12,000), 8 at a time; every 20th chunk
+    // is delivered twice at once, and every 20th (another residue) replayed after its first completion
+    const order = Array.from({ length: chunksTotal }, (_, i) => (i * 7919) % chunksTotal);
+    expect(new Set(order).size).toBe(chunksTotal);
+    let counted = 0;
+    const complete = async (indexes: number[]) => {
+      let next = 0;
+      let failure: unknown;
+      const worker = async () => {
+        while (next < indexes.length && failure === undefined && !closing) {
+          const index = indexes[next++]!;
+          const deliveries = index % 20 === 0 ? 2 : 1;
+          const results = await Promise.all(
+            Array.from({ length: deliveries }, () => store.completeChunk('t-big', index, 100)),
+          );
+          counted += results.filter(Boolean).length;
+          if (index % 20 === 3 && (await store.completeChunk('t-big', index, 100))) counted++;
+        }
+      };
+      // every worker stops at the first failure, so none writes after the test (and dynalite) ended
+      await Promise.all(Array.from({ length: 8 }, () => worker().catch((e: unknown) => void (failure ??= e))));
+      if (failure !== undefined) throw failure;
+    };
+
+    await complete(order.slice(0, 5_000));
+    expect(counted).toBe(5_000);
+    await expect(store.get('t-big')).resolves.toMatchObject({ chunksPending: 7_000, registered: 500_000 });
+    await expect(store.isChunkDone('t-big', order[4_999]!)).resolves.toBe(true);
+    await expect(store.isChunkDone('t-big', order[5_000]!)).resolves.toBe(false);
+
+    await complete(order.slice(5_000));
+    expect(counted).toBe(chunksTotal);
+    await expect(store.get('t-big')).resolves.toMatchObject({
+      chunksTotal,
+      chunksPending: 0,
+      registered: chunksTotal * 100,
+    });
+    await expect(store.isChunkDone('t-big', 11_999)).resolves.toBe(true);
+    await expect(store.isChunkDone('t-big', 12_000)).resolves.toBe(false);
+    // replays after the end change nothing
+    const again = await Promise.all(order.slice(0, 200).map((index) => store.completeChunk('t-big', index, 100)));
+    expect(again.some(Boolean)).toBe(false);
+    await expect(store.get('t-big')).resolves.toMatchObject({ chunksPending: 0, registered: chunksTotal * 100 });
+
+    // 12 shards of 1,000 chunks; no item of the task is more than a few KB (DynamoDB's item size: names + values)
+    const items = await scanAll();
+    const own = items.filter((i) => i.pk?.S === 'task#t-big' || i.pk?.S?.startsWith('task#t-big#'));
+    expect(own.map((i) => i.pk!.S).sort()).toEqual(
+      ['task#t-big', ...Array.from({ length: 12 }, (_, s) => `task#t-big#done#${s}`)].sort(),
+    );
+    for (const item of own) expect(itemSize(item)).toBeLessThan(4 * 1024);
+  }, 180_000); // ~13,200 writes: 20–40 s on dynalite, more on a busy machine
   it('sets the status and its fields, and moves the task between status partitions', async () => {
     now = new Date('2026-03-01T13:00:00.000Z');
     await store.create(task('t-status', { createdAt: '2026-03-01T09:00:00.000Z' }));
@@ -172,3 +242,35 @@ describe('DynamoTaskStore on dynalite', () => {
     expect(Number(Item?.ttl?.N)).toBe(Math.ceil((start + 120_000) / 1000) + 86_400);
   });
 });
+
+async function scanAll(): Promise<Record<string, import('@aws-sdk/client-dynamodb').AttributeValue>[]> {
+  const items: Record<string, import('@aws-sdk/client-dynamodb').AttributeValue>[] = [];
+  let start: Record<string, import('@aws-sdk/client-dynamodb').AttributeValue> | undefined;
+  do {
+    const page = await client.send(
+      new ScanCommand({ TableName: TASK_TABLE.tableName, ...(start ? { ExclusiveStartKey: start } : {}) }),
+    );
+    items.push(...(page.Items ?? []));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return items;
+}
+
+/**
+ * An item's size as DynamoDB bills it (approximately, from the documented rules): attribute names in UTF-8, strings
+ * in UTF-8, a number ~1 byte per 2 significant digits plus 1, a set the sum of its members, 3 bytes per map or list.
+ */
+function itemSize(item: Record<string, import('@aws-sdk/client-dynamodb').AttributeValue>): number {
+  const numberSize = (n: string) => Math.ceil(n.replace(/^-|\.|^0+|0+$/g, '').length / 2) + 1;
+  const valueSize = (v: import('@aws-sdk/client-dynamodb').AttributeValue): number => {
+    if (v.S !== undefined) return Buffer.byteLength(v.S);
+    if (v.N !== undefined) return numberSize(v.N);
+    if (v.NS !== undefined) return v.NS.reduce((sum, n) => sum + numberSize(n), 0);
+    if (v.SS !== undefined) return v.SS.reduce((sum, x) => sum + Buffer.byteLength(x), 0);
+    if (v.BOOL !== undefined || v.NULL !== undefined) return 1;
+    if (v.M !== undefined) return 3 + itemSize(v.M);
+    if (v.L !== undefined) return 3 + v.L.reduce((sum, x) => sum + 1 + valueSize(x), 0);
+    return 0;
+  };
+  return Object.entries(item).reduce((sum, [name, v]) => sum + Buffer.byteLength(name) + valueSize(v), 0);
+}

@@ -1,9 +1,16 @@
 import 'aws-sdk-client-mock-jest';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { ConflictError, NotFoundError, ValidationError } from '../../lambdas/core/errors';
+import {
+  BatchGetCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { ConflictError, ValidationError } from '../../lambdas/core/errors';
 import type { BatchTask, Clock } from '../../lambdas/core/ports';
-import { DynamoTaskStore } from '../../lambdas/adapters/aws/dynamo-task-store';
+import { DONE_SHARD_SIZE, DynamoTaskStore } from '../../lambdas/adapters/aws/dynamo-task-store';
 import { TASK_TABLE } from '../../lambdas/adapters/aws/tables';
 import { cmd, mockSdk } from './sdk-mock';
 import { conditionFailed } from './dynamo-fake';
@@ -46,14 +53,17 @@ describe('TASK_TABLE', () => {
 });
 
 describe('DynamoTaskStore.create', () => {
-  it('puts the task item with its key and status index attribute, only if new', async () => {
+  it('puts the task item with its key and status index attribute, only if new; the shards keep the counts', async () => {
     docMock.on(cmd(PutCommand)).resolves({});
-    await store.create(task);
-    expect(docMock).toHaveReceivedCommandWith(cmd(PutCommand), {
+    await store.create({ ...task, registered: 0 });
+    const { chunksPending: _pending, ...stored } = task;
+    void _pending;
+    expect(docMock.commandCalls(cmd(PutCommand))[0]!.args[0].input).toEqual({
       TableName: TABLE,
-      Item: { ...task, pk: 'task#t1', gsi1pk: 'pending' },
+      Item: { ...stored, pk: 'task#t1', gsi1pk: 'pending' },
       ConditionExpression: 'attribute_not_exists(pk)',
     });
+    expect(docMock.calls()).toHaveLength(1);
   });
 
   it('throws ConflictError TASK_EXISTS when the id exists', async () => {
@@ -65,21 +75,83 @@ describe('DynamoTaskStore.create', () => {
 });
 
 describe('DynamoTaskStore.get', () => {
-  it('reads the item consistently and strips storage attributes', async () => {
-    docMock
-      .on(cmd(GetCommand))
-      .resolves({ Item: { ...task, pk: 'task#t1', gsi1pk: 'pending', doneChunks: new Set([0]) } });
-    await expect(store.get('t1')).resolves.toEqual(task);
+  const { chunksPending: _pending, ...stored } = task;
+  void _pending;
+
+  it('reads the item consistently, then sums its done shards (chunksPending, registered)', async () => {
+    docMock.on(cmd(GetCommand)).resolves({ Item: { ...stored, pk: 'task#t1', gsi1pk: 'pending' } });
+    docMock.on(cmd(BatchGetCommand)).resolves({
+      Responses: { [TABLE]: [{ pk: 'task#t1#done#0', doneCount: 2, registered: 150 }] },
+    });
+    await expect(store.get('t1')).resolves.toEqual({ ...task, chunksPending: 1, registered: 150 });
     expect(docMock).toHaveReceivedCommandWith(cmd(GetCommand), {
       TableName: TABLE,
       Key: { pk: 'task#t1' },
       ConsistentRead: true,
     });
+    expect(docMock.commandCalls(cmd(BatchGetCommand))[0]!.args[0].input).toEqual({
+      RequestItems: {
+        [TABLE]: {
+          Keys: [{ pk: 'task#t1#done#0' }],
+          ConsistentRead: true,
+          ProjectionExpression: 'pk, doneCount, registered',
+        },
+      },
+    });
+  });
+
+  it('shows every chunk pending and no registered count while no shard exists', async () => {
+    docMock.on(cmd(GetCommand)).resolves({ Item: { ...stored, pk: 'task#t1', gsi1pk: 'pending' } });
+    docMock.on(cmd(BatchGetCommand)).resolves({ Responses: { [TABLE]: [] } });
+    await expect(store.get('t1')).resolves.toEqual(task);
+  });
+
+  it('reads 100 shards per BatchGetItem and asks again for unprocessed keys', async () => {
+    const chunksTotal = 250 * DONE_SHARD_SIZE; // 250 shards
+    docMock.on(cmd(GetCommand)).resolves({ Item: { ...stored, chunksTotal, pk: 'task#t1', gsi1pk: 'in_progress' } });
+    const shard = (n: number) => ({ pk: `task#t1#done#${n}`, doneCount: 10 });
+    docMock
+      .on(cmd(BatchGetCommand))
+      .resolvesOnce({
+        Responses: { [TABLE]: [shard(0), shard(1)] },
+        UnprocessedKeys: { [TABLE]: { Keys: [{ pk: 'task#t1#done#99' }] } },
+      })
+      .resolvesOnce({ Responses: { [TABLE]: [shard(99)] } })
+      .resolvesOnce({ Responses: { [TABLE]: [shard(100)] } })
+      .resolves({ Responses: { [TABLE]: [] } });
+    await expect(store.get('t1')).resolves.toMatchObject({ chunksTotal, chunksPending: chunksTotal - 40 });
+    const keys = docMock.commandCalls(cmd(BatchGetCommand)).map((c) => c.args[0].input.RequestItems![TABLE]!.Keys!);
+    expect(keys.map((k) => k.length)).toEqual([100, 1, 100, 50]);
+    expect(keys[0]![0]).toEqual({ pk: 'task#t1#done#0' });
+    expect(keys[1]).toEqual([{ pk: 'task#t1#done#99' }]);
+    expect(keys[3]![49]).toEqual({ pk: 'task#t1#done#249' });
+  });
+
+  it('reads the counts of a task an older version stored (doneChunks on the task item) where no shard has more', async () => {
+    const legacy = {
+      ...task,
+      pk: 'task#t1',
+      gsi1pk: 'complete',
+      status: 'complete',
+      chunksPending: 0,
+      registered: 250,
+    };
+    docMock.on(cmd(GetCommand)).resolves({ Item: { ...legacy, doneChunks: new Set([0, 1, 2]) } });
+    docMock.on(cmd(BatchGetCommand)).resolves({ Responses: { [TABLE]: [] } });
+    await expect(store.get('t1')).resolves.toEqual({ ...task, status: 'complete', chunksPending: 0, registered: 250 });
+
+    // resumed under this version: chunk 1 and 2 redone into the shard, chunk 0 still only in the old set
+    docMock.on(cmd(GetCommand)).resolves({ Item: { ...legacy, chunksPending: 2, doneChunks: new Set([0]) } });
+    docMock.on(cmd(BatchGetCommand)).resolves({
+      Responses: { [TABLE]: [{ pk: 'task#t1#done#0', doneCount: 2, registered: 200 }] },
+    });
+    await expect(store.get('t1')).resolves.toMatchObject({ chunksPending: 1, registered: 250 });
   });
 
   it('returns undefined for an unknown task', async () => {
     docMock.on(cmd(GetCommand)).resolves({});
     await expect(store.get('nope')).resolves.toBeUndefined();
+    expect(docMock).not.toHaveReceivedCommand(cmd(BatchGetCommand));
   });
 });
 
@@ -118,52 +190,40 @@ describe('DynamoTaskStore.claimIdempotencyKey', () => {
 });
 
 describe('DynamoTaskStore.completeChunk', () => {
-  it('is one conditional UpdateItem adding the chunk to the done set', async () => {
-    docMock
-      .on(cmd(UpdateCommand))
-      .resolves({ Attributes: { chunksPending: 2, updatedAt: NOW, doneChunks: new Set([4]) } });
-    await expect(store.completeChunk('t1', 4)).resolves.toBe(2);
-    expect(docMock).toHaveReceivedCommandTimes(cmd(UpdateCommand), 1);
+  it("is one conditional UpdateItem on the chunk's done shard, adding its offset and counting it", async () => {
+    docMock.on(cmd(UpdateCommand)).resolves({});
+    await expect(store.completeChunk('t1', 4)).resolves.toBe(true);
+    expect(docMock.calls()).toHaveLength(1);
     expect(docMock.commandCalls(cmd(UpdateCommand))[0]!.args[0].input).toEqual({
       TableName: TABLE,
-      Key: { pk: 'task#t1' },
-      UpdateExpression: 'SET chunksPending = chunksPending - :one, updatedAt = :now ADD doneChunks :idxSet',
-      ConditionExpression: 'attribute_exists(pk) AND NOT contains(doneChunks, :idx)',
-      ExpressionAttributeValues: { ':one': 1, ':now': NOW, ':idxSet': new Set([4]), ':idx': 4 },
-      ReturnValues: 'UPDATED_NEW',
+      Key: { pk: 'task#t1#done#0' },
+      UpdateExpression: 'SET updatedAt = :now ADD done :offsets, doneCount :one',
+      ConditionExpression: 'NOT contains(done, :offset)',
+      ExpressionAttributeValues: { ':now': NOW, ':offsets': new Set([4]), ':one': 1, ':offset': 4 },
     });
   });
 
-  it('adds the registered count when given', async () => {
-    docMock.on(cmd(UpdateCommand)).resolves({ Attributes: { chunksPending: 0 } });
-    await expect(store.completeChunk('t1', 0, 100)).resolves.toBe(0);
-    expect(docMock).toHaveReceivedCommandWith(cmd(UpdateCommand), {
-      UpdateExpression:
-        'SET chunksPending = chunksPending - :one, updatedAt = :now ADD doneChunks :idxSet, registered :n',
-      ExpressionAttributeValues: { ':one': 1, ':now': NOW, ':idxSet': new Set([0]), ':idx': 0, ':n': 100 },
-    });
-  });
-
-  it('returns the current count for a replayed chunk without counting it twice', async () => {
-    docMock.on(cmd(UpdateCommand)).rejects(conditionFailed());
-    docMock
-      .on(cmd(GetCommand))
-      .resolves({ Item: { ...task, pk: 'task#t1', chunksPending: 1, doneChunks: new Set([0, 4]) } });
-    await expect(store.completeChunk('t1', 4)).resolves.toBe(1);
-    expect(docMock).toHaveReceivedCommandTimes(cmd(UpdateCommand), 1);
-    expect(docMock).toHaveReceivedCommandWith(cmd(GetCommand), {
+  it('puts chunk 12,345 in shard 12 at offset 345, with its registered count', async () => {
+    docMock.on(cmd(UpdateCommand)).resolves({});
+    await expect(store.completeChunk('t1', 12_345, 100)).resolves.toBe(true);
+    expect(docMock.commandCalls(cmd(UpdateCommand))[0]!.args[0].input).toEqual({
       TableName: TABLE,
-      Key: { pk: 'task#t1' },
-      ConsistentRead: true,
+      Key: { pk: 'task#t1#done#12' },
+      UpdateExpression: 'SET updatedAt = :now ADD done :offsets, doneCount :one, registered :n',
+      ConditionExpression: 'NOT contains(done, :offset)',
+      ExpressionAttributeValues: { ':now': NOW, ':offsets': new Set([345]), ':one': 1, ':offset': 345, ':n': 100 },
     });
   });
 
-  it('throws NotFoundError TASK_NOT_FOUND when the task does not exist', async () => {
+  it('answers false for a replayed chunk, with no other call (nothing counted twice)', async () => {
     docMock.on(cmd(UpdateCommand)).rejects(conditionFailed());
-    docMock.on(cmd(GetCommand)).resolves({});
-    const caught = await store.completeChunk('nope', 0).catch((e: unknown) => e);
-    expect(caught).toBeInstanceOf(NotFoundError);
-    expect(caught).toMatchObject({ code: 'TASK_NOT_FOUND' });
+    await expect(store.completeChunk('t1', 4)).resolves.toBe(false);
+    expect(docMock.calls()).toHaveLength(1);
+  });
+
+  it('lets other errors through', async () => {
+    docMock.on(cmd(UpdateCommand)).rejects(new Error('ProvisionedThroughputExceeded'));
+    await expect(store.completeChunk('t1', 4)).rejects.toThrow('ProvisionedThroughputExceeded');
   });
 
   it.each([
@@ -176,20 +236,20 @@ describe('DynamoTaskStore.completeChunk', () => {
 });
 
 describe('DynamoTaskStore.isChunkDone', () => {
-  it('reads doneChunks', async () => {
-    docMock.on(cmd(GetCommand)).resolves({ Item: { doneChunks: new Set([1, 3]) } });
-    await expect(store.isChunkDone('t1', 3)).resolves.toBe(true);
-    await expect(store.isChunkDone('t1', 2)).resolves.toBe(false);
+  it("reads the done set of the chunk's shard", async () => {
+    docMock.on(cmd(GetCommand)).resolves({ Item: { done: new Set([1, 3]) } });
+    await expect(store.isChunkDone('t1', 2003)).resolves.toBe(true);
+    await expect(store.isChunkDone('t1', 2002)).resolves.toBe(false);
     expect(docMock).toHaveReceivedCommandWith(cmd(GetCommand), {
       TableName: TABLE,
-      Key: { pk: 'task#t1' },
-      ProjectionExpression: 'doneChunks',
+      Key: { pk: 'task#t1#done#2' },
+      ProjectionExpression: 'done',
       ConsistentRead: true,
     });
   });
 
-  it('is false before any chunk is done (no set yet)', async () => {
-    docMock.on(cmd(GetCommand)).resolves({ Item: {} });
+  it('is false before any chunk of the shard is done (no shard yet)', async () => {
+    docMock.on(cmd(GetCommand)).resolves({});
     await expect(store.isChunkDone('t1', 0)).resolves.toBe(false);
   });
 });
@@ -251,8 +311,17 @@ describe('DynamoTaskStore.listByStatus', () => {
       .on(cmd(QueryCommand), { ExpressionAttributeValues: { ':status': 'in_progress' } })
       .resolves({ Items: [item('c', 'in_progress', '2026-01-01')] });
 
+    docMock.on(cmd(BatchGetCommand)).resolves({
+      Responses: { [TABLE]: [{ pk: 'task#a#done#0', doneCount: 3 }] },
+    });
+
     const listed = await store.listByStatus(['pending', 'in_progress']);
     expect(listed.map((t) => t.taskId)).toEqual(['c', 'a', 'b']);
+    expect(listed.map((t) => t.chunksPending)).toEqual([3, 0, 3]);
+    // one BatchGetItem for the three tasks' shards
+    expect(docMock.commandCalls(cmd(BatchGetCommand)).map((c) => c.args[0].input.RequestItems![TABLE]!.Keys)).toEqual([
+      [{ pk: 'task#a#done#0' }, { pk: 'task#b#done#0' }, { pk: 'task#c#done#0' }],
+    ]);
     expect(listed[0]).not.toHaveProperty('gsi1pk');
     expect(docMock).toHaveReceivedCommandTimes(cmd(QueryCommand), 3);
     expect(docMock).toHaveReceivedNthCommandWith(1, cmd(QueryCommand), {

@@ -17,7 +17,7 @@ import { CDF_MEDIA_TYPE } from '../../lambdas/handlers/http';
 import { apiEvent, type ApiEventOptions } from './api-events';
 import { testClients, US_EAST_1_CONFIG } from './aws-clients';
 import { callSequence, cmd, mockSdk } from './sdk-mock';
-import { conditionFailed } from './dynamo-fake';
+import { conditionFailed, serveDoneShards } from './dynamo-fake';
 
 const TABLE = 'certflow-tasks';
 const BUCKET = 'certflow-batches';
@@ -74,7 +74,10 @@ const bodyOf = (result: APIGatewayProxyResult): Record<string, unknown> =>
 
 const BODY = { quantity: 3, certInfo: { commonName: '`acme-`${increment}A0', country: 'US' } };
 
-/** The stored task item (as DynamoDB holds it) for GET tests. */
+/**
+ * The stored task item (as DynamoDB holds it) for GET tests; its done shards (served in beforeEach) count one chunk
+ * done, three for `t-2` … `t-4` (complete), and 100 certificates registered for `t-r`.
+ */
 const taskItem = (taskId: string, fields: Record<string, unknown> = {}) => ({
   pk: `task#${taskId}`,
   gsi1pk: fields.status ?? 'in_progress',
@@ -84,12 +87,13 @@ const taskItem = (taskId: string, fields: Record<string, unknown> = {}) => ({
   quantity: 250,
   chunkSize: 100,
   chunksTotal: 3,
-  chunksPending: 2,
   createdAt: '2026-03-01T12:00:00.000Z',
-  doneChunks: new Set([0]),
   request: { keyType: 'ec-p256', register: false, includeCA: false, layout: 'certflow' },
   ...fields,
 });
+
+const doneOf = (taskId: string) =>
+  ['t-2', 't-3', 't-4'].includes(taskId) ? { done: 3 } : taskId === 't-r' ? { done: 1, registered: 100 } : { done: 1 };
 
 beforeEach(() => {
   for (const mock of Object.values(MOCKS)) mock.reset();
@@ -97,6 +101,7 @@ beforeEach(() => {
   s3Mock.on(cmd(PutObjectCommand)).resolves({});
   docMock.on(cmd(PutCommand)).resolves({});
   docMock.on(cmd(UpdateCommand)).resolves({});
+  serveDoneShards(docMock, doneOf);
   sfnMock.on(cmd(StartExecutionCommand)).resolves({ executionArn: 'arn:exec', startDate: new Date() });
 });
 
@@ -154,7 +159,6 @@ describe('POST /supplier/{supplierId}/certificates', () => {
         quantity: 3,
         chunkSize: 100,
         chunksTotal: 1,
-        chunksPending: 1,
         createdAt: expect.any(String),
         request: { ca: 'certflow', keyType: 'ec-p256', register: false, includeCA: false, layout: 'certflow' },
       },
@@ -274,6 +278,7 @@ describe('POST /supplier/{supplierId}/certificates', () => {
       docMock.on(cmd(PutCommand)).rejects(conditionFailed());
       docMock.on(cmd(GetCommand), { Key: { pk: idemPk } }).resolves({ Item: idemItem });
       docMock.on(cmd(GetCommand), { Key: { pk: String(taskItemStored.pk) } }).resolves({ Item: taskItemStored });
+      serveDoneShards(docMock, {});
     }
 
     it('claims the key with a conditional put of the task id and request fingerprint', async () => {
@@ -299,7 +304,7 @@ describe('POST /supplier/{supplierId}/certificates', () => {
       expect(result.statusCode).toBe(202);
       expect(bodyOf(result)).toEqual({ taskId: first.taskId, status: 'pending' });
       expect(result.headers?.['x-taskid']).toBe(first.taskId);
-      expect(sequence()).toEqual(['DynamoDB.Put', 'DynamoDB.Get', 'DynamoDB.Get']);
+      expect(sequence()).toEqual(['DynamoDB.Put', 'DynamoDB.Get', 'DynamoDB.Get', 'DynamoDB.BatchGet']);
       expect(docMock.commandCalls(cmd(GetCommand)).map((c) => c.args[0].input)).toEqual([
         { TableName: TABLE, Key: { pk: idemPk }, ConsistentRead: true },
         { TableName: TABLE, Key: { pk: `task#${first.taskId}` }, ConsistentRead: true },
@@ -343,16 +348,16 @@ describe('GET /certificates/{taskId}/task', () => {
       createdAt: '2026-03-01T12:00:00.000Z',
       batchDate: Date.parse('2026-03-01T12:00:00.000Z'),
     });
-    expect(sequence()).toEqual(['DynamoDB.Get']);
+    expect(sequence()).toEqual(['DynamoDB.Get', 'DynamoDB.BatchGet']);
   });
 
   it('shows how far registration got, "registered of registrationTotal", for a batch that registers', async () => {
     const request = { ca: 'certflow', keyType: 'ec-p256', register: true, includeCA: false, layout: 'certflow' };
-    docMock.on(cmd(GetCommand)).resolves({ Item: taskItem('t-r', { request, registered: 100 }) });
+    docMock.on(cmd(GetCommand)).resolves({ Item: taskItem('t-r', { request }) });
     expect(bodyOf(await api()(getTaskEvent('t-r')))).toMatchObject({ registered: 100, registrationTotal: 250 });
 
-    docMock.on(cmd(GetCommand)).resolves({ Item: taskItem('t-r', { request }) }); // no chunk finished yet
-    expect(bodyOf(await api()(getTaskEvent('t-r')))).toMatchObject({ registered: 0, registrationTotal: 250 });
+    docMock.on(cmd(GetCommand)).resolves({ Item: taskItem('t-0', { request }) }); // no chunk finished yet
+    expect(bodyOf(await api()(getTaskEvent('t-0')))).toMatchObject({ registered: 0, registrationTotal: 250 });
 
     // AWS IoT's own CA registers as it issues: nothing separate to report
     const iot = { ...request, ca: 'aws-iot' };
@@ -375,8 +380,6 @@ describe('GET /certificates/{taskId}', () => {
     taskItem(taskId, {
       status: 'complete',
       gsi1pk: 'complete',
-      chunksPending: 0,
-      doneChunks: new Set([0, 1, 2]),
       zipKey: zipKey(taskId),
       zipSize,
       completedAt: '2026-03-01T12:05:00.000Z',
@@ -389,7 +392,7 @@ describe('GET /certificates/{taskId}', () => {
 
     const result = await api()(getDownloadEvent('t-2', { headers: { accept: 'application/zip' } }));
 
-    expect(sequence()).toEqual(['DynamoDB.Get', 'S3.GetObject']);
+    expect(sequence()).toEqual(['DynamoDB.Get', 'DynamoDB.BatchGet', 'S3.GetObject']);
     expect(s3Mock.commandCalls(cmd(GetObjectCommand))[0]!.args[0].input).toEqual({
       Bucket: BUCKET,
       Key: zipKey('t-2'),
@@ -419,10 +422,10 @@ describe('GET /certificates/{taskId}', () => {
     expect(url.searchParams.get('X-Amz-Credential')).toMatch(/^x\/\d{8}\/us-east-1\/s3\/aws4_request$/);
     expect(url.searchParams.get('X-Amz-Signature')).toMatch(/^[0-9a-f]{64}$/);
     expect(url.searchParams.get('response-content-disposition')).toBe('attachment; filename="certificates-t-3.zip"');
-    expect(sequence()).toEqual(['DynamoDB.Get']); // presigning is local: no S3 call
+    expect(sequence()).toEqual(['DynamoDB.Get', 'DynamoDB.BatchGet']); // presigning is local: no S3 call
   });
 
-  it('lists one presigned URL per chunk zip with ?downloadtype=signedUrl', async () => {
+  it('lists the one presigned URL of the batch zip with ?downloadtype=signedUrl (the chunk zips are deleted)', async () => {
     docMock.on(cmd(GetCommand)).resolves({ Item: complete('t-4', 1000) });
 
     const result = await api()(getDownloadEvent('t-4', { query: { downloadtype: 'signedUrl' } }));
@@ -430,18 +433,12 @@ describe('GET /certificates/{taskId}', () => {
     expect(result.statusCode).toBe(200);
     expect(result.headers?.['content-type']).toBe('application/json');
     const urls = (JSON.parse(result.body) as string[]).map((u) => new URL(u));
-    expect(urls.map((u) => u.pathname)).toEqual([
-      '/batches/t-4/chunks/000000.zip',
-      '/batches/t-4/chunks/000001.zip',
-      '/batches/t-4/chunks/000002.zip',
-    ]);
-    expect(urls.map((u) => u.searchParams.get('response-content-disposition'))).toEqual([
-      'attachment; filename="certificates-t-4-1.zip"',
-      'attachment; filename="certificates-t-4-2.zip"',
-      'attachment; filename="certificates-t-4-3.zip"',
-    ]);
-    expect(urls.every((u) => u.searchParams.get('X-Amz-Expires') === '3600')).toBe(true);
-    expect(sequence()).toEqual(['DynamoDB.Get']);
+    expect(urls.map((u) => u.pathname)).toEqual(['/batches/t-4/certificates.zip']);
+    expect(urls[0]!.searchParams.get('response-content-disposition')).toBe(
+      'attachment; filename="certificates-t-4.zip"',
+    );
+    expect(urls[0]!.searchParams.get('X-Amz-Expires')).toBe('3600');
+    expect(sequence()).toEqual(['DynamoDB.Get', 'DynamoDB.BatchGet']);
   });
 
   it('answers 409 BATCH_FAILED for a failed batch', async () => {
@@ -468,6 +465,6 @@ describe('GET /certificates/{taskId}', () => {
     expect(result.statusCode).toBe(303);
     expect(result.headers?.location).toBe('/prod/certificates/x/task');
     expect(bodyOf(result)).toMatchObject({ taskId: 'x', status: 'in_progress', chunksPending: 2 });
-    expect(sequence()).toEqual(['DynamoDB.Get']);
+    expect(sequence()).toEqual(['DynamoDB.Get', 'DynamoDB.BatchGet']);
   });
 });

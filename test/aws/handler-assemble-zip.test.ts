@@ -14,6 +14,7 @@ import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   PutObjectCommand,
@@ -24,17 +25,19 @@ import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { awsBatchDeps, awsChunkDeps, bulkConfig } from '../../lambdas/adapters/aws/bulk-deps';
 import { ChunkPackager, MANIFEST_HEADER } from '../../lambdas/core/bulk/chunk-builder';
-import { chunkManifestKey, chunkZipKey, requestKey } from '../../lambdas/core/bulk/keys';
+import { chunkFileKeys, chunkManifestKey, chunkZipKey, requestKey } from '../../lambdas/core/bulk/keys';
 import { type BatchRequest, normalizeBatchRequest } from '../../lambdas/core/bulk/request';
 import { createIntermediateCa, createRootCa, type CreatedCa } from '../../lambdas/core/pki';
 import { BulkEnv, readEnv } from '../../lambdas/handlers/env';
 import { createHandler } from '../../lambdas/handlers/sfn-assemble-zip';
 import { createHandler as createIssueChunkHandler } from '../../lambdas/handlers/sfn-issue-chunk';
+import { createHandler as createDeleteChunkFiles } from '../../lambdas/handlers/sfn-delete-chunk-files';
 import { unzipList, unzipRead, unzipTest } from '../helpers/zip';
 import { testClients, US_EAST_1_CONFIG } from './aws-clients';
 import { serveIotRegisteredCa } from './ca-mocks';
 import { type MultipartUpload, installBucket, type StoredObject } from './s3-fake';
 import { callSequence, cmd, mockSdk } from './sdk-mock';
+import { serveDoneShards } from './dynamo-fake';
 
 const TABLE = 'certflow-tasks';
 const BUCKET = 'certflow-batches';
@@ -103,7 +106,6 @@ const taskItem = (taskId: string, fields: Record<string, unknown> = {}) => ({
   quantity: 5,
   chunkSize: 2,
   chunksTotal: 3,
-  chunksPending: 0,
   createdAt: '2026-03-01T12:00:00.000Z',
   request: { keyType: 'ec-p256', register: false, includeCA: false, layout: 'certflow' },
   ...fields,
@@ -114,13 +116,21 @@ beforeEach(() => {
   bucket.clear();
   uploads.clear();
   installBucket(s3Mock, bucket, { bucketName: BUCKET, uploads });
-  docMock.on(cmd(UpdateCommand)).resolves({ Attributes: { chunksPending: 0 } });
+  docMock.on(cmd(UpdateCommand)).resolves({});
+  progress.clear();
+  serveDoneShards(docMock, (taskId) => progress.get(taskId));
   ebMock.on(cmd(PutEventsCommand)).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'event-1' }] });
   serveIotRegisteredCa(ssmMock, iotMock, caId, intermediate);
 });
 
-/** request.json as POST stores it, under a fresh task id; the task item as DynamoDB holds it. */
-function givenBatch(quantity: number, task: Record<string, unknown> = {}): { taskId: string } {
+/** Chunks counted done per task (served as its done shard). */
+const progress = new Map<string, { done: number }>();
+
+/**
+ * request.json as POST stores it, under a fresh task id; the task item as DynamoDB holds it, and its done shard
+ * counting `done` of the three chunks.
+ */
+function givenBatch(quantity: number, task: Record<string, unknown> = {}, done = 3): { taskId: string } {
   const taskId = randomUUID();
   const request = normalizeBatchRequest(
     'acme',
@@ -131,6 +141,7 @@ function givenBatch(quantity: number, task: Record<string, unknown> = {}): { tas
   );
   bucket.set(requestKey(taskId), { body: Buffer.from(JSON.stringify(request)), metadata: {} });
   docMock.on(cmd(GetCommand)).resolves({ Item: taskItem(taskId, { quantity, ...task }) });
+  progress.set(taskId, { done });
   return { taskId };
 }
 
@@ -170,14 +181,17 @@ describe('AssembleZip', () => {
     // request.json is already cached by this container (IssueChunk ran in it); a cold one would GetObject it first
     expect(sequence()).toEqual([
       'DynamoDB.Get',
+      'DynamoDB.BatchGet',
+      'S3.HeadObject', // the batch zip: not assembled before
       ...['S3.HeadObject', 'S3.GetObject', 'S3.HeadObject', 'S3.GetObject', 'S3.HeadObject', 'S3.GetObject'],
       ...['S3.GetObject', 'S3.GetObject', 'S3.GetObject'],
       ...['S3.HeadObject', 'S3.GetObject', 'S3.HeadObject', 'S3.GetObject', 'S3.HeadObject', 'S3.GetObject'],
       'S3.PutObject',
     ]);
-    expect(s3Mock.commandCalls(cmd(HeadObjectCommand)).map((c) => c.args[0].input.Key)).toEqual(
-      [0, 1, 2, 0, 1, 2].map((i) => chunkZipKey(taskId, i)),
-    );
+    expect(s3Mock.commandCalls(cmd(HeadObjectCommand)).map((c) => c.args[0].input.Key)).toEqual([
+      zipKey,
+      ...[0, 1, 2, 0, 1, 2].map((i) => chunkZipKey(taskId, i)),
+    ]);
     const ranges = [0, 1, 2].map((i) => rangeOf(taskId, i));
     expect(getInputs()).toEqual([
       ...ranges.map((r, i) => ({ Bucket: BUCKET, Key: chunkZipKey(taskId, i), Range: `bytes=0-${r.entries - 1}` })),
@@ -295,18 +309,18 @@ describe('AssembleZip', () => {
       code: 'CHUNK_FAILED',
       message: 'chunk 1 failed: boom',
     });
-    expect(sequence()).toEqual(['DynamoDB.Get']);
+    expect(sequence()).toEqual(['DynamoDB.Get', 'DynamoDB.BatchGet']);
   });
 
   it('throws BatchIncompleteError CHUNKS_PENDING when the task still counts chunks, and uploads nothing', async () => {
-    const { taskId } = givenBatch(5, { chunksPending: 1 });
+    const { taskId } = givenBatch(5, {}, 2);
 
     await expect(assemble({ taskId, chunkResults: [{ index: 0 }, { index: 1 }, { index: 2 }] })).rejects.toMatchObject({
       name: 'BatchIncompleteError',
       code: 'CHUNKS_PENDING',
       message: '1 of 3 chunks are not done',
     });
-    expect(sequence()).toEqual(['DynamoDB.Get']);
+    expect(sequence()).toEqual(['DynamoDB.Get', 'DynamoDB.BatchGet']);
   });
 
   it('throws BatchIncompleteError CHUNK_MISSING when a chunk zip is absent, and leaves no batch zip', async () => {
@@ -320,5 +334,76 @@ describe('AssembleZip', () => {
     });
     expect(bucket.has(`batches/${taskId}/certificates.zip`)).toBe(false);
     expect(s3Mock).not.toHaveReceivedCommand(cmd(CompleteMultipartUploadCommand));
+  });
+
+  it("answers a retried step from the batch zip once the chunks' files are deleted, without reading a chunk", async () => {
+    const { taskId } = givenBatch(5);
+    for (const index of [0, 1, 2]) await issueChunk(taskId, index);
+    const chunkResults = [{ index: 0 }, { index: 1 }, { index: 2 }];
+    const first = await assemble({ taskId, chunkResults });
+    await createDeleteChunkFiles(awsBatchDeps(env, clients(), {}))({ taskId, chunksTotal: 3 });
+    expect([...bucket.keys()].filter((k) => k.includes('/chunks/'))).toEqual([]);
+    for (const mock of Object.values(MOCKS)) mock.resetHistory();
+
+    const again = await assemble({ taskId, chunkResults });
+
+    expect(again).toEqual({ ...first, completedAt: expect.any(String) });
+    expect(sequence()).toEqual(['DynamoDB.Get', 'DynamoDB.BatchGet', 'S3.HeadObject']);
+    expect(s3Mock.commandCalls(cmd(HeadObjectCommand))[0]!.args[0].input).toEqual({
+      Bucket: BUCKET,
+      Key: `batches/${taskId}/certificates.zip`,
+    });
+  });
+
+  it('still refuses a batch whose chunk failed when a zip exists (the checks come first)', async () => {
+    const { taskId } = givenBatch(5);
+    bucket.set(`batches/${taskId}/certificates.zip`, { body: Buffer.from('PK'), metadata: {} });
+    await expect(
+      assemble({ taskId, chunkResults: [{ index: 0 }, { index: 1, failed: true, error: { Cause: 'boom' } }] }),
+    ).rejects.toMatchObject({ name: 'BatchIncompleteError', code: 'CHUNK_FAILED' });
+  });
+});
+
+describe('DeleteChunkFiles', () => {
+  const deleteChunkFiles = (input: unknown) => createDeleteChunkFiles(awsBatchDeps(env, clients(), {}))(input);
+
+  it("deletes every chunk's five files (present or not) in DeleteObjects of at most 1,000 keys, and keeps the rest", async () => {
+    const taskId = randomUUID();
+    const keep = [requestKey(taskId), `batches/${taskId}/certificates.zip`];
+    for (const key of [...keep, chunkZipKey(taskId, 0), `batches/${taskId}/chunks/000249.progress.json`]) {
+      bucket.set(key, { body: Buffer.from('x'), metadata: {} });
+    }
+
+    await expect(deleteChunkFiles({ taskId, chunksTotal: 250 })).resolves.toEqual({ taskId, deleted: 1250 });
+
+    const calls = s3Mock.commandCalls(cmd(DeleteObjectsCommand)).map((c) => c.args[0].input);
+    expect(calls.map((c) => c.Delete!.Objects!.length)).toEqual([1000, 250]);
+    expect(calls.every((c) => c.Bucket === BUCKET && c.Delete!.Quiet === true)).toBe(true);
+    const keys = calls.flatMap((c) => c.Delete!.Objects!.map((o) => o.Key!));
+    expect(keys).toEqual(Array.from({ length: 250 }, (_, i) => chunkFileKeys(taskId, i)).flat());
+    expect(keys.slice(0, 5)).toEqual([
+      `batches/${taskId}/chunks/000000.zip`,
+      `batches/${taskId}/chunks/000000.csv`,
+      `batches/${taskId}/chunks/000000.certificates.pem`,
+      `batches/${taskId}/chunks/000000.registered`,
+      `batches/${taskId}/chunks/000000.progress.json`,
+    ]);
+    expect([...bucket.keys()].filter((k) => k.startsWith(`batches/${taskId}/`)).sort()).toEqual(keep.sort());
+    expect(docMock.calls()).toHaveLength(0); // no table access
+  });
+
+  it('fails (so that the state retries) when S3 refuses a key', async () => {
+    s3Mock.on(cmd(DeleteObjectsCommand)).resolves({ Errors: [{ Key: 'k', Code: 'AccessDenied', Message: 'no' }] });
+    await expect(deleteChunkFiles({ taskId: 't', chunksTotal: 1 })).rejects.toMatchObject({
+      name: 'ObjectDeleteError',
+    });
+  });
+
+  it.each([
+    ['error/no task id', { chunksTotal: 1 }],
+    ['error/negative count', { taskId: 't', chunksTotal: -1 }],
+  ])('%s is refused with INVALID_REQUEST before any call', async (_label, input) => {
+    await expect(deleteChunkFiles(input)).rejects.toMatchObject({ name: 'ValidationError' });
+    expect(s3Mock.calls()).toHaveLength(0);
   });
 });

@@ -9,6 +9,7 @@ import type { Context } from 'aws-lambda';
 import { handler as apiHandler } from '../../lambdas/handlers/api-bulk-certificates';
 import { handler as planChunksHandler } from '../../lambdas/handlers/sfn-plan-chunks';
 import { cmd, mockSdk } from './sdk-mock';
+import { serveDoneShards } from './dynamo-fake';
 
 const docMock = mockSdk(DynamoDBDocumentClient);
 
@@ -70,6 +71,7 @@ afterEach(() => {
 beforeEach(() => {
   docMock.reset();
   docMock.on(cmd(UpdateCommand)).resolves({});
+  serveDoneShards(docMock, {});
   docMock.on(cmd(GetCommand)).resolves({
     Item: {
       pk: 'task#t-1',

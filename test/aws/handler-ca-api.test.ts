@@ -160,7 +160,7 @@ function label(service: string, operation: string, input: Record<string, unknown
     case 'SSM':
       return `SSM.${operation} ${alias(String(input.Name))}`;
     case 'DynamoDB':
-      return `DynamoDB.${operation} ${String(input.TableName)}`;
+      return `DynamoDB.${operation} ${String(input.TableName ?? Object.keys((input.RequestItems as object | undefined) ?? {}).join(', '))}`;
     case 'S3':
       return `S3.${operation} ${alias(String(input.Key))}`;
     case 'EventBridge': {
@@ -954,16 +954,17 @@ describe('GET /certificates/{id}', () => {
       quantity: 250,
       chunkSize: 100,
       chunksTotal: 3,
-      chunksPending: 2,
       createdAt: '2026-03-01T12:00:00.000Z',
       request: { keyType: 'ec-p256', register: false, includeCA: false, layout: 'certflow' },
     });
+    table(TASK_TABLE).rows.set(`task#${taskId}#done#0`, { pk: `task#${taskId}#done#0`, doneCount: 1 });
 
     const result = await api()(getCertificateEvent(taskId));
 
     expect(result.statusCode).toBe(303);
     expect(result.headers?.location).toBe(`/certificates/${taskId}/task`);
-    expect(sequence()).toEqual(['DynamoDB.Get certflow-tasks']);
+    expect(JSON.parse(result.body)).toMatchObject({ taskId, chunksPending: 2, chunksTotal: 3 });
+    expect(sequence()).toEqual(['DynamoDB.Get certflow-tasks', 'DynamoDB.BatchGet certflow-tasks']);
     expect(dynamoInputs(GetCommand, TASK_TABLE)).toEqual([
       { TableName: TASK_TABLE, Key: { pk: `task#${taskId}` }, ConsistentRead: true },
     ]);

@@ -137,7 +137,7 @@ beforeEach(() => {
   backoffs.length = 0;
   installBucket(s3Mock, bucket);
   docMock.on(cmd(GetCommand)).resolves({ Item: {} });
-  docMock.on(cmd(UpdateCommand)).resolves({ Attributes: { chunksPending: 0 } });
+  docMock.on(cmd(UpdateCommand)).resolves({});
   ebMock.on(cmd(PutEventsCommand)).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'event-1' }] });
   serveIotRegisteredCa(ssmMock, iotMock, caId, intermediate);
 });
@@ -226,8 +226,8 @@ describe('IssueChunk with a certflow CA (key in SSM, certificate in AWS IoT)', (
     });
     expect(docMock.commandCalls(cmd(GetCommand))[0]!.args[0].input).toEqual({
       TableName: TABLE,
-      Key: { pk: `task#${taskId}` },
-      ProjectionExpression: 'doneChunks',
+      Key: { pk: `task#${taskId}#done#0` },
+      ProjectionExpression: 'done',
       ConsistentRead: true,
     });
     expect(s3Mock.commandCalls(cmd(HeadObjectCommand))[0]!.args[0].input).toEqual({
@@ -301,11 +301,10 @@ describe('IssueChunk with a certflow CA (key in SSM, certificate in AWS IoT)', (
 
     expect(docMock.commandCalls(cmd(UpdateCommand))[0]!.args[0].input).toEqual({
       TableName: TABLE,
-      Key: { pk: `task#${taskId}` },
-      UpdateExpression: 'SET chunksPending = chunksPending - :one, updatedAt = :now ADD doneChunks :idxSet',
-      ConditionExpression: 'attribute_exists(pk) AND NOT contains(doneChunks, :idx)',
-      ExpressionAttributeValues: { ':one': 1, ':now': expect.any(String), ':idxSet': new Set([0]), ':idx': 0 },
-      ReturnValues: 'UPDATED_NEW',
+      Key: { pk: `task#${taskId}#done#0` },
+      UpdateExpression: 'SET updatedAt = :now ADD done :offsets, doneCount :one',
+      ConditionExpression: 'NOT contains(done, :offset)',
+      ExpressionAttributeValues: { ':now': expect.any(String), ':offsets': new Set([0]), ':one': 1, ':offset': 0 },
     });
   });
 
@@ -372,9 +371,7 @@ describe('IssueChunk with a certflow CA (key in SSM, certificate in AWS IoT)', (
     );
     expect(iotMock).not.toHaveReceivedCommand(cmd(RegisterCertificateWithoutCACommand));
     const update = docMock.commandCalls(cmd(UpdateCommand)).at(-1)!.args[0].input;
-    expect(update.UpdateExpression).toBe(
-      'SET chunksPending = chunksPending - :one, updatedAt = :now ADD doneChunks :idxSet, registered :n',
-    );
+    expect(update.UpdateExpression).toBe('SET updatedAt = :now ADD done :offsets, doneCount :one, registered :n');
     expect(update.ExpressionAttributeValues).toMatchObject({ ':n': 3 });
   });
 
@@ -405,14 +402,14 @@ describe('IssueChunk with a certflow CA (key in SSM, certificate in AWS IoT)', (
     expect(bucket.get(`batches/${taskId}/chunks/000000.zip`)!.body.equals(zipBefore)).toBe(true);
     expect(issuedEvents().map((e) => e.detail)).toEqual(firstEvents);
     expect(docMock).toHaveReceivedCommandWith(cmd(UpdateCommand), {
-      Key: { pk: `task#${taskId}` },
-      ExpressionAttributeValues: { ':one': 1, ':now': expect.any(String), ':idxSet': new Set([0]), ':idx': 0 },
+      Key: { pk: `task#${taskId}#done#0` },
+      ExpressionAttributeValues: { ':now': expect.any(String), ':offsets': new Set([0]), ':one': 1, ':offset': 0 },
     });
   });
 
   it('does nothing more for a chunk the task already counts done', async () => {
     const { taskId } = givenRequest(certflowCa(), BODY);
-    docMock.on(cmd(GetCommand)).resolves({ Item: { doneChunks: new Set([0, 1]) } });
+    docMock.on(cmd(GetCommand)).resolves({ Item: { done: new Set([0, 1]) } });
 
     const result = await issue({ taskId, index: 0 });
 
@@ -474,7 +471,7 @@ describe('IssueChunk with a certflow CA (key in SSM, certificate in AWS IoT)', (
     expect(registered.size).toBe(27);
     expect(bucket.get(`batches/${taskId}/chunks/000000.registered`)!.body.toString()).toBe('27');
     const taskUpdates = () =>
-      docMock.commandCalls(cmd(UpdateCommand)).filter((c) => c.args[0].input.Key?.pk === `task#${taskId}`);
+      docMock.commandCalls(cmd(UpdateCommand)).filter((c) => c.args[0].input.Key?.pk === `task#${taskId}#done#0`);
     expect(taskUpdates()).toHaveLength(0); // the chunk is not counted done
     throttleFrom = Infinity;
     iotMock.resetHistory();
@@ -492,7 +489,7 @@ describe('IssueChunk with a certflow CA (key in SSM, certificate in AWS IoT)', (
     expect(iotMock.commandCalls(cmd(RegisterCertificateCommand))).toHaveLength(3);
     expect(iotMock).not.toHaveReceivedCommand(cmd(DescribeCertificateCommand));
     expect(taskUpdates()).toHaveLength(1);
-    expect(taskUpdates()[0]!.args[0].input.ExpressionAttributeValues).toMatchObject({ ':n': 30, ':idx': 0 });
+    expect(taskUpdates()[0]!.args[0].input.ExpressionAttributeValues).toMatchObject({ ':n': 30, ':offset': 0 });
   });
 
   it('signs a chunk delivered twice at once only once: the second delivery is refused while the first holds the lease', async () => {
@@ -525,7 +522,7 @@ describe('IssueChunk with a certflow CA (key in SSM, certificate in AWS IoT)', (
           if (lease && lease.attemptId === input.ExpressionAttributeValues![':attempt']) lease.expiresAt = 0;
           return {};
         }
-        return { Attributes: { chunksPending: 0 } };
+        return {};
       });
     const context = { getRemainingTimeInMillis: () => 55_000 };
     const c = clients();

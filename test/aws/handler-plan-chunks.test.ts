@@ -12,7 +12,7 @@ import { BulkEnv, readEnv } from '../../lambdas/handlers/env';
 import { createHandler } from '../../lambdas/handlers/sfn-plan-chunks';
 import { testClients, US_EAST_1_CONFIG } from './aws-clients';
 import { callSequence, cmd, mockSdk } from './sdk-mock';
-import { conditionFailed } from './dynamo-fake';
+import { conditionFailed, serveDoneShards } from './dynamo-fake';
 
 const TABLE = 'certflow-tasks';
 const docMock = mockSdk(DynamoDBDocumentClient);
@@ -46,6 +46,7 @@ const taskItem = (taskId: string, status: string, chunksTotal: number) => ({
 beforeEach(() => {
   for (const mock of Object.values(MOCKS)) mock.reset();
   docMock.on(cmd(UpdateCommand)).resolves({});
+  serveDoneShards(docMock, {});
 });
 
 describe('PlanChunks', () => {
@@ -55,7 +56,7 @@ describe('PlanChunks', () => {
     const result = await plan()({ taskId: 't-1' });
 
     expect(result).toEqual({ taskId: 't-1', chunksTotal: 4, chunks: [0, 1, 2, 3], maxConcurrency: 40 });
-    expect(sequence()).toEqual(['DynamoDB.Get', 'DynamoDB.Update']);
+    expect(sequence()).toEqual(['DynamoDB.Get', 'DynamoDB.BatchGet', 'DynamoDB.Update']);
     expect(docMock.commandCalls(cmd(GetCommand))[0]!.args[0].input).toEqual({
       TableName: TABLE,
       Key: { pk: 'task#t-1' },
@@ -77,7 +78,7 @@ describe('PlanChunks', () => {
     const result = await plan()({ taskId: 't-2' });
 
     expect(result).toEqual({ taskId: 't-2', chunksTotal: 2, chunks: [0, 1], maxConcurrency: 40 });
-    expect(sequence()).toEqual(['DynamoDB.Get']);
+    expect(sequence()).toEqual(['DynamoDB.Get', 'DynamoDB.BatchGet']);
     expect(docMock).not.toHaveReceivedCommand(cmd(UpdateCommand));
   });
 

@@ -12,6 +12,7 @@ import { BulkEnv, readEnv } from '../../lambdas/handlers/env';
 import { createHandler } from '../../lambdas/handlers/sfn-record-batch-failure';
 import { testClients, US_EAST_1_CONFIG } from './aws-clients';
 import { callSequence, cmd, mockSdk } from './sdk-mock';
+import { serveDoneShards } from './dynamo-fake';
 
 const TABLE = 'certflow-tasks';
 const BUCKET = 'certflow-batches';
@@ -37,7 +38,6 @@ const taskItem = (taskId: string) => ({
   quantity: 2500,
   chunkSize: 1000,
   chunksTotal: 3,
-  chunksPending: 1,
   createdAt: '2026-03-01T12:00:00.000Z',
   request: { keyType: 'ec-p256', register: false, includeCA: false, layout: 'certflow' },
 });
@@ -52,17 +52,25 @@ beforeEach(() => {
   for (const mock of Object.values(MOCKS)) mock.reset();
   docMock.on(cmd(GetCommand)).resolves({ Item: taskItem('t-1') });
   docMock.on(cmd(UpdateCommand)).resolves({});
+  serveDoneShards(docMock, { 't-1': { done: 2 } });
   s3Mock.on(cmd(DeleteObjectsCommand)).resolves({});
   ebMock.on(cmd(PutEventsCommand)).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'event-1' }] });
 });
 
 describe('RecordBatchFailure', () => {
-  it('deletes the batch zip, sets the task failed with the parsed error, publishes Batch Failed', async () => {
+  it("deletes the batch zip and the chunks' files, sets the task failed with the parsed error, publishes Batch Failed", async () => {
     const result = await record()({ taskId: 't-1', error: LAMBDA_CATCH });
 
     const error = { code: 'X', message: 'boom' };
     expect(result).toEqual({ taskId: 't-1', error });
-    expect(sequence()).toEqual(['DynamoDB.Get', 'S3.DeleteObjects', 'DynamoDB.Update', 'EventBridge.PutEvents']);
+    expect(sequence()).toEqual([
+      'DynamoDB.Get',
+      'DynamoDB.BatchGet',
+      'S3.DeleteObjects',
+      'S3.DeleteObjects',
+      'DynamoDB.Update',
+      'EventBridge.PutEvents',
+    ]);
     expect(docMock.commandCalls(cmd(GetCommand))[0]!.args[0].input).toEqual({
       TableName: TABLE,
       Key: { pk: 'task#t-1' },
@@ -72,6 +80,15 @@ describe('RecordBatchFailure', () => {
       Bucket: BUCKET,
       Delete: { Objects: [{ Key: 'batches/t-1/certificates.zip' }], Quiet: true },
     });
+    // the chunks' files (chunk zips and external issuers' progress hold private keys): five per chunk, absent or not
+    const chunkFiles = s3Mock.commandCalls(cmd(DeleteObjectsCommand))[1]!.args[0].input.Delete!.Objects!;
+    expect(chunkFiles.map((o) => o.Key)).toEqual(
+      ['000000', '000001', '000002'].flatMap((n) =>
+        ['zip', 'csv', 'certificates.pem', 'registered', 'progress.json'].map(
+          (ext) => `batches/t-1/chunks/${n}.${ext}`,
+        ),
+      ),
+    );
     expect(s3Mock).not.toHaveReceivedCommand(cmd(DeleteObjectCommand));
 
     const update = docMock.commandCalls(cmd(UpdateCommand))[0]!.args[0].input;
@@ -154,6 +171,6 @@ describe('RecordBatchFailure', () => {
       Errors: [{ Key: 'batches/t-1/certificates.zip', Code: 'AccessDenied', Message: 'Access Denied' }],
     });
     await expect(record()({ taskId: 't-1', error: LAMBDA_CATCH })).rejects.toMatchObject({ name: 'ObjectDeleteError' });
-    expect(sequence()).toEqual(['DynamoDB.Get', 'S3.DeleteObjects']);
+    expect(sequence()).toEqual(['DynamoDB.Get', 'DynamoDB.BatchGet', 'S3.DeleteObjects']);
   });
 });

@@ -1,6 +1,7 @@
 /**
  * An in-memory S3 bucket behind an S3Client mock: PutObject, GetObject (a `bytes=first-last` Range included),
- * HeadObject, ListObjectsV2 (one page, by prefix) and, when asked, multipart uploads. A request for a missing key fails as S3 does (NoSuchKey on Get,
+ * HeadObject, ListObjectsV2 (one page, by prefix), DeleteObjects (absent keys deleted without complaint, as S3
+ * does) and, when asked, multipart uploads. A request for a missing key fails as S3 does (NoSuchKey on Get,
  * NotFound on Head), so a handler reads back what it wrote and a replay meets what the first attempt left.
  */
 import { Readable } from 'node:stream';
@@ -8,6 +9,7 @@ import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
@@ -46,6 +48,7 @@ export interface ObjectInput {
   MultipartUpload?: { Parts?: { PartNumber?: number }[] };
   CopySource?: string;
   CopySourceRange?: string;
+  Delete?: { Objects?: { Key?: string }[] };
 }
 
 /** S3's smallest part but the last; the fake refuses to complete an upload with a smaller one, as S3 does. */
@@ -106,6 +109,12 @@ export function installBucket(
     Contents: [...objects.keys()].filter((k) => k.startsWith(input.Prefix ?? '')).map((Key) => ({ Key })),
     IsTruncated: false,
   }));
+  s3Mock.on(cmd(DeleteObjectsCommand)).callsFake(async (input: ObjectInput) => {
+    const keys = (input.Delete?.Objects ?? []).map((o) => o.Key!);
+    if (keys.length > 1000) throw new Error(`DeleteObjects takes at most 1,000 keys (got ${keys.length})`);
+    for (const key of keys) objects.delete(key);
+    return {};
+  });
   if (!multipart) return;
   const { bucketName, uploads } = multipart;
   s3Mock.on(cmd(CreateMultipartUploadCommand)).callsFake(async (input: ObjectInput) => {

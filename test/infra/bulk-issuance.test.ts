@@ -19,6 +19,7 @@ const SUBSTITUTIONS = [
   'IssueChunkFunctionArn',
   'AssembleZipFunctionArn',
   'RecordFailureFunctionArn',
+  'DeleteChunkFilesFunctionArn',
   'TaskTableName',
   'EventBusName',
 ];
@@ -51,7 +52,7 @@ beforeAll(() => {
 describe('the bulk-issuance ASL file', () => {
   const definition = JSON.parse(aslText) as Definition;
 
-  it('has exactly the six placeholders the stack substitutes', () => {
+  it('has exactly the seven placeholders the stack substitutes', () => {
     expect(placeholdersOf(aslText).sort()).toEqual([...SUBSTITUTIONS].sort());
   });
 
@@ -60,7 +61,22 @@ describe('the bulk-issuance ASL file', () => {
   });
 
   it('gives every Task state a Retry', () => {
-    expectEveryTaskRetries(allStates(definition), 6);
+    expectEveryTaskRetries(allStates(definition), 7);
+  });
+
+  it("deletes the chunks' files after MarkTaskComplete, and a cleanup that keeps failing still completes the batch", () => {
+    const states = definition.States;
+    expect(states.MarkTaskComplete!.Next).toBe('DeleteChunkFiles');
+    expect(states.DeleteChunkFiles).toMatchObject({
+      Type: 'Task',
+      Parameters: {
+        FunctionName: '${DeleteChunkFilesFunctionArn}',
+        Payload: { 'taskId.$': '$.zip.taskId', 'chunksTotal.$': '$.zip.chunksTotal' },
+      },
+      ResultPath: null,
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: null, Next: 'EmitBatchCompleted' }],
+      Next: 'EmitBatchCompleted',
+    });
   });
 
   it('fans chunks out in a Distributed Map of Express children that tolerates no failure', () => {
@@ -87,7 +103,7 @@ describe('BulkIssuance state machine', () => {
     });
   });
 
-  it('substitutes exactly the six placeholders of the ASL', () => {
+  it('substitutes exactly the seven placeholders of the ASL', () => {
     const [machine] = Object.values(built.template.findResources('AWS::StepFunctions::StateMachine'));
     const substitutions = (machine as { Properties: { DefinitionSubstitutions: Record<string, unknown> } }).Properties
       .DefinitionSubstitutions;
@@ -108,7 +124,7 @@ describe('BulkIssuance state machine', () => {
     expectDeployedAsWritten(built.assembly, props, aslText);
   });
 
-  it('lets the state machine invoke the four workflow functions and nothing else', () => {
+  it('lets the state machine invoke the five workflow functions and nothing else', () => {
     const { bulkIssuance } = built.stack;
     const statements = statementsOfRole(built.template, logicalId(bulkIssuance.stateMachine.role));
     const invoke = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('lambda:')));
@@ -119,6 +135,7 @@ describe('BulkIssuance state machine', () => {
       bulkIssuance.issueChunk,
       bulkIssuance.assembleZip,
       bulkIssuance.recordFailure,
+      bulkIssuance.deleteChunkFiles,
     ]
       .map((f) => ({ 'Fn::GetAtt': [logicalId(f.function), 'Arn'] }))
       .map((r) => JSON.stringify(r))
@@ -176,9 +193,9 @@ describe('BulkIssuance functions', () => {
         ([id]) => !id.startsWith(`AWS${AwsCustomResource.PROVIDER_FUNCTION_UUID.replace(/-/g, '')}`),
       ),
     );
-    // the four workflow functions, the API function, the inventory's record function, the registry revocation,
+    // the five workflow functions, the API function, the inventory's record function, the registry revocation,
     // RevokeIssued, the sweep, the five rotation functions, and provisioning's API and four workflow functions
-    expect(Object.keys(functions)).toHaveLength(19);
+    expect(Object.keys(functions)).toHaveLength(20);
     for (const fn of Object.values(functions) as { Properties: Record<string, unknown> }[]) {
       expect(fn.Properties).toMatchObject({
         Runtime: 'nodejs22.x',
@@ -195,6 +212,9 @@ describe('BulkIssuance functions', () => {
     const props = (fn: CertflowFunction) => resources[logicalId(fn.function)]!.Properties;
     expect(props(built.stack.bulkIssuance.issueChunk)).toMatchObject({ MemorySize: 1769, Timeout: 60 });
     expect(props(built.stack.bulkIssuance.assembleZip)).toMatchObject({ MemorySize: 1024, Timeout: 900 });
+    // deleting five keys per chunk, 1,000 a DeleteObjects: minutes at the largest batches
+    expect(props(built.stack.bulkIssuance.deleteChunkFiles)).toMatchObject({ MemorySize: 256, Timeout: 300 });
+    expect(props(built.stack.bulkIssuance.recordFailure)).toMatchObject({ MemorySize: 256, Timeout: 300 });
   });
 
   it('give the workflow functions the configured chunk size, concurrency and suppliers', () => {
@@ -243,6 +263,23 @@ describe('BulkIssuance functions', () => {
     const s3 = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')));
     expect(s3.flatMap(actionsOf)).toEqual(['s3:DeleteObject']);
     expect(JSON.stringify(s3[0]!.Resource)).toContain('/batches/*');
+  });
+
+  it('give DeleteChunkFiles s3:DeleteObject under batches/ only: no reads, writes, listing or table access', () => {
+    const statements = statementsOfRole(built.template, logicalId(built.stack.bulkIssuance.deleteChunkFiles.role));
+    const s3 = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('s3:')));
+    expect(s3.flatMap(actionsOf)).toEqual(['s3:DeleteObject']);
+    expect(resourcesOf(s3[0]!)).toHaveLength(1);
+    expect(JSON.stringify(s3[0]!.Resource)).toMatch(/"\/batches\/\*"\]\]\}$/);
+    expect(statements.flatMap(actionsOf).filter((a) => a.startsWith('dynamodb:'))).toEqual([]);
+  });
+
+  it('give the functions that read a task BatchGetItem for its done shards', () => {
+    const { bulkIssuance } = built.stack;
+    for (const fn of [bulkIssuance.planChunks, bulkIssuance.assembleZip, bulkIssuance.recordFailure]) {
+      const actions = statementsOfRole(built.template, logicalId(fn.role)).flatMap(actionsOf);
+      expect(actions).toEqual(expect.arrayContaining(['dynamodb:GetItem', 'dynamodb:BatchGetItem']));
+    }
   });
 
   it('are bundled by the local esbuild: minified CommonJS with a source map, the AWS SDK included (locked versions)', () => {

@@ -251,7 +251,7 @@ describe('CertflowApi function permissions', () => {
     expect(grants).toEqual(
       expect.arrayContaining([
         {
-          actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+          actions: ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
           resources: [table(stack.table)],
         },
         { actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], resources: [table(stack.inventory.inventoryTable)] },

@@ -50,7 +50,7 @@ describe('the scale and cost model', () => {
   it('bills one DynamoDB write unit per paced call and three per certificate for the inventory', () => {
     const paced = modelRow(onlyPrice('dynamoWriteUnit', 1), 10_000, 'certflow-ssm+register', 'default');
     const unpaced = modelRow(onlyPrice('dynamoWriteUnit', 1), 10_000, 'certflow-ssm', 'default');
-    // 50 vs 10 completeChunk updates of a < 1 KB item, 10,000 schedule writes, 30,000 inventory writes
+    // 50 vs 10 completeChunk updates of a < 1 KB done shard, 10,000 schedule writes, 30,000 inventory writes
     expect(paced.perCertificate.dynamodb * 10_000).toBe(50 + 10_000 + 30_000);
     expect(unpaced.perCertificate.dynamodb * 10_000).toBe(10 + 30_000);
   });

@@ -1,5 +1,6 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
+  BatchGetCommand,
   DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -18,8 +19,8 @@ export const BY_STATUS_INDEX = TASK_TABLE.globalSecondaryIndexes![0]!.indexName;
 /**
  * Marshalling of the document client:
  * - `removeUndefinedValues`: optional BatchTask fields may be present as `undefined` (util-dynamodb throws otherwise);
- * - no `convertEmptyValues`: it would turn an empty Set into NULL, which `ADD` rejects. doneChunks is never
- *   written empty: it does not exist until the first `ADD`.
+ * - no `convertEmptyValues`: it would turn an empty Set into NULL, which `ADD` rejects. A shard's `done` set is
+ *   never written empty: it does not exist until the first `ADD`.
  * - numbers are plain JS numbers (no `wrapNumbers`): counts and chunk indexes are far below 2^53.
  * A JS `Set<number>` marshals to a number set (NS) and an NS reads back as `Set<number>`.
  */
@@ -32,15 +33,52 @@ const taskPk = (taskId: string): string => `task#${taskId}`;
 const idemPk = (scope: string, key: string): string => `idem#${scope}#${key}`;
 const leasePk = (taskId: string, chunkIndex: number): string => `lease#${taskId}#${chunkIndex}`;
 
+/**
+ * Chunks per done shard. A shard item holds the offsets (index − shard × DONE_SHARD_SIZE, 0–999: at most 3 bytes
+ * each) of its finished chunks, so it stays under ~4 KB whatever the batch size: a completion costs a few write
+ * units, not one per KB of every chunk done so far, and the 400 KB item limit is never near.
+ */
+export const DONE_SHARD_SIZE = 1000;
+export const doneShardPk = (taskId: string, shard: number): string => `task#${taskId}#done#${shard}`;
+const shardOf = (chunkIndex: number) => ({
+  shard: Math.floor(chunkIndex / DONE_SHARD_SIZE),
+  offset: chunkIndex % DONE_SHARD_SIZE,
+});
+/** BatchGetItem reads at most 100 keys per request. */
+const BATCH_GET_SIZE = 100;
+/** Rounds of BatchGetItem for keys DynamoDB left unprocessed (throttling) before giving up. */
+const UNPROCESSED_ROUNDS = 8;
+
 /** The fields setStatus may change besides the status (and updatedAt). */
 const SETTABLE_FIELDS = ['error', 'completedAt', 'zipKey', 'zipSize'] as const;
 
-/** Attributes of the stored item that are not BatchTask fields. */
+/**
+ * Attributes of the stored item that are not BatchTask fields. `doneChunks` is the number set older versions kept on
+ * the task item itself (read for tasks they stored, never written).
+ */
 const STORAGE_ATTRIBUTES = ['pk', 'gsi1pk', 'doneChunks'] as const;
+/** BatchTask fields that are not stored on the task item: the sums over its done shards. */
+const COUNTED_FIELDS = ['chunksPending', 'registered'] as const;
 
-function toTask(item: Record<string, unknown>): BatchTask {
+/** What a task's done shards add up to. */
+interface ShardCounts {
+  done: number;
+  registered?: number;
+}
+
+/**
+ * The task of a stored item with its counts. A task stored by an older version counted its chunks on the item
+ * (`doneChunks`, `registered`): its chunks redone since (a resumed batch redoes the bookkeeping of every chunk) are in
+ * the shards as well, so the larger of the two counts is the one that holds.
+ */
+function toTask(item: Record<string, unknown>, counts: ShardCounts): BatchTask {
   const task: Record<string, unknown> = { ...item };
-  for (const name of STORAGE_ATTRIBUTES) delete task[name];
+  for (const name of [...STORAGE_ATTRIBUTES, ...COUNTED_FIELDS]) delete task[name];
+  const legacy =
+    item.doneChunks instanceof Set ? { done: item.doneChunks.size, registered: item.registered } : undefined;
+  task.chunksPending = Number(item.chunksTotal) - Math.max(counts.done, legacy?.done ?? 0);
+  const registered = [counts.registered, legacy?.registered].filter((n): n is number => typeof n === 'number');
+  if (registered.length > 0) task.registered = Math.max(...registered);
   return task as unknown as BatchTask;
 }
 
@@ -51,8 +89,14 @@ function checkChunkIndex(chunkIndex: number): void {
 }
 
 /**
- * TaskStore on one DynamoDB table (TASK_TABLE). No transactions (dynalite has none): every operation is one
- * conditional write or a read.
+ * TaskStore on one DynamoDB table (TASK_TABLE). No transactions (dynalite has none): every write is one conditional
+ * write of one item.
+ *
+ * Chunk progress is not on the task item: chunk `i` is counted in its done shard `task#{id}#done#{⌊i/1000⌋}` (a
+ * number set of offsets, a done count and the registered count), written by one conditional UpdateItem per chunk.
+ * The task's `chunksPending` and `registered` are the sums over its shards, read with the task (`get`,
+ * `listByStatus`): authoritative, with nothing to keep in step on a replay, and the children of a Distributed Map
+ * write to as many items as the batch has shards instead of all to one.
  */
 export class DynamoTaskStore implements TaskStore {
   private readonly doc: DynamoDBDocumentClient;
@@ -65,12 +109,15 @@ export class DynamoTaskStore implements TaskStore {
     this.doc = DynamoDBDocumentClient.from(client, DOCUMENT_CLIENT_CONFIG);
   }
 
+  /** Puts the task item; `chunksPending` and `registered` are not stored (the shards count them). */
   async create(task: BatchTask): Promise<void> {
+    const item: Record<string, unknown> = { ...task, pk: taskPk(task.taskId), gsi1pk: task.status };
+    for (const name of COUNTED_FIELDS) delete item[name];
     try {
       await this.doc.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { ...task, pk: taskPk(task.taskId), gsi1pk: task.status },
+          Item: item,
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
       );
@@ -85,9 +132,12 @@ export class DynamoTaskStore implements TaskStore {
     }
   }
 
+  /** The task item (consistent read), then its done shards (one BatchGetItem per 100 shards) for the counts. */
   async get(taskId: string): Promise<BatchTask | undefined> {
     const item = await this.getItem(taskId);
-    return item ? toTask(item) : undefined;
+    if (!item) return undefined;
+    const [task] = await this.withCounts([item]);
+    return task;
   }
 
   async claimIdempotencyKey(
@@ -149,54 +199,53 @@ export class DynamoTaskStore implements TaskStore {
   }
 
   /**
-   * One conditional UpdateItem: decrements chunksPending and adds the chunk index to the doneChunks number set
-   * unless the set already holds it. A replayed chunk fails the condition and gets the current count back.
+   * One conditional UpdateItem on the chunk's done shard: adds the chunk's offset to the shard's number set and
+   * counts it (and its registered certificates) unless the set holds it already. A replayed chunk fails the
+   * condition and changes nothing. The shard item is created by the first completion in it. The task item is not
+   * read or written: completing a chunk of a task that does not exist records it in a shard nothing reads.
    */
-  async completeChunk(taskId: string, chunkIndex: number, registered?: number): Promise<number> {
+  async completeChunk(taskId: string, chunkIndex: number, registered?: number): Promise<boolean> {
     checkChunkIndex(chunkIndex);
-    const values: Record<string, unknown> = {
-      ':one': 1,
-      ':now': this.clock.now().toISOString(),
-      ':idxSet': new Set([chunkIndex]),
-      ':idx': chunkIndex,
-      ...(registered !== undefined ? { ':n': registered } : {}),
-    };
+    const { shard, offset } = shardOf(chunkIndex);
     try {
-      const { Attributes } = await this.doc.send(
+      await this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
-          Key: { pk: taskPk(taskId) },
+          Key: { pk: doneShardPk(taskId, shard) },
           UpdateExpression:
-            'SET chunksPending = chunksPending - :one, updatedAt = :now ADD doneChunks :idxSet' +
+            'SET updatedAt = :now ADD done :offsets, doneCount :one' +
             (registered !== undefined ? ', registered :n' : ''),
-          ConditionExpression: 'attribute_exists(pk) AND NOT contains(doneChunks, :idx)',
-          ExpressionAttributeValues: values,
-          ReturnValues: 'UPDATED_NEW',
+          ConditionExpression: 'NOT contains(done, :offset)',
+          ExpressionAttributeValues: {
+            ':now': this.clock.now().toISOString(),
+            ':offsets': new Set([offset]),
+            ':one': 1,
+            ':offset': offset,
+            ...(registered !== undefined ? { ':n': registered } : {}),
+          },
         }),
       );
-      const pending = Attributes?.chunksPending;
-      if (typeof pending !== 'number') throw new Error(`task ${taskId}: UpdateItem returned no chunksPending`);
-      return pending;
+      return true;
     } catch (error) {
-      if (!isAwsError(error, 'ConditionalCheckFailedException')) throw error;
-      const item = await this.getItem(taskId);
-      if (!item) throw this.notFound(taskId, error);
-      if (!doneChunks(item).has(chunkIndex)) throw error; // cannot happen: the set only grows
-      return Number(item.chunksPending);
+      if (isAwsError(error, 'ConditionalCheckFailedException')) return false; // counted before: a replay
+      throw error;
     }
   }
 
+  /** Reads the chunk's done shard (its number set; ~4 KB at most). */
   async isChunkDone(taskId: string, chunkIndex: number): Promise<boolean> {
     checkChunkIndex(chunkIndex);
+    const { shard, offset } = shardOf(chunkIndex);
     const { Item } = await this.doc.send(
       new GetCommand({
         TableName: this.tableName,
-        Key: { pk: taskPk(taskId) },
-        ProjectionExpression: 'doneChunks',
+        Key: { pk: doneShardPk(taskId, shard) },
+        ProjectionExpression: 'done',
         ConsistentRead: true,
       }),
     );
-    return Item ? doneChunks(Item).has(chunkIndex) : false;
+    const done = Item?.done;
+    return done instanceof Set && (done as Set<unknown>).has(offset);
   }
 
   /**
@@ -244,9 +293,12 @@ export class DynamoTaskStore implements TaskStore {
     }
   }
 
-  /** Queries the byStatus index once per status (all pages) and merges the results oldest first. */
+  /**
+   * Queries the byStatus index once per status (all pages), reads the tasks' done shards, and merges the results
+   * oldest first.
+   */
   async listByStatus(statuses: TaskStatus[]): Promise<BatchTask[]> {
-    const tasks: BatchTask[] = [];
+    const items: Record<string, unknown>[] = [];
     for (const status of new Set(statuses)) {
       let start: Record<string, unknown> | undefined;
       do {
@@ -259,11 +311,64 @@ export class DynamoTaskStore implements TaskStore {
             ...(start !== undefined ? { ExclusiveStartKey: start } : {}),
           }),
         );
-        for (const item of page.Items ?? []) tasks.push(toTask(item));
+        items.push(...(page.Items ?? []));
         start = page.LastEvaluatedKey;
       } while (start !== undefined);
     }
+    const tasks = await this.withCounts(items);
     return tasks.sort((a, b) => (a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : 0));
+  }
+
+  /** The tasks of these items with their counts from the done shards. */
+  private async withCounts(items: Record<string, unknown>[]): Promise<BatchTask[]> {
+    const counts = await this.shardCounts(items);
+    return items.map((item) => toTask(item, counts.get(String(item.taskId)) ?? { done: 0 }));
+  }
+
+  /**
+   * The sums over the done shards of these task items (by task id): BatchGetItem, consistent, 100 keys a request,
+   * projecting only the counts; keys DynamoDB leaves unprocessed are asked again with a short backoff. A shard that
+   * does not exist yet counts nothing.
+   */
+  private async shardCounts(items: Record<string, unknown>[]): Promise<Map<string, ShardCounts>> {
+    const counts = new Map<string, ShardCounts>();
+    const owner = new Map<string, string>();
+    for (const item of items) {
+      const taskId = String(item.taskId);
+      counts.set(taskId, { done: 0 });
+      const shards = Math.ceil(Number(item.chunksTotal) / DONE_SHARD_SIZE);
+      for (let shard = 0; shard < shards; shard++) owner.set(doneShardPk(taskId, shard), taskId);
+    }
+    const keys = [...owner.keys()];
+    for (let i = 0; i < keys.length; i += BATCH_GET_SIZE) {
+      let pending: Record<string, unknown>[] = keys.slice(i, i + BATCH_GET_SIZE).map((pk) => ({ pk }));
+      for (let round = 0; pending.length > 0; round++) {
+        if (round === UNPROCESSED_ROUNDS) {
+          throw new Error(`DynamoDB left ${pending.length} done shards unread after ${round} BatchGetItem rounds`);
+        }
+        if (round > 0) await new Promise((resolve) => setTimeout(resolve, 25 * 2 ** round * Math.random()));
+        const output = await this.doc.send(
+          new BatchGetCommand({
+            RequestItems: {
+              [this.tableName]: {
+                Keys: pending,
+                ConsistentRead: true,
+                ProjectionExpression: 'pk, doneCount, registered',
+              },
+            },
+          }),
+        );
+        for (const shard of output.Responses?.[this.tableName] ?? []) {
+          const taskCounts = counts.get(owner.get(String(shard.pk)) ?? '');
+          if (!taskCounts) continue;
+          taskCounts.done += Number(shard.doneCount ?? 0);
+          if (shard.registered !== undefined)
+            taskCounts.registered = (taskCounts.registered ?? 0) + Number(shard.registered);
+        }
+        pending = output.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
+      }
+    }
+    return counts;
   }
 
   private async getItem(taskId: string): Promise<Record<string, unknown> | undefined> {
@@ -279,10 +384,4 @@ export class DynamoTaskStore implements TaskStore {
       details: { taskId },
     });
   }
-}
-
-function doneChunks(item: Record<string, unknown>): Set<number> {
-  const value = item.doneChunks;
-  if (value instanceof Set) return new Set([...(value as Set<unknown>)].map(Number));
-  return new Set();
 }

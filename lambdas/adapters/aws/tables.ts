@@ -27,6 +27,8 @@ export interface TableDefinition {
 /**
  * Bulk-issuance tasks and their idempotency keys (single-table design).
  * - task: `pk = task#{taskId}`, `gsi1pk = status`, `createdAt` (index `byStatus`)
+ * - done shard of a task: `pk = task#{taskId}#done#{shard}` (chunks shard × 1000 … shard × 1000 + 999): `done`
+ *   (number set of the finished chunks' offsets in the shard), `doneCount`, `registered` (DynamoTaskStore)
  * - idempotency key: `pk = idem#{scope}#{key}`
  * - rate schedule of a paced AWS API: `pk = rate#{api}` (DynamoRateLimiter)
  * - chunk lease: `pk = lease#{taskId}#{index}`, `ttl` (epoch s) removes a lease its attempt could not give back

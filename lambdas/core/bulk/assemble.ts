@@ -60,8 +60,8 @@ async function* manifestStream(
 
 /**
  * Checks that every chunk succeeded (the Map's results and the task's own count, so a lost result cannot
- * slip through), then streams the chunk zips' entries and a manifest into one zip object. Memory stays bounded:
- * one chunk's central directory at a time, and the upload's parts.
+ * slip through); answers the batch zip when it exists already; else streams the chunk zips' entries and a manifest
+ * into one zip object. Memory stays bounded: one chunk's central directory at a time, and the upload's parts.
  */
 export async function assembleBatch(deps: AssembleDeps, input: AssembleInput): Promise<AssembleResult> {
   const task = await getTask(deps, input.taskId);
@@ -79,6 +79,21 @@ export async function assembleBatch(deps: AssembleDeps, input: AssembleInput): P
       `${task.chunksPending} of ${task.chunksTotal} chunks are not done`,
     );
   }
+  const zipKey = batchZipKey(task.taskId);
+  const result = (zipSize: number): AssembleResult => ({
+    taskId: task.taskId,
+    supplierId: task.supplierId,
+    quantity: task.quantity,
+    chunksTotal: task.chunksTotal,
+    zipKey,
+    zipSize,
+    completedAt: deps.clock.now().toISOString(),
+  });
+  // assembled before (a retried or redriven step): the upload is all or nothing, so the zip is whole, and the chunk
+  // zips it was made from may be deleted by now
+  const assembled = await deps.objects.head(zipKey);
+  if (assembled) return result(assembled.size);
+
   const request = await loadBatchRequest(deps.objects, task.taskId);
 
   type Range = { key: string; start: number; end: number };
@@ -101,7 +116,6 @@ export async function assembleBatch(deps: AssembleDeps, input: AssembleInput): P
     }
   }
 
-  const zipKey = batchZipKey(task.taskId);
   const manifestName = request.layout === 'cdf' ? 'certs/certificate_manifest.json' : 'manifest.csv';
   async function* pieces(): AsyncGenerator<ObjectPiece> {
     for await (const piece of assembleZip(parts, {
@@ -118,13 +132,5 @@ export async function assembleBatch(deps: AssembleDeps, input: AssembleInput): P
     }
   }
   const { size } = await deps.objects.compose(zipKey, pieces(), { contentType: 'application/zip' });
-  return {
-    taskId: task.taskId,
-    supplierId: task.supplierId,
-    quantity: task.quantity,
-    chunksTotal: task.chunksTotal,
-    zipKey,
-    zipSize: size,
-    completedAt: deps.clock.now().toISOString(),
-  };
+  return result(size);
 }

@@ -15,3 +15,15 @@ export const chunkRegisteredKey = (taskId: string, index: number): string =>
 /** an external issuer's progress on the chunk (keys made, certificates requested and received) until the zip exists */
 export const chunkProgressKey = (taskId: string, index: number): string =>
   `${batchPrefix(taskId)}chunks/${pad(index)}.progress.json`;
+
+/**
+ * Every object a chunk leaves under the batch prefix while the batch runs (its zip and progress hold device private
+ * keys): removed once the batch zip is complete, or the batch failed.
+ */
+export const chunkFileKeys = (taskId: string, index: number): string[] => [
+  chunkZipKey(taskId, index),
+  chunkManifestKey(taskId, index),
+  chunkCertificatesKey(taskId, index),
+  chunkRegisteredKey(taskId, index),
+  chunkProgressKey(taskId, index),
+];

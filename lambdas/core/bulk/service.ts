@@ -11,7 +11,7 @@ import type {
   TaskStore,
   WorkflowStarter,
 } from '../ports';
-import { batchZipKey, chunkZipKey, requestKey } from './keys';
+import { batchZipKey, chunkFileKeys, requestKey } from './keys';
 import { planPacing } from './plan';
 import { BulkConfig, chunkCount, normalizeBatchRequest } from './request';
 
@@ -184,13 +184,9 @@ export async function getDownload(
   if (task.status !== 'complete' || !task.zipKey) return { kind: 'in-progress', task };
   const fileName = `certificates-${taskId}.zip`;
   if (downloadType !== undefined && downloadType.toLowerCase() === 'signedurl') {
-    const urls: string[] = [];
-    for (let i = 0; i < task.chunksTotal; i++) {
-      urls.push(
-        await deps.objects.presignGet(chunkZipKey(taskId, i), PRESIGN_SECONDS, `certificates-${taskId}-${i + 1}.zip`),
-      );
-    }
-    return { kind: 'urls', urls };
+    // CDF answers one URL per chunk zip; certflow deletes the chunk zips (they hold private keys) once the batch zip
+    // is complete, so the list holds the one URL of the batch zip
+    return { kind: 'urls', urls: [await deps.objects.presignGet(task.zipKey, PRESIGN_SECONDS, fileName)] };
   }
   if (downloadType !== undefined && downloadType.toLowerCase() !== 'zip') {
     throw new ValidationError('INVALID_DOWNLOAD_TYPE', 'downloadType must be signedUrl or zip', {
@@ -258,7 +254,35 @@ export function describeChunkFailure(failure: { index: number; error: string }):
   return { code: 'CHUNK_FAILED', message: `chunk ${failure.index} failed: ${message}`.slice(0, 1000) };
 }
 
-/** The workflow's failure path: the task becomes `failed` with its reason, no zip is kept, Batch Failed is sent. */
+/** Objects deleted per call (S3's DeleteObjects takes 1,000 keys; the adapter splits larger lists). */
+const DELETE_KEYS_PER_CALL = 5_000;
+
+/**
+ * Deletes what the batch's chunks left under its prefix (chunk zips and progress hold device private keys; manifests,
+ * certificate bundles, registration counts): every chunk's keys, present or not (S3 deletes an absent key without
+ * complaint), so nothing has to be listed. Idempotent; the request and the batch zip stay.
+ */
+export async function deleteChunkFiles(
+  deps: Pick<BatchDeps, 'objects'>,
+  task: Pick<BatchTask, 'taskId' | 'chunksTotal'>,
+): Promise<{ taskId: string; deleted: number }> {
+  let keys: string[] = [];
+  let deleted = 0;
+  for (let i = 0; i < task.chunksTotal; i++) {
+    keys.push(...chunkFileKeys(task.taskId, i));
+    if (keys.length >= DELETE_KEYS_PER_CALL || i === task.chunksTotal - 1) {
+      await deps.objects.delete(keys);
+      deleted += keys.length;
+      keys = [];
+    }
+  }
+  return { taskId: task.taskId, deleted };
+}
+
+/**
+ * The workflow's failure path: the task becomes `failed` with its reason, no zip is kept and the chunks' files are
+ * deleted (they hold private keys of certificates nobody will receive), Batch Failed is sent.
+ */
 export async function recordBatchFailure(
   deps: Pick<BatchDeps, 'tasks' | 'objects' | 'events' | 'clock'>,
   input: { taskId: string; error?: unknown },
@@ -267,6 +291,7 @@ export async function recordBatchFailure(
   const error = task.chunkFailure ? describeChunkFailure(task.chunkFailure) : describeFailure(input.error);
   const failedAt = deps.clock.now().toISOString();
   await deps.objects.delete([batchZipKey(task.taskId)]);
+  await deleteChunkFiles(deps, task);
   await deps.tasks.setStatus(task.taskId, 'failed', { error, completedAt: failedAt });
   await deps.events.publish([
     domainEvent('Batch Failed', { taskId: task.taskId, supplierId: task.supplierId, error, failedAt }),
