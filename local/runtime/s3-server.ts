@@ -26,8 +26,11 @@
  * - Honoured: `x-amz-meta-*` metadata (lower-cased, as S3 does), Range requests, presigned GETs with
  *   `ResponseContentDisposition` / `ResponseContentType` overrides, DeleteObjects, CopyObject.
  */
-import { mkdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { once } from 'node:events';
 import {
   BucketAlreadyExists,
   BucketAlreadyOwnedByYou,
@@ -38,6 +41,9 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
+// s3rver's error type: thrown from its store, it answers with its code (anything else is a 500 InternalError)
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const S3rverError = require('s3rver/lib/models/error') as new (code: string, message: string) => Error;
 import { LOCAL_AWS_CREDENTIALS, LOCAL_AWS_REGION, type LocalServer } from './types';
 
 export interface S3ServerOptions {
@@ -129,12 +135,19 @@ interface S3rverStore {
     bucket: string,
     key: string,
     range?: { start: number; end: number },
-  ): Promise<{ content: NodeJS.ReadableStream | null; range?: unknown } | null>;
-  putPart(bucket: string, uploadId: string, partNumber: string, content: NodeJS.ReadableStream): Promise<{ md5: string }>;
+  ): Promise<{ content: (NodeJS.ReadableStream & { destroy(): void }) | null; range?: unknown } | null>;
+  getResourcePath(bucket: string, key: string | undefined, resource: string): string;
+  putMetadata(bucket: string, key: string, metadata: Record<string, unknown>, md5: string): Promise<void>;
+  putObjectMultipart(
+    bucket: string,
+    uploadId: string,
+    parts: { number: number; etag: string }[],
+  ): Promise<{ md5: string; size: number }>;
 }
 type KoaMiddleware = (ctx: KoaContext, next: () => Promise<void>) => Promise<void>;
 interface KoaLike {
   middleware: KoaMiddleware[];
+  store: S3rverStore;
 }
 
 /** s3rver 3.7.1 registers: logger, XML encoder, Express mount interop, vhost, router. */
@@ -172,6 +185,7 @@ function installCompatibilityLayer(app: KoaLike, dataDir: string): void {
     await next();
   };
   app.middleware.splice(S3RVER_MIDDLEWARE_COUNT - 1, 0, compat);
+  completeWithCopiedParts(app.store);
 }
 
 function s3Error(ctx: KoaContext, status: number, code: string, message: string): void {
@@ -231,14 +245,108 @@ async function uploadPartCopy(ctx: KoaContext, dataDir: string, bucket: string, 
     s3Error(ctx, 404, 'NoSuchKey', 'The specified key does not exist.');
     return;
   }
+  object.content?.destroy(); // only the range is checked here: the bytes are read once, by CompleteMultipartUpload
   if (!object.content) {
     s3Error(ctx, 400, 'InvalidRange', 'The requested range is not satisfiable');
     return;
   }
-  const { md5 } = await ctx.store.putPart(bucket, uploadId, partNumber, object.content);
+  const path = ctx.store.getResourcePath(sourceBucket, sourceKey, 'object');
+  const { size, mtimeMs } = await stat(path);
+  const copy: CopiedPart = {
+    path,
+    start: range?.start ?? 0,
+    end: range ? Math.min(range.end, size - 1) : size - 1,
+    size,
+    mtimeMs,
+  };
+  const uploadDir = uploadDirOf(dataDir, bucket, uploadId);
+  const body = JSON.stringify(copy);
+  await writeFile(join(uploadDir, `${partNumber}${COPY_SUFFIX}`), body);
+  await rm(join(uploadDir, partNumber), { force: true }); // the last write of a part number wins, as on S3
+  const etag = createHash('md5').update(body).digest('hex');
   ctx.status = 200;
-  ctx.body = { CopyPartResult: { LastModified: new Date().toISOString(), ETag: JSON.stringify(md5) } };
+  ctx.body = { CopyPartResult: { LastModified: new Date().toISOString(), ETag: JSON.stringify(etag) } };
 }
+
+/** A part made by UploadPartCopy: a byte range [start, end] of an object file, as it was when the part was made. */
+interface CopiedPart {
+  path: string;
+  start: number;
+  end: number;
+  size: number;
+  mtimeMs: number;
+}
+const COPY_SUFFIX = '.certflow-copy.json';
+
+/**
+ * CompleteMultipartUpload of an upload with copied parts: the object is written once, from the copied ranges of
+ * their source files and the uploaded parts' files, in part order (S3 copies at UploadPartCopy time; here a source
+ * changed or removed since fails the completion with InvalidPart instead). Its ETag is S3's multipart ETag, the MD5
+ * of the parts' MD5s and `-{count}`, so the object is not hashed again. Uploads without copied parts keep s3rver's
+ * own completion.
+ */
+function completeWithCopiedParts(store: S3rverStore): void {
+  const original = store.putObjectMultipart.bind(store);
+  store.putObjectMultipart = async (bucket, uploadId, parts) => {
+    const uploadDir = join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId);
+    const sorted = [...parts].sort((a, b) => a.number - b.number);
+    const copies = await Promise.all(
+      sorted.map((part) =>
+        readFile(join(uploadDir, `${part.number}${COPY_SUFFIX}`), 'utf8').then(
+          (text) => JSON.parse(text) as CopiedPart,
+          () => undefined,
+        ),
+      ),
+    );
+    if (copies.every((copy) => copy === undefined)) return original(bucket, uploadId, parts);
+    for (const copy of copies) {
+      const now = copy && (await stat(copy.path).catch(() => undefined));
+      if (copy && (!now || now.size !== copy.size || now.mtimeMs !== copy.mtimeMs)) {
+        throw new S3rverError(
+          'InvalidPart',
+          'The source of a copied part changed or was removed before the upload completed (local emulation).',
+        );
+      }
+    }
+    const [key, metadata] = await Promise.all([
+      readFile(join(uploadDir, 'key'), 'utf8'),
+      readFile(join(uploadDir, 'metadata'), 'utf8').then((text) => JSON.parse(text) as Record<string, unknown>),
+    ]);
+    const objectPath = store.getResourcePath(bucket, key, 'object');
+    await mkdir(dirname(objectPath), { recursive: true });
+    const out = createWriteStream(objectPath);
+    let failed: Error | undefined;
+    out.on('error', (error) => (failed ??= error));
+    let size = 0;
+    const md5s: Buffer[] = [];
+    try {
+      for (const [i, part] of sorted.entries()) {
+        const copy = copies[i];
+        const source = copy
+          ? createReadStream(copy.path, { start: copy.start, end: copy.end, highWaterMark: COPY_READ_SIZE })
+          : createReadStream(join(uploadDir, String(part.number)), { highWaterMark: COPY_READ_SIZE });
+        for await (const chunk of source as AsyncIterable<Buffer>) {
+          size += chunk.length;
+          if (!out.write(chunk)) await once(out, 'drain');
+          if (failed) throw failed;
+        }
+        md5s.push(Buffer.from(part.etag.replace(/"/g, ''), 'hex'));
+      }
+      await new Promise<void>((resolve, reject) =>
+        out.end((error?: Error | null) => (error ? reject(error) : resolve())),
+      );
+    } finally {
+      out.destroy();
+    }
+    if (failed) throw failed;
+    const md5 = `${createHash('md5').update(Buffer.concat(md5s)).digest('hex')}-${sorted.length}`;
+    await store.putMetadata(bucket, key, metadata, md5);
+    await rm(uploadDir, { recursive: true, force: true });
+    return { md5, size };
+  };
+}
+/** Read size of the completion's file copies (streams default to 64 KiB). */
+const COPY_READ_SIZE = 1024 * 1024;
 
 async function abortMultipartUpload(ctx: KoaContext, dataDir: string, bucket: string, uploadId: string) {
   if (!(await uploadExists(dataDir, bucket, uploadId))) {

@@ -1,6 +1,6 @@
 import { ConflictError } from '../errors';
 import { assembleZip, ZipPart } from '../packaging/zip';
-import type { ObjectPiece } from '../ports';
+import type { ObjectHead, ObjectPiece } from '../ports';
 import type { ObjectStore, TaskStore, Clock } from '../ports';
 import { batchZipKey, chunkManifestKey, chunkZipKey } from './keys';
 import { loadBatchRequest, MANIFEST_HEADER, parseManifest } from './chunk';
@@ -33,18 +33,42 @@ export class BatchIncompleteError extends ConflictError {
   override readonly name = 'BatchIncompleteError';
 }
 
+/** Chunk files read ahead of the one in hand, so one request's round trip overlaps the work on the one before. */
+const READ_AHEAD = 2;
+
+/**
+ * `read(i)` for i = 0, 1, 2 … in order, each started READ_AHEAD reads early; only those in flight are held.
+ * Asked again for the same index (a second pass), it reads again.
+ */
+function readingAhead<T>(count: number, read: (i: number) => Promise<T>): (i: number) => Promise<T> {
+  const started = new Map<number, Promise<T>>();
+  return (i) => {
+    for (let j = i; j <= Math.min(count - 1, i + READ_AHEAD); j++) {
+      if (!started.has(j)) {
+        const pending = read(j);
+        pending.catch(() => undefined); // surfaces when its turn comes
+        started.set(j, pending);
+      }
+    }
+    const mine = started.get(i)!;
+    for (const j of started.keys()) if (j <= i) started.delete(j);
+    return mine;
+  };
+}
+
 async function* manifestStream(
   objects: ObjectStore,
   taskId: string,
   chunks: number,
   layout: 'certflow' | 'cdf',
 ): AsyncGenerator<Uint8Array> {
+  const manifest = readingAhead(chunks, (i) => objects.get(chunkManifestKey(taskId, i)));
   if (layout === 'cdf') {
     // CDF's certs/certificate_manifest.json: { commonName: certificateId }
     yield Buffer.from('{');
     let first = true;
     for (let i = 0; i < chunks; i++) {
-      const rows = parseManifest((await objects.get(chunkManifestKey(taskId, i))).toString('utf8'));
+      const rows = parseManifest((await manifest(i)).toString('utf8'));
       const body = rows.map((r) => `${JSON.stringify(r.commonName)}:${JSON.stringify(r.certificateId)}`).join(',');
       if (body) {
         yield Buffer.from(first ? body : `,${body}`);
@@ -55,7 +79,7 @@ async function* manifestStream(
     return;
   }
   yield Buffer.from(MANIFEST_HEADER);
-  for (let i = 0; i < chunks; i++) yield* await objects.getStream(chunkManifestKey(taskId, i));
+  for (let i = 0; i < chunks; i++) yield await manifest(i);
 }
 
 /**
@@ -97,10 +121,23 @@ export async function assembleBatch(deps: AssembleDeps, input: AssembleInput): P
   const request = await loadBatchRequest(deps.objects, task.taskId);
 
   type Range = { key: string; start: number; end: number };
+  // assembleZip walks the parts twice (entries, then central directories): each chunk zip's layout is read once
+  const heads = new Map<number, Promise<ObjectHead | undefined>>();
+  const headAhead = readingAhead(task.chunksTotal, (i) => deps.objects.head(chunkZipKey(task.taskId, i)));
+  const headOf = (i: number): Promise<ObjectHead | undefined> => {
+    if (!heads.has(i)) heads.set(i, headAhead(i));
+    return heads.get(i)!;
+  };
+  const centralDirectoryAhead = readingAhead(task.chunksTotal, async (i) => {
+    const head = (await headOf(i))!;
+    const entriesLength = Number(head.metadata['entries-length']);
+    const cdLength = Number(head.metadata['central-directory-length']);
+    return deps.objects.getRange(chunkZipKey(task.taskId, i), entriesLength, entriesLength + cdLength);
+  });
   async function* parts(): AsyncGenerator<ZipPart<Range>> {
     for (let i = 0; i < task.chunksTotal; i++) {
       const key = chunkZipKey(task.taskId, i);
-      const head = await deps.objects.head(key);
+      const head = await headOf(i);
       if (!head) throw new BatchIncompleteError('CHUNK_MISSING', `chunk ${i} has no zip`);
       const entriesLength = Number(head.metadata['entries-length']);
       const cdLength = Number(head.metadata['central-directory-length']);
@@ -111,7 +148,7 @@ export async function assembleBatch(deps: AssembleDeps, input: AssembleInput): P
         entriesLength,
         // the store copies the chunk's entries into the batch zip itself where it can (S3 UploadPartCopy)
         entries: () => ({ reference: { key, start: 0, end: entriesLength }, length: entriesLength }),
-        centralDirectory: () => deps.objects.getRange(key, entriesLength, entriesLength + cdLength),
+        centralDirectory: () => centralDirectoryAhead(i),
       };
     }
   }

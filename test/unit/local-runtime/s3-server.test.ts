@@ -208,6 +208,8 @@ describe('startS3', () => {
     expect(sent).not.toContain('GetObjectCommand');
     const out = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: 'out/composed.bin' }));
     expect(out.ContentType).toBe('application/zip');
+    expect(out.ETag).toMatch(/^"[0-9a-f]{32}-4"$/); // 4 parts (head, 2 copies, tail): S3's multipart ETag, no second hash
+    expect(out.ContentLength).toBe(8 + 249_000 + b.length);
     expect(Buffer.from(await out.Body!.transformToByteArray())).toEqual(
       Buffer.concat([Buffer.from('head'), a.subarray(1000, 250_000), b, Buffer.from('tail')]),
     );
@@ -226,6 +228,17 @@ describe('startS3', () => {
       name: 'InvalidArgument',
     });
     await s3.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'out/x', UploadId }));
+
+    // a copy source removed before the completion fails it (S3 would have copied the bytes already)
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'src/gone.bin', Body: a }));
+    async function* fromGone() {
+      yield { copyFrom: { key: 'src/gone.bin', start: 0, end: 1000 } };
+      await s3.send(new DeleteObjectsCommand({ Bucket: BUCKET, Delete: { Objects: [{ Key: 'src/gone.bin' }] } }));
+    }
+    await expect(store.compose('out/gone.bin', fromGone())).rejects.toMatchObject({ name: 'InvalidPart' });
+    await expect(s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'out/gone.bin' }))).rejects.toMatchObject({
+      name: 'NotFound',
+    });
   });
 
   it('serves a presigned GET to plain fetch, honouring the response header overrides', async () => {
