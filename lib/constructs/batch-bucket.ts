@@ -4,6 +4,7 @@ import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aw
 import { Construct } from 'constructs';
 import { batchPrefix } from '../../lambdas/core/bulk/keys';
 import { certificateKey, crlKey } from '../../lambdas/core/ca/service';
+import { provisioningTaskKey } from '../../lambdas/core/provisioning/bulk';
 
 const topFolder = (key: string): string => `${key.split('/')[0]}/`;
 
@@ -11,6 +12,8 @@ const topFolder = (key: string): string => `${key.split('/')[0]}/`;
 export const BATCHES_PREFIX = topFolder(batchPrefix('-'));
 /** The key prefix of the certificates the CA API issues (`certificates/{certificateId}.pem`). */
 export const CERTIFICATES_PREFIX = topFolder(certificateKey('-'));
+/** The key prefix of bulk provisioning tasks (`bulkprovisioning/{taskId}/`: task, results, saved progress). */
+export const BULK_PROVISIONING_PREFIX = topFolder(provisioningTaskKey('-'));
 /** The key prefix of the CAs' CRLs (`crls/{caId}.crl` and `crls/{caId}.crl.pem`). */
 export const CRLS_PREFIX = topFolder(crlKey('-', 'der'));
 
@@ -18,7 +21,7 @@ export const CRLS_PREFIX = topFolder(crlKey('-', 'der'));
 export type BatchObjectAction = 's3:GetObject' | 's3:PutObject' | 's3:DeleteObject' | 's3:AbortMultipartUpload';
 
 export interface BatchBucketProps {
-  /** days after which objects under `batches/` expire, default 30 */
+  /** days after which objects under `batches/` and `bulkprovisioning/` expire, default 30 */
   readonly expireBatchesAfterDays?: number;
   /** days the server access logs are kept, default 365 */
   readonly accessLogsExpireAfterDays?: number;
@@ -69,6 +72,12 @@ export class BatchBucket extends Construct {
         {
           id: 'expire-batches',
           prefix: BATCHES_PREFIX,
+          expiration: Duration.days(props.expireBatchesAfterDays ?? 30),
+        },
+        {
+          // provisioning results hold the keys certflow made for the things, as batch zips do
+          id: 'expire-bulk-provisioning',
+          prefix: BULK_PROVISIONING_PREFIX,
           expiration: Duration.days(props.expireBatchesAfterDays ?? 30),
         },
         { id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },

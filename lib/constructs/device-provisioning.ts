@@ -6,14 +6,13 @@ import { LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfu
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { ApiRatesSchema, type ApiRatesInput } from '../../lambdas/core/pacing';
-import { provisioningTaskKey } from '../../lambdas/core/provisioning/bulk';
 import { TEMPLATES_PREFIX } from '../../lambdas/core/provisioning/service';
 import { ProvisioningApiEnv, ProvisioningEnv } from '../../lambdas/handlers/env';
 import { PROVISIONING_BODY_SCHEMAS, PROVISIONING_ROUTES } from '../../lambdas/handlers/routes';
 import type { Route } from '../../lambdas/handlers/http';
 import { aslStateMachine, grantDistributedMap } from '../asl';
 import { arnFinding, objectsFinding } from '../nag';
-import { CERTIFICATES_PREFIX, type BatchBucket } from './batch-bucket';
+import { BULK_PROVISIONING_PREFIX, CERTIFICATES_PREFIX, type BatchBucket } from './batch-bucket';
 import type { CaHierarchy } from './ca-hierarchy';
 import { CertflowFunction, FunctionEnvironment, handlerEntry, PROJECT_ROOT } from './certflow-function';
 import type { CertflowEventBus } from './event-bus';
@@ -23,7 +22,7 @@ import type { TaskTable } from './task-table';
 /** The bulk-provisioning workflow definition, shared with the local runtime. */
 export const PROVISIONING_DEFINITION_PATH = path.join(PROJECT_ROOT, 'statemachines', 'provisioning.asl.json');
 /** `bulkprovisioning/`: a bulk task's objects (task, request, items, results) */
-export const BULK_PROVISIONING_PREFIX = `${provisioningTaskKey('-').split('/')[0]}/`;
+export { BULK_PROVISIONING_PREFIX };
 
 export { PROVISIONING_BODY_SCHEMAS } from '../../lambdas/handlers/routes';
 
@@ -191,6 +190,9 @@ export class DeviceProvisioning extends Construct {
       bucket.grantObjects(f, [BULK_PROVISIONING_PREFIX], 's3:GetObject', 's3:PutObject');
       bucket.grantList(f);
     }
+    // a finished task's saved progress (keys certflow made) and partial results are deleted
+    for (const f of [this.finish, this.recordFailure])
+      bucket.grantObjects(f, [BULK_PROVISIONING_PREFIX], 's3:DeleteObject');
     bucket.grantObjects(this.provisionChunk, [CERTIFICATES_PREFIX], 's3:PutObject');
     bucket.grantList(this.api);
 

@@ -135,12 +135,13 @@ describe('BatchBucket', () => {
     });
   });
 
-  it('expires batches after 30 days, aborts incomplete uploads after 1 day, keeps no versions', () => {
+  it('expires batches and bulk provisioning tasks after 30 days, aborts incomplete uploads after 1 day, keeps no versions', () => {
     const bucket = built.template.toJSON().Resources[batchBucket()] as { Properties: Record<string, unknown> };
     expect(bucket.Properties.VersioningConfiguration).toBeUndefined();
     expect(bucket.Properties.LifecycleConfiguration).toEqual({
       Rules: [
         { Id: 'expire-batches', Prefix: 'batches/', ExpirationInDays: 30, Status: 'Enabled' },
+        { Id: 'expire-bulk-provisioning', Prefix: 'bulkprovisioning/', ExpirationInDays: 30, Status: 'Enabled' },
         {
           Id: 'abort-incomplete-uploads',
           AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },

@@ -373,7 +373,25 @@ export async function finishProvisioning(
     completedAt: deps.clock.now().toISOString(),
   };
   await saveTask(deps.objects, completed);
+  await deleteIntermediates(deps.objects, task.taskId);
   return { taskId: task.taskId, succeeded, failed: errors.length };
+}
+
+/**
+ * Once a task is finished, its items' saved progress (keys certflow made, before ACM PCA signed them) and the
+ * partial results of failed chunks are deleted: the results files keep what the user downloads. Best effort: the
+ * task is already recorded, and the bucket's lifecycle rule removes what a failed deletion leaves.
+ */
+async function deleteIntermediates(objects: ProvisioningDeps['objects'], taskId: string): Promise<void> {
+  try {
+    const keys = [
+      ...(await objects.list(`${prefix(taskId)}progress/`)),
+      ...(await objects.list(`${prefix(taskId)}partial/`)),
+    ];
+    if (keys.length > 0) await objects.delete(keys);
+  } catch {
+    // left to the lifecycle rule
+  }
 }
 
 /** The workflow's failure path (the task could not be planned or finished): status failed with the reason. */
@@ -384,6 +402,7 @@ export async function recordProvisioningFailure(
   const task = await getProvisioningTask(deps, input.taskId);
   const error = describeFailure(input.error);
   await saveTask(deps.objects, { ...task, status: 'failed', error, completedAt: deps.clock.now().toISOString() });
+  await deleteIntermediates(deps.objects, task.taskId);
   return { taskId: task.taskId, error };
 }
 

@@ -159,13 +159,16 @@ describe('provisionChunk', () => {
 describe('finishProvisioning', () => {
   it('keeps what a chunk settled before it gave up; its other items are CHUNK_FAILED', async () => {
     const items = ['a', 'b', 'c', 'd', 'e'].map((n) => ({ ThingName: `t-${n}` }));
-    const { deps, registry } = await setup(items);
+    const { deps, registry, objects } = await setup(items);
     await provisionChunk(deps, { taskId: 'task-1', index: 1 });
+    // saved progress of an item (a key certflow made before ACM PCA signed it) is deleted with the partial results
+    await objects.put('bulkprovisioning/task-1/progress/000000/000001.json', '{"privateKeyPem":"…"}');
     registry.failNext.set(
       'createThing',
       Object.assign(new Error('Service unavailable'), { name: 'ServiceUnavailable' }),
     );
     await expect(provisionChunk(deps, { taskId: 'task-1', index: 0 })).rejects.toThrow(/1 item\(s\) of chunk 0/);
+    await expect(objects.list('bulkprovisioning/task-1/partial/')).resolves.toHaveLength(1);
     const summary = await finishProvisioning(deps, {
       taskId: 'task-1',
       chunkResults: [
@@ -176,5 +179,8 @@ describe('finishProvisioning', () => {
     expect(summary).toEqual({ taskId: 'task-1', succeeded: 4, failed: 1 });
     const task = await getProvisioningTask(deps, 'task-1');
     expect(task.errors).toEqual([{ index: 0, code: 'CHUNK_FAILED', message: 'ChunkIncompleteError: gave up' }]);
+    const left = await objects.list('bulkprovisioning/task-1/');
+    expect(left.filter((k) => /\/(progress|partial)\//.test(k))).toEqual([]);
+    expect(left.filter((k) => k.includes('/results/'))).toHaveLength(1); // what the user downloads stays
   });
 });
