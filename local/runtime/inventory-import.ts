@@ -16,11 +16,11 @@ export async function importDynaliteInventory(
   inventory: LevelInventory,
   tableName: string = INVENTORY_TABLE.tableName,
 ): Promise<number> {
-  try {
-    await client.send(new DescribeTableCommand({ TableName: tableName }));
-  } catch (error) {
-    if (isAwsError(error, 'ResourceNotFoundException')) return 0;
-    throw error;
+  const status = await tableStatus(client, tableName);
+  if (status === undefined) return 0;
+  if (status === 'DELETING') {
+    await gone(client, tableName); // dropped by a start that stopped before the table was gone
+    return 0;
   }
   const doc = DynamoDBDocumentClient.from(client);
   let copied = 0;
@@ -34,5 +34,23 @@ export async function importDynaliteInventory(
     start = page.LastEvaluatedKey;
   } while (start);
   await client.send(new DeleteTableCommand({ TableName: tableName }));
+  await gone(client, tableName); // dynalite deletes a table half a second after DeleteTable, as DynamoDB takes a while
   return copied;
+}
+
+async function tableStatus(client: DynamoDBClient, tableName: string): Promise<string | undefined> {
+  try {
+    return (await client.send(new DescribeTableCommand({ TableName: tableName }))).Table?.TableStatus ?? 'ACTIVE';
+  } catch (error) {
+    if (isAwsError(error, 'ResourceNotFoundException')) return undefined;
+    throw error;
+  }
+}
+
+async function gone(client: DynamoDBClient, tableName: string): Promise<void> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    if ((await tableStatus(client, tableName)) === undefined) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`the table ${tableName} is still there 10 s after DeleteTable`);
 }
