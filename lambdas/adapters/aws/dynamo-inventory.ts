@@ -72,6 +72,20 @@ const lastIso = new Map<string, { iso: string | undefined }>();
 
 /** The stored item of a record: the record and its derived key attributes. */
 export function inventoryItem(record: InventoryRecord): Item {
+  const { issuedKey, expiryKey } = inventorySortKeys(record);
+  return {
+    ...record,
+    issuedKey,
+    expiryBucket: expiryBucket(expiryShard(record.certificateId)),
+    expiryKey,
+  };
+}
+
+/**
+ * The sort keys of a record (`issuedKey = issuedAt#certificateId`, `expiryKey = notAfter#certificateId`, dates
+ * normalised), after checking it can have them. Throws INVALID_INVENTORY_RECORD.
+ */
+export function inventorySortKeys(record: InventoryRecord): { issuedKey: string; expiryKey: string } {
   const issuedAt = isoOrUndefined(record.issuedAt);
   const notAfter = isoOrUndefined(record.notAfter);
   if (typeof record.certificateId !== 'string' || record.certificateId === '' || record.certificateId.includes('#')) {
@@ -84,12 +98,7 @@ export function inventoryItem(record: InventoryRecord): Item {
       { details: { certificateId: record.certificateId } },
     );
   }
-  return {
-    ...record,
-    issuedKey: `${issuedAt}#${record.certificateId}`,
-    expiryBucket: expiryBucket(expiryShard(record.certificateId)),
-    expiryKey: `${notAfter}#${record.certificateId}`,
-  };
+  return { issuedKey: `${issuedAt}#${record.certificateId}`, expiryKey: `${notAfter}#${record.certificateId}` };
 }
 
 export function toRecord(item: Item): InventoryRecord {

@@ -9,10 +9,10 @@
  * (docs/benchmarks.md). DynamoInventory is still run against dynalite by the same contract tests.
  *
  * Layout (UTF-8 keys; NUL separates the parts, so ids may not contain NUL):
- * - `c\0{certificateId}` → the stored item as JSON: the record, its derived keys (inventoryItem: `issuedKey =
- *   issuedAt#certificateId`, `expiryKey = notAfter#certificateId`) and `expiringNotified` (windows notified);
- * - `i\0{issuerId}\0{issuedKey}` → '' : an issuer's certificates in issuedAt, then id order;
- * - `e\0{expiryKey}` → '' : every certificate, soonest notAfter first.
+ * - `c\0{certificateId}` → the record as JSON, with `expiringNotified` (the windows notified) once there is one;
+ * - `i\0{issuerId}\0{issuedKey}` → '' : an issuer's certificates in issuedAt, then id order (`issuedKey =
+ *   issuedAt#certificateId`, as DynamoInventory's index);
+ * - `e\0{expiryKey}` → '' : every certificate, soonest notAfter first (`expiryKey = notAfter#certificateId`).
  * Tokens are base64url JSON of the last key returned (`{ issuerId, issuedKey }`, `{ v: 'expiry', expiryKey }`); the
  * next page starts after it, so nothing is skipped or repeated when records change between pages.
  *
@@ -26,7 +26,7 @@ import {
   checkLimit,
   decodeToken,
   encodeToken,
-  inventoryItem,
+  inventorySortKeys,
   invalidToken,
   isoOrUndefined,
   isPlainObject,
@@ -74,18 +74,15 @@ export class LevelInventory implements Inventory {
 
   /** Creates the records that do not exist yet; an existing record (revoked or not) is left as it is. */
   async putIssued(records: InventoryRecord[]): Promise<void> {
-    const items = records.map(storedItem); // validate all before writing any
+    const items = records.map(stored); // validate all before writing any
     return this.exclusive(async () => {
       // the first of two records with the same id wins, as with DynamoDB's conditional puts
-      const byId = new Map<string, Item>();
-      for (const item of items) {
-        const id = item.certificateId as string;
-        if (!byId.has(id)) byId.set(id, item);
-      }
+      const byId = new Map<string, Stored>();
+      for (const item of items) if (!byId.has(item.record.certificateId)) byId.set(item.record.certificateId, item);
       const unique = [...byId.values()];
       for (let off = 0; off < unique.length; off += PUT_BATCH) {
         const slice = unique.slice(off, off + PUT_BATCH);
-        const existing = await this.db.getMany(slice.map((item) => recordKey(item.certificateId as string)));
+        const existing = await this.db.getMany(slice.map((item) => recordKey(item.record.certificateId)));
         const ops: { type: 'put'; key: string; value: string }[] = [];
         slice.forEach((item, n) => {
           if (existing[n] === undefined) ops.push(...entriesOf(item));
@@ -100,13 +97,10 @@ export class LevelInventory implements Inventory {
    * one-time import of an inventory kept elsewhere before (local/runtime/inventory-import.ts).
    */
   async importItems(items: Item[]): Promise<void> {
-    const stored = items.map((item) => {
-      const { expiringNotified, ...record } = toRecordWithWindows(item);
-      return { ...storedItem(record as unknown as InventoryRecord), ...(expiringNotified ? { expiringNotified } : {}) };
-    });
+    const all = items.map((item) => stored(toRecordWithWindows(item)));
     return this.exclusive(async () => {
-      for (let off = 0; off < stored.length; off += PUT_BATCH) {
-        await this.db.batch(stored.slice(off, off + PUT_BATCH).flatMap(entriesOf));
+      for (let off = 0; off < all.length; off += PUT_BATCH) {
+        await this.db.batch(all.slice(off, off + PUT_BATCH).flatMap(entriesOf));
       }
     });
   }
@@ -136,7 +130,7 @@ export class LevelInventory implements Inventory {
       after !== undefined ? { gt: after, lt: prefixEnd(prefix) } : { gte: prefix, lt: prefixEnd(prefix) },
       (key) => key.slice(prefix.length),
       query,
-      (last) => encodeToken({ issuerId, issuedKey: last.issuedKey }),
+      (issuedKey) => encodeToken({ issuerId, issuedKey }),
     );
   }
 
@@ -166,7 +160,7 @@ export class LevelInventory implements Inventory {
       after !== undefined ? { gt: after, lt } : { gte: EXPIRY_PREFIX, lt },
       (key) => key.slice(EXPIRY_PREFIX.length),
       query,
-      (last) => encodeToken({ v: 'expiry', expiryKey: last.expiryKey }),
+      (expiryKey) => encodeToken({ v: 'expiry', expiryKey }),
     );
   }
 
@@ -199,29 +193,30 @@ export class LevelInventory implements Inventory {
     range: Range,
     sortKeyOf: (indexKey: string) => string,
     query: InventoryQuery,
-    tokenOf: (last: Item) => string,
+    tokenOf: (lastSortKey: string) => string,
   ): Promise<InventoryPage> {
     const { limit, status } = query;
-    const matches: Item[] = [];
+    const matches: { item: Item; sortKey: string }[] = [];
     const iterator = this.db.keys({ ...range });
     try {
       while (matches.length <= limit) {
         const keys = await iterator.nextv(Math.max(SCAN_STEP, limit + 1 - matches.length));
         if (keys.length === 0) break;
-        const values = await this.db.getMany(keys.map((key) => recordKey(sortKeyId(sortKeyOf(key))!)));
-        for (const value of values) {
+        const sortKeys = keys.map(sortKeyOf);
+        const values = await this.db.getMany(sortKeys.map((sortKey) => recordKey(sortKeyId(sortKey)!)));
+        for (const [n, value] of values.entries()) {
           if (value === undefined) continue; // cannot happen: a record and its index keys are written in one batch
           const item = JSON.parse(value) as Item;
-          if (matchesStatus(item, status)) matches.push(item);
+          if (matchesStatus(item, status)) matches.push({ item, sortKey: sortKeys[n]! });
           if (matches.length > limit) break;
         }
       }
     } finally {
       await iterator.close();
     }
-    if (matches.length <= limit) return { items: matches.map(toRecord) };
+    if (matches.length <= limit) return { items: matches.map((m) => toRecord(m.item)) };
     const returned = matches.slice(0, limit);
-    return { items: returned.map(toRecord), nextToken: tokenOf(returned[returned.length - 1]!) };
+    return { items: returned.map((m) => toRecord(m.item)), nextToken: tokenOf(returned[returned.length - 1]!.sortKey) };
   }
 
   private async read(certificateId: string): Promise<Item | undefined> {
@@ -242,16 +237,22 @@ export class LevelInventory implements Inventory {
   }
 }
 
-/** inventoryItem's checks and derived keys, and no NUL in the ids that become key parts. */
-function storedItem(record: InventoryRecord): Item {
-  const item = inventoryItem(record);
+/** A record to store and its sort keys (inventorySortKeys: validated, dates normalised). */
+interface Stored {
+  record: InventoryRecord & { expiringNotified?: string[] };
+  issuedKey: string;
+  expiryKey: string;
+}
+
+/** inventorySortKeys' checks and keys, and no NUL in the ids that become key parts. */
+function stored(record: InventoryRecord & { expiringNotified?: string[] }): Stored {
+  const keys = inventorySortKeys(record);
   if (record.certificateId.includes(SEP) || record.issuerId.includes(SEP)) {
     throw new ValidationError('INVALID_INVENTORY_RECORD', 'a certificate or issuer id may not contain NUL', {
       details: { certificateId: record.certificateId.replaceAll(SEP, '\\0') },
     });
   }
-  delete item.expiryBucket; // DynamoDB's write shards; one ordered range here
-  return item;
+  return { record, ...keys };
 }
 
 /** The record of a stored item of either store, with its notified windows as a list (DynamoDB: a string set). */
@@ -261,11 +262,11 @@ function toRecordWithWindows(item: Item): InventoryRecord & { expiringNotified?:
   return { ...toRecord(item), ...(list && list.length > 0 ? { expiringNotified: list as string[] } : {}) };
 }
 
-function entriesOf(item: Item): { type: 'put'; key: string; value: string }[] {
+function entriesOf({ record, issuedKey, expiryKey }: Stored): { type: 'put'; key: string; value: string }[] {
   return [
-    { type: 'put', key: recordKey(item.certificateId as string), value: JSON.stringify(item) },
-    { type: 'put', key: `${issuerPrefix(item.issuerId as string)}${item.issuedKey as string}`, value: '' },
-    { type: 'put', key: `${EXPIRY_PREFIX}${item.expiryKey as string}`, value: '' },
+    { type: 'put', key: recordKey(record.certificateId), value: JSON.stringify(record) },
+    { type: 'put', key: `${issuerPrefix(record.issuerId)}${issuedKey}`, value: '' },
+    { type: 'put', key: `${EXPIRY_PREFIX}${expiryKey}`, value: '' },
   ];
 }
 
