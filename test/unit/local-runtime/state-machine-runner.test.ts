@@ -480,7 +480,8 @@ describe('StateMachineRunner', () => {
     it('retries at once with retryIntervalMs: 0', async () => {
       const started = Date.now();
       await expect(retrying(0).start('x', {}).result).resolves.toEqual({ calls: 2 });
-      expect(Date.now() - started).toBeLessThan(500);
+      // well under the 1 s the definition asks for (a loaded CI machine took 831 ms once against a 500 ms bound)
+      expect(Date.now() - started).toBeLessThan(900);
     });
   });
 
