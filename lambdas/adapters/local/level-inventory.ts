@@ -115,15 +115,10 @@ export class LevelInventory implements Inventory {
     const prefix = issuerPrefix(issuerId);
     let after: string | undefined;
     if (query.nextToken !== undefined) {
-      const token = decodeToken(query.nextToken);
-      if (
-        !isPlainObject(token) ||
-        Object.keys(token).length !== 2 ||
-        token.issuerId !== issuerId ||
-        sortKeyId(token.issuedKey) === undefined
-      ) {
-        throw invalidToken();
-      }
+      const token = decodePosition(
+        query.nextToken,
+        (t) => t.issuerId === issuerId && sortKeyId(t.issuedKey) !== undefined,
+      );
       after = `${prefix}${token.issuedKey as string}`;
     }
     return this.page(
@@ -143,15 +138,7 @@ export class LevelInventory implements Inventory {
     }
     let after: string | undefined;
     if (query.nextToken !== undefined) {
-      const token = decodeToken(query.nextToken);
-      if (
-        !isPlainObject(token) ||
-        Object.keys(token).length !== 2 ||
-        token.v !== 'expiry' ||
-        sortKeyId(token.expiryKey) === undefined
-      ) {
-        throw invalidToken();
-      }
+      const token = decodePosition(query.nextToken, (t) => t.v === 'expiry' && sortKeyId(t.expiryKey) !== undefined);
       after = `${EXPIRY_PREFIX}${token.expiryKey as string}`;
     }
     // expiryKey = notAfter#id < before exactly when notAfter < before (an ISO date has no '#')
@@ -235,6 +222,13 @@ export class LevelInventory implements Inventory {
     this.tail = run.catch(() => undefined);
     return run;
   }
+}
+
+/** A listing's token: an object of two fields that `valid` accepts; INVALID_NEXT_TOKEN otherwise. */
+function decodePosition(token: string, valid: (fields: Record<string, unknown>) => boolean): Record<string, unknown> {
+  const value = decodeToken(token);
+  if (!isPlainObject(value) || Object.keys(value).length !== 2 || !valid(value)) throw invalidToken();
+  return value;
 }
 
 /** A record to store and its sort keys (inventorySortKeys: validated, dates normalised). */
