@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { build } from 'esbuild';
 import { awsCertificateProviderDeps, providerClients } from '../lambdas/adapters/aws/provider-deps';
 import {
@@ -100,6 +100,9 @@ async function scenario(caKeyType: KeyType, csrKeyType: KeyType): Promise<string
   const eventBridge = mockSdk(EventBridgeClient);
   const dynamodb = mockSdk(DynamoDBDocumentClient);
   dynamodb.on(cmd(GetCommand)).resolves({ Item: { caId, status: 'active' } });
+  // the shared rate schedule, idle (a slot starts now): taken before KMS Sign and ACM PCA calls; an SSM-held key
+  // signs in-process, so these scenarios take none
+  dynamodb.on(cmd(UpdateCommand)).resolves({});
   ssm
     .on(cmd(GetParameterCommand))
     .callsFake((input: { Name?: string }) => ({ Parameter: { Value: parameters[input.Name!] } }));
@@ -109,6 +112,7 @@ async function scenario(caKeyType: KeyType, csrKeyType: KeyType): Promise<string
       EVENT_BUS_NAME: 'certflow',
       SIGNING_CA: JSON.stringify({ type: 'certflow', caId }),
       CA_TABLE_NAME: 'certflow-cas',
+      RATE_LIMIT_TABLE_NAME: 'certflow-tasks',
     });
     const csrs = csrPool(csrKeyType, CALLS + 1);
     const request = (i: number) => ({

@@ -142,6 +142,8 @@ export class CertflowStack extends Stack {
         caKeyStore: config.caKeyStore,
         caKmsKeyArns: config.caKmsKeyArns,
         caTable: this.inventory.caTable,
+        rateLimitTable: this.table,
+        apiRates: config.apiRates,
         validityDays: provider.validityDays,
         providerName: provider.name,
       });

@@ -196,5 +196,9 @@ export const CertificateProviderEnv = z.object({
   /** the CA table: a certflow CA revoked there stops signing (empty: not checked) */
   CA_TABLE_NAME: z.string().default(''),
   VALIDITY_DAYS: positiveInt(365),
+  /** the table holding the deployment-wide rate schedule (the task table: DynamoRateLimiter), shared with bulk */
+  RATE_LIMIT_TABLE_NAME: z.string().min(1),
+  /** the AWS quotas the provider's ACM PCA and KMS calls pace to (as bulk's API_RATES) */
+  API_RATES: apiRatesVariable,
 });
 export type CertificateProviderEnv = z.infer<typeof CertificateProviderEnv>;

@@ -12,11 +12,13 @@ import {
   caKmsKeyParameter,
 } from '../../lambdas/adapters/aws/ca-certificates';
 import type { SupplierCa } from '../../lambdas/core/ports';
+import { ApiRatesSchema, type ApiRatesInput } from '../../lambdas/core/pacing';
 import { CertificateProviderEnv } from '../../lambdas/handlers/env';
 import { arnFinding } from '../nag';
 import { CertflowFunction, FunctionEnvironment, handlerEntry } from './certflow-function';
 import type { CertflowTable } from './certflow-table';
 import type { CertflowEventBus } from './event-bus';
+import type { TaskTable } from './task-table';
 
 /** The operation the provider takes over for the whole account. */
 export const PROVIDER_OPERATIONS = ['CreateCertificateFromCsr'];
@@ -31,6 +33,10 @@ export interface CertificateProviderProps {
   readonly caKmsKeyArns?: readonly string[];
   /** the CA table: a certflow CA revoked there stops signing (GetItem on it) */
   readonly caTable?: CertflowTable;
+  /** the table holding the deployment-wide rate schedule (`rate#{api}` items; the task table) */
+  readonly rateLimitTable: TaskTable;
+  /** the AWS quotas the ACM PCA and KMS calls pace to (as bulk's), default AWS's */
+  readonly apiRates?: ApiRatesInput;
   /** days the certificates are valid for, default 365 */
   readonly validityDays?: number;
   /** the provider's name, default 'certflow' */
@@ -69,6 +75,8 @@ export class CertificateProvider extends Construct {
       CA_KEY_STORE: caKeyStore,
       ...(props.ca.type === 'certflow' && props.caTable ? { CA_TABLE_NAME: props.caTable.tableName } : {}),
       VALIDITY_DAYS: String(props.validityDays ?? 365),
+      RATE_LIMIT_TABLE_NAME: props.rateLimitTable.tableName,
+      API_RATES: JSON.stringify(ApiRatesSchema.parse(props.apiRates ?? {})),
     };
     this.function = new CertflowFunction(this, 'Signer', {
       entry: handlerEntry('iot-certificate-provider'),
@@ -82,6 +90,8 @@ export class CertificateProvider extends Construct {
       ...(props.logRetention ? { logRetention: props.logRetention } : {}),
     });
     props.bus.grantPutEvents(this.function);
+    // PCA's IssueCertificate/GetCertificate and KMS Sign take a slot of the shared schedule first
+    props.rateLimitTable.grantRateSchedule(this.function);
     if (props.ca.type === 'acm-pca') this.grantPca(props.ca.arn);
     else {
       this.grantCertflowCa(props.ca.caId, caKeyStore, kmsKeys);

@@ -17,11 +17,12 @@ import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge
 import { DescribeCACertificateCommand, IoTClient } from '@aws-sdk/client-iot';
 import { GetPublicKeyCommand, KMSClient, SignCommand, type SignCommandInput } from '@aws-sdk/client-kms';
 import { GetParameterCommand, ParameterNotFound, SSMClient } from '@aws-sdk/client-ssm';
-import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { CertificateNotReadyError } from '../../lambdas/adapters/aws/acm-pca-authority';
 import { clientAuthTemplateArn } from '../../lambdas/adapters/aws/acm-pca-csr-signer';
 import {
   awsCertificateProviderDeps,
+  PROVIDER_PACING,
   PROVIDER_PCA_WAIT,
   providerClients,
   type ProviderClients,
@@ -40,6 +41,7 @@ import {
   spkiDer,
   toPem,
 } from '../../lambdas/core/pki';
+import { RateLimitBacklogError } from '../../lambdas/core/pacing';
 import { IssuedCertificateMismatchError } from '../../lambdas/core/provider/certificate-provider';
 import { logger } from '../../lambdas/handlers/bundle';
 import { CertificateProviderEnv, readEnv } from '../../lambdas/handlers/env';
@@ -50,6 +52,7 @@ import { callSequence, cmd, mockSdk } from './sdk-mock';
 
 const BUS = 'certflow-bus';
 const CA_TABLE = 'certflow-cas';
+const RATE_TABLE = 'certflow-tasks';
 const PCA_ARN = 'arn:aws:acm-pca:eu-west-1:111122223333:certificate-authority/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0';
 const KMS_KEY = 'arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 const PRINCIPAL = '6f0e8c4a2b1d3e5f7a9c0b2d4e6f8a1c3e5b7d9f0a2c4e6b8d0f1a3c5e7b9d2f';
@@ -73,6 +76,27 @@ const clients = (): ProviderClients => ({
 });
 
 const sequence = (): string[] => callSequence(MOCKS);
+/**
+ * The exact UpdateItem DynamoRateLimiter sends for a slot of `api` on an idle schedule: the schedule restarts now
+ * and the next slot is one interval (1000 / rate ms) later; `now` read back from the call, checked to be the call's.
+ */
+function expectSlotTaken(call: { args: [{ input: object }] }, api: string, intervalMs: number, window: number[]) {
+  const input = call.args[0].input as { ExpressionAttributeValues: Record<string, number> };
+  const now = input.ExpressionAttributeValues[':now']!;
+  expect(now).toBeGreaterThanOrEqual(window[0]!);
+  expect(now).toBeLessThanOrEqual(window[1]!);
+  expect(input).toEqual({
+    TableName: RATE_TABLE,
+    Key: { pk: `rate#${api}` },
+    UpdateExpression: 'SET nextFree = :next',
+    ConditionExpression: 'attribute_not_exists(nextFree) OR nextFree < :now',
+    ExpressionAttributeValues: { ':next': now + intervalMs, ':now': now },
+  });
+}
+const throttling = () => Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' });
+/** The schedule items the rate limiter's UpdateItems took, in order. */
+const slots = (): string[] =>
+  docMock.commandCalls(cmd(UpdateCommand)).map((c) => String((c.args[0].input.Key as { pk: unknown }).pk));
 
 let root: CreatedCa;
 let issuing: CreatedCa;
@@ -98,10 +122,17 @@ beforeEach(() => {
   for (const mock of Object.values(MOCKS)) mock.reset();
   sleeps.length = 0;
   ebMock.on(cmd(PutEventsCommand)).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'event-1' }] });
+  // the shared rate schedule is idle: every slot starts now
+  docMock.on(cmd(UpdateCommand)).resolves({});
 });
 
 const env = (vars: Record<string, string>) =>
-  readEnv(CertificateProviderEnv, { EVENT_BUS_NAME: BUS, VALIDITY_DAYS: '365', ...vars });
+  readEnv(CertificateProviderEnv, {
+    EVENT_BUS_NAME: BUS,
+    VALIDITY_DAYS: '365',
+    RATE_LIMIT_TABLE_NAME: RATE_TABLE,
+    ...vars,
+  });
 const certflowEnv = (caId: string, store: 'ssm' | 'kms' = 'ssm') =>
   env({ SIGNING_CA: JSON.stringify({ type: 'certflow', caId }), CA_KEY_STORE: store });
 const pcaEnv = (validityDays = 90) =>
@@ -393,30 +424,39 @@ describe('certificate provider, bad requests', () => {
   });
 });
 
-describe('certificate provider, certflow CA with its key in KMS', () => {
-  it('reads the key id, the CA certificate and the public key once, then one kms:Sign per certificate', async () => {
-    const caId = issuing.certificate.id;
-    ssmMock
-      .on(cmd(GetParameterCommand), { Name: `cdf-ca-kms-key-${caId}` })
-      .resolves({ Parameter: { Value: KMS_KEY } });
-    ssmMock
-      .on(cmd(GetParameterCommand), { Name: `cdf-ca-chain-${caId}` })
-      .resolves({ Parameter: { Value: root.certificate.pem } });
-    iotMock
-      .on(cmd(DescribeCACertificateCommand))
-      .resolves({ certificateDescription: { certificateId: caId, certificatePem: issuing.certificate.pem } });
-    kmsMock.on(cmd(GetPublicKeyCommand)).resolves({
-      KeyId: KMS_KEY,
-      PublicKey: spkiDer(createPublicKey(issuing.privateKey)),
-      KeySpec: 'ECC_NIST_P256',
-      KeyUsage: 'SIGN_VERIFY',
-      SigningAlgorithms: ['ECDSA_SHA_256'],
-    });
-    kmsMock.on(cmd(SignCommand)).callsFake((input: SignCommandInput) => ({
+/** A certflow CA whose key is in KMS (key id and chain in SSM, certificate in AWS IoT); the first `throttledSigns`
+ * kms:Sign calls answer ThrottlingException. */
+function givenKmsCa(options: { throttledSigns?: number } = {}): string {
+  const caId = issuing.certificate.id;
+  let throttled = options.throttledSigns ?? 0;
+  ssmMock.on(cmd(GetParameterCommand), { Name: `cdf-ca-kms-key-${caId}` }).resolves({ Parameter: { Value: KMS_KEY } });
+  ssmMock
+    .on(cmd(GetParameterCommand), { Name: `cdf-ca-chain-${caId}` })
+    .resolves({ Parameter: { Value: root.certificate.pem } });
+  iotMock
+    .on(cmd(DescribeCACertificateCommand))
+    .resolves({ certificateDescription: { certificateId: caId, certificatePem: issuing.certificate.pem } });
+  kmsMock.on(cmd(GetPublicKeyCommand)).resolves({
+    KeyId: KMS_KEY,
+    PublicKey: spkiDer(createPublicKey(issuing.privateKey)),
+    KeySpec: 'ECC_NIST_P256',
+    KeyUsage: 'SIGN_VERIFY',
+    SigningAlgorithms: ['ECDSA_SHA_256'],
+  });
+  kmsMock.on(cmd(SignCommand)).callsFake((input: SignCommandInput) => {
+    if (throttled-- > 0) throw throttling();
+    return {
       KeyId: KMS_KEY,
       Signature: cryptoSign('sha256', Buffer.from(input.Message!), issuing.privateKey),
       SigningAlgorithm: input.SigningAlgorithm,
-    }));
+    };
+  });
+  return caId;
+}
+
+describe('certificate provider, certflow CA with its key in KMS', () => {
+  it('reads the key id, the CA certificate and the public key once, then one kms:Sign per certificate', async () => {
+    const caId = givenKmsCa();
     const handle = container(certflowEnv(caId, 'kms'));
     const csrs = [await makeCsr({ name: 'CN=kms-0001' }), await makeCsr({ name: 'CN=kms-0002' })];
 
@@ -430,8 +470,10 @@ describe('certificate provider, certflow CA with its key in KMS', () => {
       'IoT.DescribeCACertificate',
       'SSM.GetParameter',
       'KMS.GetPublicKey',
+      'DynamoDB.Update', // the kms:Sign slot
       'KMS.Sign',
       'EventBridge.PutEvents',
+      'DynamoDB.Update',
       'KMS.Sign',
       'EventBridge.PutEvents',
     ]);
@@ -446,13 +488,57 @@ describe('certificate provider, certflow CA with its key in KMS', () => {
       });
     }
   });
+
+  it('takes a kms:Sign slot of the shared schedule (RATE_LIMIT_TABLE_NAME) before each Sign, and retries a throttled Sign', async () => {
+    const caId = givenKmsCa({ throttledSigns: 2 });
+    const handle = container(certflowEnv(caId, 'kms'));
+    const csr = await makeCsr({ name: 'CN=kms-throttled' });
+    const before = Date.now();
+    const { certificatePem } = await handle(request(csr.pem));
+    const after = Date.now();
+
+    expectCertificateFor(csr.pem, certificatePem, createPublicKey(issuing.privateKey), 365);
+    // 3 attempts at most, each on a new slot (1000/s: 1 ms apart)
+    expect(sequence().slice(4)).toEqual([
+      'DynamoDB.Update',
+      'KMS.Sign',
+      'DynamoDB.Update',
+      'KMS.Sign',
+      'DynamoDB.Update',
+      'KMS.Sign',
+      'EventBridge.PutEvents',
+    ]);
+    const calls = docMock.commandCalls(cmd(UpdateCommand));
+    expect(calls).toHaveLength(3);
+    for (const call of calls) expectSlotTaken(call, 'kms:Sign', 1, [before, after]);
+    // full-jitter backoff within the provider's budget: under 50 ms, then under 100 ms
+    expect(after - before).toBeLessThan(1000);
+  });
+
+  it('gives up a Sign still throttled after 3 attempts: AWS IoT gets the error, nothing is emitted', async () => {
+    const caId = givenKmsCa({ throttledSigns: 3 });
+    const handle = container(certflowEnv(caId, 'kms'));
+    const error = jest.spyOn(logger, 'error').mockImplementation(() => undefined);
+    try {
+      await expect(handle(request((await makeCsr({ name: 'CN=kms-busy' })).pem))).rejects.toThrow('Rate exceeded');
+    } finally {
+      error.mockRestore();
+    }
+    expect(kmsMock).toHaveReceivedCommandTimes(cmd(SignCommand), PROVIDER_PACING.retry.maxAttempts);
+    expect(ebMock).not.toHaveReceivedAnyCommand();
+  });
 });
 
 describe('certificate provider, ACM Private CA', () => {
   const token = (csrPem: string) => createHash('sha256').update(parseCsr(csrPem).der).digest('hex').slice(0, 36);
 
   /** A PCA whose CA has `keyAlgorithm`, signing with `ca`; the first `inProgress` polls answer RequestInProgress. */
-  function givenPca(ca: CreatedCa, keyAlgorithm: string, options: { inProgress?: number; subject?: string } = {}) {
+  function givenPca(
+    ca: CreatedCa,
+    keyAlgorithm: string,
+    options: { inProgress?: number; subject?: string; throttledIssues?: number } = {},
+  ) {
+    let throttled = options.throttledIssues ?? 0;
     const csrByArn = new Map<string, Buffer>();
     const arnByToken = new Map<string, string>();
     let polls = 0;
@@ -470,6 +556,7 @@ describe('certificate provider, ACM Private CA', () => {
     pcaMock
       .on(cmd(IssueCertificateCommand))
       .callsFake(async (input: { Csr?: Uint8Array; IdempotencyToken?: string }) => {
+        if (throttled-- > 0) throw throttling();
         const known = arnByToken.get(input.IdempotencyToken!);
         if (known) return { CertificateArn: known };
         const arn = `${PCA_ARN}/certificate/${csrByArn.size + 1}`;
@@ -511,14 +598,27 @@ describe('certificate provider, ACM Private CA', () => {
       expectCertificateFor(second.pem, b.certificatePem, createPublicKey(ca.privateKey), 90);
       expect(sequence()).toEqual([
         'ACMPCA.DescribeCertificateAuthority',
+        // each IssueCertificate and GetCertificate takes its slot of the shared schedule first
+        'DynamoDB.Update',
         'ACMPCA.IssueCertificate',
+        'DynamoDB.Update',
         'ACMPCA.GetCertificate',
+        'DynamoDB.Update',
         'ACMPCA.GetCertificate',
+        'DynamoDB.Update',
         'ACMPCA.GetCertificate',
         'EventBridge.PutEvents',
+        'DynamoDB.Update',
         'ACMPCA.IssueCertificate',
+        'DynamoDB.Update',
         'ACMPCA.GetCertificate',
         'EventBridge.PutEvents',
+      ]);
+      expect(slots()).toEqual([
+        'rate#acm-pca:IssueCertificate',
+        ...Array<string>(3).fill('rate#acm-pca:GetCertificate'),
+        'rate#acm-pca:IssueCertificate',
+        'rate#acm-pca:GetCertificate',
       ]);
       expect(pcaMock).toHaveReceivedCommandWith(cmd(DescribeCertificateAuthorityCommand), {
         CertificateAuthorityArn: PCA_ARN,
@@ -579,6 +679,73 @@ describe('certificate provider, ACM Private CA', () => {
     expect(ebMock).not.toHaveReceivedAnyCommand();
   });
 
+  it('takes an IssueCertificate slot before IssueCertificate and retries a throttled one with the same token', async () => {
+    givenPca(issuing, 'EC_prime256v1', { throttledIssues: 1 });
+    const handle = container(pcaEnv());
+    const csr = await makeCsr({ name: 'CN=pca-throttled' });
+    const before = Date.now();
+    const { certificatePem } = await handle(request(csr.pem));
+    const after = Date.now();
+
+    expectCertificateFor(csr.pem, certificatePem, createPublicKey(issuing.privateKey), 90);
+    expect(sequence()).toEqual([
+      'ACMPCA.DescribeCertificateAuthority',
+      'DynamoDB.Update',
+      'ACMPCA.IssueCertificate',
+      'DynamoDB.Update',
+      'ACMPCA.IssueCertificate',
+      'DynamoDB.Update',
+      'ACMPCA.GetCertificate',
+      'EventBridge.PutEvents',
+    ]);
+    const [first, second, poll] = docMock.commandCalls(cmd(UpdateCommand));
+    // 25/s and 75/s (AWS's defaults): 40 ms and 13.3 ms intervals
+    expectSlotTaken(first!, 'acm-pca:IssueCertificate', 40, [before, after]);
+    expectSlotTaken(second!, 'acm-pca:IssueCertificate', 40, [before, after]);
+    expectSlotTaken(poll!, 'acm-pca:GetCertificate', 1000 / 75, [before, after]);
+    const tokens = pcaMock.commandCalls(cmd(IssueCertificateCommand)).map((c) => c.args[0].input.IdempotencyToken);
+    expect(tokens).toEqual([token(csr.pem), token(csr.pem)]);
+  });
+
+  it('fails fast, without calling IssueCertificate, when the shared schedule is more than 1 s ahead', async () => {
+    givenPca(issuing, 'EC_prime256v1');
+    const handle = container(pcaEnv());
+    const csr = await makeCsr({ name: 'CN=pca-backlog' });
+    const nextFree = Date.now() + 5000;
+    docMock
+      .on(cmd(UpdateCommand))
+      .rejects(Object.assign(new Error('The conditional request failed'), { name: 'ConditionalCheckFailedException' }));
+    docMock.on(cmd(GetCommand), { TableName: RATE_TABLE }).resolves({ Item: { pk: 'rate#x', nextFree } });
+    const logged = jest.spyOn(logger, 'error').mockImplementation(() => undefined);
+    const started = Date.now();
+    try {
+      const error = await handle(request(csr.pem)).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(RateLimitBacklogError);
+      expect((error as RateLimitBacklogError).api).toBe('acm-pca:IssueCertificate');
+    } finally {
+      logged.mockRestore();
+    }
+    // well inside AWS IoT's 5 seconds: no wait for the far slot, AWS IoT tells the device, which retries
+    expect(Date.now() - started).toBeLessThan(500);
+    expect(pcaMock).not.toHaveReceivedCommand(cmd(IssueCertificateCommand));
+    expect(ebMock).not.toHaveReceivedAnyCommand();
+    // both conditional writes refused (nothing reserved), the schedule read once: a 4 s backlog > the 1 s max wait
+    expect(sequence()).toEqual([
+      'ACMPCA.DescribeCertificateAuthority',
+      'DynamoDB.Update',
+      'DynamoDB.Update',
+      'DynamoDB.Get',
+    ]);
+    expect(docMock).toHaveReceivedCommandWith(cmd(GetCommand), {
+      TableName: RATE_TABLE,
+      Key: { pk: 'rate#acm-pca:IssueCertificate' },
+      ConsistentRead: true,
+    });
+  });
+
   it('never hands out a certificate whose subject is not the CSR\u2019s', async () => {
     givenPca(issuing, 'EC_prime256v1', { subject: 'CN=someone-else' });
     const handle = container(pcaEnv());
@@ -604,6 +771,7 @@ describe('the Lambda entry point', () => {
       SIGNING_CA: JSON.stringify({ type: 'certflow', caId }),
       CA_TABLE_NAME: CA_TABLE,
       VALIDITY_DAYS: '30',
+      RATE_LIMIT_TABLE_NAME: RATE_TABLE,
     };
     const saved = { ...process.env };
     Object.assign(process.env, variables);
@@ -656,15 +824,27 @@ describe('CertificateProviderEnv', () => {
     expect(() => readEnv(CertificateProviderEnv, { EVENT_BUS_NAME: BUS, ...vars })).toThrow(message);
   });
 
-  it('ok/defaults: SSM key store, 365 days', () => {
-    expect(
+  it('error/no RATE_LIMIT_TABLE_NAME fails the cold start', () => {
+    expect(() =>
       readEnv(CertificateProviderEnv, { EVENT_BUS_NAME: BUS, SIGNING_CA: '{"type":"certflow","caId":"ca-1"}' }),
+    ).toThrow(/RATE_LIMIT_TABLE_NAME/);
+  });
+
+  it('ok/defaults: SSM key store, 365 days, AWS\u2019s API rates', () => {
+    expect(
+      readEnv(CertificateProviderEnv, {
+        EVENT_BUS_NAME: BUS,
+        SIGNING_CA: '{"type":"certflow","caId":"ca-1"}',
+        RATE_LIMIT_TABLE_NAME: RATE_TABLE,
+      }),
     ).toEqual({
       EVENT_BUS_NAME: BUS,
       SIGNING_CA: { type: 'certflow', caId: 'ca-1' },
       CA_KEY_STORE: 'ssm',
       CA_TABLE_NAME: '',
       VALIDITY_DAYS: 365,
+      RATE_LIMIT_TABLE_NAME: RATE_TABLE,
+      API_RATES: {},
     });
   });
 });

@@ -52,6 +52,13 @@ const grants = (built: CertflowApp) =>
     }));
 const ssmArn = (name: string) => `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter/${name}`;
 const busArn = (built: CertflowApp) => `\${${logicalId(built.stack.bus.bus)}.Arn}`;
+const taskTableArn = (built: CertflowApp) => `\${${logicalId(built.stack.table.table)}.Arn}`;
+/** DynamoRateLimiter on the shared schedule: GetItem and UpdateItem of the task table's `rate#…` items only. */
+const rateSchedule = (built: CertflowApp) => ({
+  actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+  resources: [taskTableArn(built)],
+  condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['rate#*'] } },
+});
 const caTableArn = (built: CertflowApp) => `\${${logicalId(built.stack.inventory.caTable.table)}.Arn}`;
 
 describe('CertificateProvider', () => {
@@ -131,6 +138,8 @@ describe('CertificateProvider', () => {
           CA_KEY_STORE: 'ssm',
           CA_TABLE_NAME: { Ref: logicalId(certflowSsm.stack.inventory.caTable.table) },
           VALIDITY_DAYS: '90',
+          RATE_LIMIT_TABLE_NAME: { Ref: logicalId(certflowSsm.stack.table.table) },
+          API_RATES: '{}',
           NODE_OPTIONS: '--enable-source-maps',
         }),
       },
@@ -140,12 +149,32 @@ describe('CertificateProvider', () => {
       SIGNING_CA: JSON.stringify({ type: 'acm-pca', arn: PCA_ARN }),
       CA_KEY_STORE: 'ssm',
       VALIDITY_DAYS: '90',
+      RATE_LIMIT_TABLE_NAME: expect.any(String),
+      API_RATES: '{}',
     });
+  });
+
+  it('paces to the deployment\u2019s apiRates on the task table\u2019s shared schedule', () => {
+    const built = buildCertflowApp({
+      bundle: false,
+      config: {
+        apiRates: { 'acm-pca:IssueCertificate': 10 },
+        certificateProvider: { enabled: true, ca: { type: 'acm-pca', arn: PCA_ARN } },
+      },
+    });
+    const environment = providerOf(built).environment;
+    expect(JSON.parse(environment.API_RATES!)).toEqual({ 'acm-pca:IssueCertificate': 10 });
+    expect(built.stack.resolve(environment.RATE_LIMIT_TABLE_NAME)).toEqual({ Ref: logicalId(built.stack.table.table) });
+    // the rotation and provisioning functions pace on the same items
+    expect(built.stack.resolve(environment.RATE_LIMIT_TABLE_NAME)).toEqual(
+      built.stack.resolve(built.stack.rotation.environment.RATE_LIMIT_TABLE_NAME),
+    );
   });
 
   it('grants a certflow CA (SSM): its three parameters, its AWS IoT CA certificate, kms:Decrypt via SSM for its key only', () => {
     expect(grants(certflowSsm)).toEqual([
       { actions: ['events:PutEvents'], resources: [busArn(certflowSsm)] },
+      rateSchedule(certflowSsm),
       {
         actions: ['ssm:GetParameter'],
         resources: [ssmArn(`cdf-ca-cert-${CA_ID}`), ssmArn(`cdf-ca-chain-${CA_ID}`), ssmArn(`cdf-ca-key-${CA_ID}`)],
@@ -166,7 +195,7 @@ describe('CertificateProvider', () => {
       },
       { actions: ['dynamodb:GetItem'], resources: [caTableArn(certflowSsm)] },
     ]);
-    const decrypt = grants(certflowSsm)[3]!.condition as { StringEquals: Record<string, unknown> };
+    const decrypt = grants(certflowSsm)[4]!.condition as { StringEquals: Record<string, unknown> };
     expect(resourceText(decrypt.StringEquals['kms:EncryptionContext:PARAMETER_ARN'])).toBe(
       ssmArn(`cdf-ca-key-${CA_ID}`),
     );
@@ -175,6 +204,7 @@ describe('CertificateProvider', () => {
   it('grants a certflow CA (KMS): its key id and chain parameters, its CA certificate, Sign and GetPublicKey on the CA keys', () => {
     expect(grants(certflowKms)).toEqual([
       { actions: ['events:PutEvents'], resources: [busArn(certflowKms)] },
+      rateSchedule(certflowKms),
       {
         actions: ['ssm:GetParameter'],
         resources: [ssmArn(`cdf-ca-chain-${CA_ID}`), ssmArn(`cdf-ca-kms-key-${CA_ID}`)],
@@ -191,6 +221,7 @@ describe('CertificateProvider', () => {
   it('grants ACM PCA: Describe, Issue and GetCertificate on that CA only, nothing of SSM, KMS or IoT', () => {
     expect(grants(pca)).toEqual([
       { actions: ['events:PutEvents'], resources: [busArn(pca)] },
+      rateSchedule(pca),
       {
         actions: ['acm-pca:DescribeCertificateAuthority', 'acm-pca:GetCertificate', 'acm-pca:IssueCertificate'],
         resources: [PCA_ARN],

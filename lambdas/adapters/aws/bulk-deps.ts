@@ -14,7 +14,7 @@ import { BULK_WORKFLOW, type BatchDeps } from '../../core/bulk/service';
 import { createPace, type Pace, resolveApiRates, type RetryPolicy } from '../../core/pacing';
 import { systemClock, type CaKeyStore } from '../../core/ports';
 import type { BulkApiEnv, BulkEnv } from '../../handlers/env';
-import { DynamoRateLimiter } from './dynamo-rate-limiter';
+import { DynamoRateLimiter, type DynamoRateLimiterOptions } from './dynamo-rate-limiter';
 import { DynamoTaskStore } from './dynamo-task-store';
 import { EnvSupplierDirectory } from './env-supplier-directory';
 import { EventBridgePublisher } from './eventbridge-publisher';
@@ -70,10 +70,15 @@ export function bulkConfig(env: BulkEnv): BulkConfig {
 export function awsPace(
   env: Pick<BulkEnv, 'API_RATES' | 'TASK_TABLE_NAME'>,
   clients: Pick<AwsClients, 'dynamodb'>,
-  options: { retry?: RetryPolicy } = {},
+  options: { retry?: RetryPolicy; limiter?: DynamoRateLimiterOptions } = {},
 ): Pace {
   return createPace({
-    limiter: new DynamoRateLimiter(clients.dynamodb, resolveApiRates(env.API_RATES), env.TASK_TABLE_NAME),
+    limiter: new DynamoRateLimiter(
+      clients.dynamodb,
+      resolveApiRates(env.API_RATES),
+      env.TASK_TABLE_NAME,
+      options.limiter ?? {},
+    ),
     isThrottling: isThrottlingError,
     ...(options.retry ? { retry: options.retry } : {}),
   });
@@ -100,7 +105,11 @@ export function awsBatchDeps(
 }
 
 /** The CA key store the functions load certflow CAs from: SSM SecureString PEMs, or KMS asymmetric keys (KMS Sign paced). */
-export const caKeyStoreFor = (store: 'ssm' | 'kms', clients: AwsClients, pace?: Pace): CaKeyStore =>
+export const caKeyStoreFor = (
+  store: 'ssm' | 'kms',
+  clients: Pick<AwsClients, 'ssm' | 'iot' | 'kms'>,
+  pace?: Pace,
+): CaKeyStore =>
   store === 'kms'
     ? new KmsCaKeyStore(clients.ssm, clients.iot, clients.kms, pace)
     : new SsmCaKeyStore(clients.ssm, clients.iot);

@@ -6,14 +6,14 @@ import { IoTClient } from '@aws-sdk/client-iot';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import type { CertificateProviderDeps } from '../../core/provider/certificate-provider';
+import type { Pace } from '../../core/pacing';
 import { systemClock } from '../../core/ports';
 import type { CertificateProviderEnv } from '../../handlers/env';
 import type { AcmPcaOptions } from './acm-pca-authority';
+import { awsPace, caKeyStoreFor } from './bulk-deps';
 import { csrSignerFor } from './csr-signers';
 import { DynamoCaStore } from './dynamo-ca-store';
 import { EventBridgePublisher } from './eventbridge-publisher';
-import { KmsCaKeyStore } from './kms-signer';
-import { SsmCaKeyStore } from './ssm-ca-key-store';
 
 export type ProviderClients = {
   ssm: SSMClient;
@@ -50,19 +50,38 @@ export const PROVIDER_PCA_WAIT: Required<Pick<AcmPcaOptions, 'maxPolls' | 'initi
   maxDelayMs: 400,
 };
 
+/**
+ * The provider's pace (issue 7): ACM PCA's IssueCertificate and GetCertificate and KMS Sign take their slot of the
+ * deployment-wide schedule (DynamoRateLimiter in the task table, rates from API_RATES), as bulk, rotation and
+ * provisioning do, but within AWS IoT's 5 seconds: a slot more than 1 s away fails fast (RateLimitBacklogError, AWS
+ * IoT reports the failure to the device, which retries) and throttling is retried twice, 50 ms then up to 100 ms of
+ * full jitter (ceiling 400 ms).
+ */
+export const PROVIDER_PACING = {
+  limiter: { maxWaitMs: 1000 },
+  retry: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 400 },
+} as const;
+
+export const providerPace = (
+  env: Pick<CertificateProviderEnv, 'API_RATES' | 'RATE_LIMIT_TABLE_NAME'>,
+  clients: Pick<ProviderClients, 'dynamodb'>,
+): Pace =>
+  awsPace({ API_RATES: env.API_RATES, TASK_TABLE_NAME: env.RATE_LIMIT_TABLE_NAME }, clients, {
+    limiter: PROVIDER_PACING.limiter,
+    retry: PROVIDER_PACING.retry,
+  });
+
 export function awsCertificateProviderDeps(
   env: CertificateProviderEnv,
   clients: ProviderClients,
   options: { sleep?: (ms: number) => Promise<void> } = {},
+  pace: Pace = providerPace(env, clients),
 ): CertificateProviderDeps {
   const signer = csrSignerFor(env.SIGNING_CA, {
-    caKeys: () =>
-      env.CA_KEY_STORE === 'kms'
-        ? new KmsCaKeyStore(clients.ssm, clients.iot, clients.kms)
-        : new SsmCaKeyStore(clients.ssm, clients.iot),
+    caKeys: () => caKeyStoreFor(env.CA_KEY_STORE, clients, pace),
     pca: clients.pca,
     ...(env.CA_TABLE_NAME ? { cas: new DynamoCaStore(clients.dynamodb, env.CA_TABLE_NAME) } : {}),
-    pcaOptions: { ...PROVIDER_PCA_WAIT, ...options },
+    pcaOptions: { ...PROVIDER_PCA_WAIT, ...options, pace },
   });
   return {
     signer,
