@@ -36,13 +36,9 @@ export interface ObjectStore {
   getStream(key: string): Promise<AsyncIterable<Uint8Array>>;
   head(key: string): Promise<ObjectHead | undefined>;
   /**
-   * Writes a large object from a stream with bounded memory (S3 multipart upload underneath).
-   * Nothing is visible under `key` unless the whole stream was written.
-   */
-  upload(key: string, body: AsyncIterable<Uint8Array>, options?: PutOptions): Promise<{ size: number }>;
-  /**
-   * As upload, from pieces that may be ranges of objects already in the store: those are copied inside the store
-   * where it can (S3 UploadPartCopy), otherwise read and written as bytes. Memory stays bounded.
+   * Writes a large object from a stream of pieces with bounded memory (S3 multipart upload underneath): bytes, or
+   * ranges of objects already in the store, copied inside the store where it can (S3 UploadPartCopy), otherwise read
+   * and written as bytes. Nothing is visible under `key` unless every piece was written.
    */
   compose(key: string, pieces: AsyncIterable<ObjectPiece>, options?: PutOptions): Promise<{ size: number }>;
   /** a URL anyone can GET for `expiresInSeconds`; `downloadName` sets Content-Disposition */

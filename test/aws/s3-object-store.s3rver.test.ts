@@ -74,7 +74,7 @@ describe('S3ObjectStore on s3rver', () => {
   });
 
   it('uploads a 17 MiB stream as a multipart upload and streams it back', async () => {
-    await expect(store.upload('t/big.zip', chunks(17, MiB), { contentType: 'application/zip' })).resolves.toEqual({
+    await expect(store.compose('t/big.zip', chunks(17, MiB), { contentType: 'application/zip' })).resolves.toEqual({
       size: 17 * MiB,
     });
     await expect(store.head('t/big.zip')).resolves.toMatchObject({ size: 17 * MiB, contentType: 'application/zip' });

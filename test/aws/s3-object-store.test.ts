@@ -170,10 +170,10 @@ describe('S3ObjectStore.head', () => {
   });
 });
 
-describe('S3ObjectStore.upload', () => {
+describe('S3ObjectStore.compose of a byte stream', () => {
   it('sends a small stream as one PutObject of the whole content', async () => {
     s3Mock.on(cmd(PutObjectCommand)).resolves({ ETag: '"e"' });
-    const result = await store.upload('batches/t1/all.zip', chunks(3, 1000), { contentType: 'application/zip' });
+    const result = await store.compose('batches/t1/all.zip', chunks(3, 1000), { contentType: 'application/zip' });
     expect(result).toEqual({ size: 3000 });
     expect(s3Mock).not.toHaveReceivedCommand(cmd(CreateMultipartUploadCommand));
     expect(s3Mock).toHaveReceivedCommandWith(cmd(PutObjectCommand), {
@@ -192,7 +192,7 @@ describe('S3ObjectStore.upload', () => {
       .callsFake((input: { PartNumber: number }) => ({ ETag: `"etag-${input.PartNumber}"` }));
     s3Mock.on(cmd(CompleteMultipartUploadCommand)).resolves({ Location: 'x' });
 
-    const result = await store.upload('batches/t1/all.zip', chunks(17, MiB), {
+    const result = await store.compose('batches/t1/all.zip', chunks(17, MiB), {
       contentType: 'application/zip',
       metadata: { taskid: 't1' },
     });
@@ -235,7 +235,7 @@ describe('S3ObjectStore.upload', () => {
     });
     s3Mock.on(cmd(AbortMultipartUploadCommand)).resolves({});
 
-    await expect(store.upload('big.zip', chunks(17, MiB))).rejects.toThrow('part 2 failed');
+    await expect(store.compose('big.zip', chunks(17, MiB))).rejects.toThrow('part 2 failed');
     expect(s3Mock).toHaveReceivedCommandWith(cmd(AbortMultipartUploadCommand), {
       Bucket: BUCKET,
       Key: 'big.zip',
@@ -249,14 +249,14 @@ describe('S3ObjectStore.upload', () => {
     s3Mock.on(cmd(UploadPartCommand)).resolves({ ETag: '"e"' });
     s3Mock.on(cmd(AbortMultipartUploadCommand)).resolves({});
 
-    await expect(store.upload('big.zip', chunks(20, MiB, 10))).rejects.toThrow('source broke');
+    await expect(store.compose('big.zip', chunks(20, MiB, 10))).rejects.toThrow('source broke');
     expect(s3Mock).toHaveReceivedCommandWith(cmd(AbortMultipartUploadCommand), { UploadId: 'up-3', Key: 'big.zip' });
     expect(s3Mock).not.toHaveReceivedCommand(cmd(CompleteMultipartUploadCommand));
     expect(s3Mock).not.toHaveReceivedCommand(cmd(PutObjectCommand));
   });
 
   it('writes nothing when a small source fails before its end', async () => {
-    await expect(store.upload('small.zip', chunks(3, 10, 2))).rejects.toThrow('source broke');
+    await expect(store.compose('small.zip', chunks(3, 10, 2))).rejects.toThrow('source broke');
     expect(s3Mock.calls()).toHaveLength(0);
   });
 });

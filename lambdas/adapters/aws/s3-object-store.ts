@@ -14,15 +14,13 @@ import {
   UploadPartCommand,
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { NotFoundError, ValidationError } from '../../core/errors';
 import type { ObjectHead, ObjectPiece, ObjectStore, PutOptions } from '../../core/ports';
 import { awsErrorName, awsHttpStatus } from './sdk-errors';
 
-/** Multipart part size: memory stays near (queueSize + 1) × partSize whatever the object size. */
+/** Multipart part size: compose holds at most one part (and the piece in hand) whatever the object size. */
 export const UPLOAD_PART_SIZE = 8 * 1024 * 1024;
-export const UPLOAD_QUEUE_SIZE = 2;
 /** S3's smallest part but the last (5 MiB): a range shorter than this cannot be an UploadPartCopy part on AWS. */
 export const S3_MIN_PART_SIZE = 5 * 1024 * 1024;
 /** S3's largest part number. */
@@ -131,37 +129,6 @@ export class S3ObjectStore implements ObjectStore {
       if (isNotFound(error)) return undefined;
       throw error;
     }
-  }
-
-  /**
-   * Streams `body` to S3: one PutObject when it fits in one part, else a multipart upload of 8 MiB parts with two
-   * in flight. lib-storage aborts the multipart upload when a part or the source stream fails
-   * (`leavePartsOnError: false`), and nothing appears under `key` before CompleteMultipartUpload.
-   */
-  async upload(key: string, body: AsyncIterable<Uint8Array>, options: PutOptions = {}): Promise<{ size: number }> {
-    let size = 0;
-    async function* counted(): AsyncGenerator<Uint8Array> {
-      for await (const chunk of body) {
-        size += chunk.byteLength;
-        yield chunk;
-      }
-    }
-    // lib-storage reads Readable, ReadableStream, Blob or bytes, not a bare async iterable
-    const upload = new Upload({
-      client: this.s3,
-      params: {
-        Bucket: this.bucket,
-        Key: key,
-        Body: Readable.from(counted(), { objectMode: false, highWaterMark: 1024 * 1024 }),
-        ...(options.contentType !== undefined ? { ContentType: options.contentType } : {}),
-        ...(options.metadata !== undefined ? { Metadata: options.metadata } : {}),
-      },
-      partSize: UPLOAD_PART_SIZE,
-      queueSize: UPLOAD_QUEUE_SIZE,
-      leavePartsOnError: false,
-    });
-    await upload.done();
-    return { size };
   }
 
   /**

@@ -45,9 +45,6 @@ class MemoryObjectStore implements ObjectStore {
     const body = this.objects.get(key);
     return body ? { size: body.length, metadata: {} } : undefined;
   }
-  async upload(): Promise<{ size: number }> {
-    throw new Error('not used');
-  }
   async compose(): Promise<{ size: number }> {
     throw new Error('not used');
   }
