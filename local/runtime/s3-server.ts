@@ -54,7 +54,7 @@ export interface S3ServerOptions {
 export async function startS3(options: S3ServerOptions): Promise<LocalServer> {
   await mkdir(options.dataDir, { recursive: true });
   const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: options.dataDir });
-  installCompatibilityLayer(server as unknown as KoaLike, options.dataDir);
+  installCompatibilityLayer(server as unknown as KoaLike);
   const { port } = await server.run();
   let closing: Promise<void> | undefined;
   return {
@@ -154,7 +154,7 @@ interface KoaLike {
 const S3RVER_MIDDLEWARE_COUNT = 5;
 const TOKEN_PREFIX = 'certflow-local:';
 
-function installCompatibilityLayer(app: KoaLike, dataDir: string): void {
+function installCompatibilityLayer(app: KoaLike): void {
   if (!Array.isArray(app.middleware) || app.middleware.length !== S3RVER_MIDDLEWARE_COUNT) {
     throw new Error(
       `s3rver's middleware stack is not the one of s3rver 3.7.1 (${app.middleware?.length} entries): ` +
@@ -165,7 +165,7 @@ function installCompatibilityLayer(app: KoaLike, dataDir: string): void {
     const [bucket, ...keyParts] = ctx.path.replace(/^\//, '').split('/');
     const key = keyParts.join('/');
     if (ctx.method === 'DELETE' && bucket && key && typeof ctx.query.uploadId === 'string') {
-      await abortMultipartUpload(ctx, dataDir, bucket, ctx.query.uploadId);
+      await abortMultipartUpload(ctx, bucket, ctx.query.uploadId);
       return;
     }
     if (
@@ -175,7 +175,7 @@ function installCompatibilityLayer(app: KoaLike, dataDir: string): void {
       typeof ctx.query.uploadId === 'string' &&
       ctx.headers['x-amz-copy-source'] !== undefined
     ) {
-      await uploadPartCopy(ctx, dataDir, bucket, ctx.query.uploadId);
+      await uploadPartCopy(ctx, bucket, ctx.query.uploadId);
       return;
     }
     if (ctx.method === 'GET' && bucket && !key && ctx.query['list-type'] === '2') {
@@ -194,32 +194,33 @@ function s3Error(ctx: KoaContext, status: number, code: string, message: string)
 }
 
 /** Whether the multipart upload exists: s3rver keeps its parts under <dataDir>/<bucket>/._S3rver_uploads/<id>/. */
-async function uploadExists(dataDir: string, bucket: string, uploadId: string): Promise<boolean> {
+async function uploadExists(store: S3rverStore, bucket: string, uploadId: string): Promise<boolean> {
   return (
     /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) &&
     /^[0-9a-f]+$/i.test(uploadId) &&
-    stat(uploadDirOf(dataDir, bucket, uploadId)).then(
+    stat(uploadDirOf(store, bucket, uploadId)).then(
       (s) => s.isDirectory(),
       () => false,
     )
   );
 }
 
-const uploadDirOf = (dataDir: string, bucket: string, uploadId: string): string =>
-  join(dataDir, bucket, '._S3rver_uploads', uploadId);
+/** The directory of an upload's parts, as s3rver's own store names it. */
+const uploadDirOf = (store: S3rverStore, bucket: string, uploadId: string): string =>
+  join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId);
 
 /**
  * UploadPartCopy (`PUT /bucket/key?partNumber=N&uploadId=U` with `x-amz-copy-source` and an optional
  * `x-amz-copy-source-range: bytes=a-b`), which s3rver answers NotImplemented: the source object's bytes go straight
  * from its file into the part, as S3 copies server-side. As s3rver does for UploadPart, no minimum part size.
  */
-async function uploadPartCopy(ctx: KoaContext, dataDir: string, bucket: string, uploadId: string) {
+async function uploadPartCopy(ctx: KoaContext, bucket: string, uploadId: string) {
   const partNumber = String(ctx.query.partNumber ?? '');
   if (!/^[1-9][0-9]{0,4}$/.test(partNumber) || Number(partNumber) > 10_000) {
     s3Error(ctx, 400, 'InvalidArgument', 'Part number must be an integer between 1 and 10000, inclusive');
     return;
   }
-  if (!(await uploadExists(dataDir, bucket, uploadId))) {
+  if (!(await uploadExists(ctx.store, bucket, uploadId))) {
     s3Error(ctx, 404, 'NoSuchUpload', 'The specified upload does not exist.');
     return;
   }
@@ -259,7 +260,7 @@ async function uploadPartCopy(ctx: KoaContext, dataDir: string, bucket: string, 
     size,
     mtimeMs,
   };
-  const uploadDir = uploadDirOf(dataDir, bucket, uploadId);
+  const uploadDir = uploadDirOf(ctx.store, bucket, uploadId);
   const body = JSON.stringify(copy);
   await writeFile(join(uploadDir, `${partNumber}${COPY_SUFFIX}`), body);
   await rm(join(uploadDir, partNumber), { force: true }); // the last write of a part number wins, as on S3
@@ -288,7 +289,7 @@ const COPY_SUFFIX = '.certflow-copy.json';
 function completeWithCopiedParts(store: S3rverStore): void {
   const original = store.putObjectMultipart.bind(store);
   store.putObjectMultipart = async (bucket, uploadId, parts) => {
-    const uploadDir = join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId);
+    const uploadDir = uploadDirOf(store, bucket, uploadId);
     const sorted = [...parts].sort((a, b) => a.number - b.number);
     const copies = await Promise.all(
       sorted.map((part) =>
@@ -348,12 +349,12 @@ function completeWithCopiedParts(store: S3rverStore): void {
 /** Read size of the completion's file copies (streams default to 64 KiB). */
 const COPY_READ_SIZE = 1024 * 1024;
 
-async function abortMultipartUpload(ctx: KoaContext, dataDir: string, bucket: string, uploadId: string) {
-  if (!(await uploadExists(dataDir, bucket, uploadId))) {
+async function abortMultipartUpload(ctx: KoaContext, bucket: string, uploadId: string) {
+  if (!(await uploadExists(ctx.store, bucket, uploadId))) {
     s3Error(ctx, 404, 'NoSuchUpload', 'The specified upload does not exist.');
     return;
   }
-  await rm(uploadDirOf(dataDir, bucket, uploadId), { recursive: true, force: true });
+  await rm(uploadDirOf(ctx.store, bucket, uploadId), { recursive: true, force: true });
   ctx.status = 204;
   ctx.body = null;
 }
