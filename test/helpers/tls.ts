@@ -1,6 +1,7 @@
 /** A real mutual-TLS handshake on 127.0.0.1 with Node's tls module (OpenSSL underneath), for the oracle tests. */
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
+import { issueLeaf, pemBundle, privateKeyToPem, type Issuer, type ParsedCertificate } from '../../lambdas/core/pki';
 
 export interface Outcome {
   clientError?: string;
@@ -8,6 +9,29 @@ export interface Outcome {
   authorized?: boolean;
   serverError?: string;
   received?: string;
+}
+
+/**
+ * A broker's credentials for `handshake`: a server certificate for broker.certflow.test / 127.0.0.1 issued by
+ * `issuer` (served with `issuerCertificate`), trusting client certificates that chain to `trustedPem`.
+ */
+export async function brokerCredentials(
+  issuer: Issuer,
+  issuerCertificate: ParsedCertificate,
+  trustedPem: string,
+): Promise<tls.SecureContextOptions> {
+  const server = await issueLeaf(issuer, {
+    profile: 'server',
+    subject: { commonName: 'broker.certflow.test' },
+    sans: { ip: ['127.0.0.1'] },
+    validity: { days: 5 },
+    now: new Date(),
+  });
+  return {
+    key: privateKeyToPem(server.privateKey),
+    cert: pemBundle([server.certificate, issuerCertificate]),
+    ca: trustedPem,
+  };
 }
 
 /** Starts a TLS server that requires client certificates, connects one client, and reports what happened. */

@@ -5,23 +5,13 @@
  */
 import { readFileSync } from 'node:fs';
 import { CsrRejectedError } from '../../lambdas/core/errors';
-import {
-  createIntermediateCa,
-  createRootCa,
-  type CreatedCa,
-  issueLeaf,
-  type KeyType,
-  pemBundle,
-  privateKeyToPem,
-  toDer,
-  toPem,
-} from '../../lambdas/core/pki';
+import { createIntermediateCa, createRootCa, type CreatedCa, type KeyType, toDer, toPem } from '../../lambdas/core/pki';
 import type { DomainEvent, LoadedCa } from '../../lambdas/core/ports';
 import { CaKeyStoreCsrSigner } from '../../lambdas/core/signing/csr-signer';
 import { createHandler } from '../../lambdas/handlers/iot-certificate-provider';
 import { logger } from '../../lambdas/handlers/bundle';
 import { openssl, scratch } from '../helpers/openssl';
-import { handshake } from '../helpers/tls';
+import { brokerCredentials, handshake } from '../helpers/tls';
 
 const files = scratch();
 afterAll(() => files.cleanup());
@@ -154,19 +144,8 @@ describe.each<[string, KeyType]>([
         principalId: 'p-1',
         clientId: name,
       });
-      const server = await issueLeaf(issuing.issuer, {
-        profile: 'server',
-        subject: { commonName: 'broker.certflow.test' },
-        sans: { ip: ['127.0.0.1'] },
-        validity: { days: 5 },
-        now: new Date(),
-      });
       const outcome = await handshake(
-        {
-          key: privateKeyToPem(server.privateKey),
-          cert: pemBundle([server.certificate, issuing.certificate]),
-          ca: root.certificate.pem,
-        },
+        await brokerCredentials(issuing.issuer, issuing.certificate, root.certificate.pem),
         {
           key: readFileSync(`${files.dir}/${name}.key`, 'utf8'),
           cert: `${certificatePem}${issuing.certificate.pem}`,

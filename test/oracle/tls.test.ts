@@ -4,7 +4,7 @@
  */
 import type * as tls from 'node:tls';
 import { createIntermediateCa, createRootCa, issueLeaf, pemBundle, privateKeyToPem } from '../../lambdas/core/pki';
-import { handshake } from '../helpers/tls';
+import { brokerCredentials, handshake } from '../helpers/tls';
 
 const now = () => new Date();
 
@@ -24,18 +24,11 @@ describe('mutual TLS with certflow certificates', () => {
 
   beforeAll(async () => {
     ours = await pki('certflow');
-    const server = await issueLeaf(ours.intermediate.issuer, {
-      profile: 'server',
-      subject: { commonName: 'broker.certflow.test' },
-      sans: { ip: ['127.0.0.1'] },
-      validity: { days: 5 },
-      now: now(),
-    });
-    serverOpts = {
-      key: privateKeyToPem(server.privateKey),
-      cert: pemBundle([server.certificate, ours.intermediate.certificate]),
-      ca: ours.root.certificate.pem,
-    };
+    serverOpts = await brokerCredentials(
+      ours.intermediate.issuer,
+      ours.intermediate.certificate,
+      ours.root.certificate.pem,
+    );
   });
 
   it.each(['ec-p256', 'ec-p384', 'rsa-2048'] as const)(

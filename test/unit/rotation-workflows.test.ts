@@ -22,11 +22,9 @@ import {
   createIntermediateCa,
   createRootCa,
   issueFromCsr,
-  issueLeaf,
   parseCertificate,
   parseCsr,
   pemBundle,
-  privateKeyToPem,
   toPem,
   type ParsedCertificate,
 } from '../../lambdas/core/pki';
@@ -45,7 +43,7 @@ import { makeCsr } from '../helpers/csr';
 import { startDynalite, type LocalDynamo } from '../helpers/dynalite';
 import { recording, type RecordingRegistry } from '../helpers/recording-registry';
 import { openssl, scratch } from '../helpers/openssl';
-import { handshake } from '../helpers/tls';
+import { brokerCredentials, handshake } from '../helpers/tls';
 
 const FN = (name: string) => `arn:aws:lambda:local:000000000000:function:certflow-${name}`;
 const STATEMACHINES = join(__dirname, '..', '..', 'statemachines');
@@ -295,21 +293,11 @@ describe('rotation-get workflow', () => {
 
     // a real mutual-TLS handshake: the device's own key with the rotated certificate, against a server trusting the root
     const deviceKey = toPem('PRIVATE KEY', Buffer.from(await webcrypto.subtle.exportKey('pkcs8', csr.keys.privateKey)));
-    const server = await issueLeaf(ca.issuer, {
-      profile: 'server',
-      subject: { commonName: 'broker.certflow.test' },
-      sans: { ip: ['127.0.0.1'] },
-      validity: { days: 5 },
-      now: new Date(),
+    const outcome = await handshake(await brokerCredentials(ca.issuer, ca.chain[0]!, root.pem), {
+      key: deviceKey,
+      cert: payload.certificate + ca.chain[0]!.pem,
+      ca: root.pem,
     });
-    const outcome = await handshake(
-      {
-        key: privateKeyToPem(server.privateKey),
-        cert: pemBundle([server.certificate, ca.chain[0]!]),
-        ca: root.pem,
-      },
-      { key: deviceKey, cert: payload.certificate + ca.chain[0]!.pem, ca: root.pem },
-    );
     expect(outcome).toMatchObject({ authorized: true, serverSawPeer: 'thing-1', received: 'hello' });
   }, 30_000);
 
