@@ -16,7 +16,14 @@ const caKeys = new FileCaKeyStore((workerData as ChunkWorkerData).dataDir);
 
 serve(async (input) => {
   const job = input as BuildJob;
-  const chunk = await buildChunk(job.request, job.range, await caKeys.load(job.caId), new Date(job.now), job.level);
+  const chunk = await buildChunk(
+    job.request,
+    job.range,
+    await caKeys.load(job.caId),
+    new Date(job.now),
+    job.level,
+    job.certificates,
+  );
   const { zip } = chunk;
   // hand the zip's memory over instead of copying it, when the Buffer owns its ArrayBuffer
   const transfer = zip.byteOffset === 0 && zip.byteLength === zip.buffer.byteLength ? [zip.buffer as ArrayBuffer] : [];

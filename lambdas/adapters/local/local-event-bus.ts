@@ -72,9 +72,19 @@ function limitInFlight<T>(target: (event: T) => Promise<unknown>, max: number): 
 export class LocalEventBus implements EventPublisher {
   private readonly rules: { name: string; pattern: EventPattern; target: (event: BusEvent) => Promise<unknown> }[] = [];
   readonly history: BusEvent[] = [];
+  private readonly historySizes: number[] = [];
+  private historyBytes = 0;
   private readonly pending = new Set<Promise<unknown>>();
 
-  constructor(private readonly historyLimit = 200) {}
+  /**
+   * The history keeps the latest `historyLimit` events, and fewer when their details together pass
+   * `historyBudgetBytes` of JSON: a large batch's Certificate Issued events (500 certificates each) would otherwise
+   * keep 100,000 certificates' records alive in memory for nothing.
+   */
+  constructor(
+    private readonly historyLimit = 200,
+    private readonly historyBudgetBytes = 4 * 1024 * 1024,
+  ) {}
 
   /**
    * `maxInFlight` bounds the deliveries of this rule that run at once; the others wait, in order (a target that
@@ -108,8 +118,8 @@ export class LocalEventBus implements EventPublisher {
         string,
         unknown
       >;
-      if (JSON.stringify(detail).includes('PRIVATE KEY-----'))
-        throw new Error('refusing an event that carries a private key');
+      const json = JSON.stringify(detail);
+      if (json.includes('PRIVATE KEY-----')) throw new Error('refusing an event that carries a private key');
       const event: BusEvent = {
         version: '0',
         id: `local-${Date.now()}-${++sequence}`,
@@ -121,8 +131,7 @@ export class LocalEventBus implements EventPublisher {
         resources: [],
         detail,
       };
-      this.history.push(event);
-      if (this.history.length > this.historyLimit) this.history.splice(0, this.history.length - this.historyLimit);
+      this.remember(event, json.length);
       for (const rule of this.rules) {
         if (!matchesPattern(event as unknown as Record<string, unknown>, rule.pattern)) continue;
         // a target that throws at once (a workflow runner that is closed) fails its delivery, not the publisher
@@ -133,6 +142,24 @@ export class LocalEventBus implements EventPublisher {
       out.push({ EventId: event.id });
     }
     return { FailedEntryCount: 0, Entries: out };
+  }
+
+  private remember(event: BusEvent, bytes: number): void {
+    this.history.push(event);
+    this.historySizes.push(bytes);
+    this.historyBytes += bytes;
+    let drop = 0;
+    while (
+      this.history.length - drop > 1 &&
+      (this.history.length - drop > this.historyLimit || this.historyBytes > this.historyBudgetBytes)
+    ) {
+      this.historyBytes -= this.historySizes[drop]!;
+      drop++;
+    }
+    if (drop > 0) {
+      this.history.splice(0, drop);
+      this.historySizes.splice(0, drop);
+    }
   }
 
   /** Waits for rule targets started so far (tests, shutdown). */

@@ -28,10 +28,10 @@ export interface BuiltChunk {
   /** the chunk's certificates in order (for events) */
   rows: ManifestRow[];
   /**
-   * the chunk's certificates as one PEM bundle, in order (for registration): one string crosses from a worker
-   * thread in one copy, where a thousand objects with a PEM each cost a structured clone of every one
+   * the chunk's certificates as one PEM bundle, in order, when asked for (to register them): one string crosses
+   * from a worker thread in one copy, where a thousand objects with a PEM each cost a structured clone of every one
    */
-  certificatesPem: string;
+  certificatesPem?: string;
 }
 
 const csvField = (v: string): string => (/[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
@@ -41,13 +41,16 @@ export const MANIFEST_HEADER = 'name,path,certificateId,serialNumber,notAfter\n'
 export class ChunkPackager {
   private readonly zip: ZipChunkBuilder;
   private manifest = '';
-  private certificatesPem = '';
+  private certificatesPem: string | undefined;
   private readonly rows: ManifestRow[] = [];
 
+  /** `keepCertificates`: also return the certificates as one PEM bundle (only registration needs them) */
   constructor(
     private readonly request: Pick<BatchRequest, 'layout' | 'uniqueNames' | 'notAfter' | 'notBefore'>,
     level: number,
+    keepCertificates = false,
   ) {
+    if (keepCertificates) this.certificatesPem = '';
     this.zip = new ZipChunkBuilder({ mtime: new Date(request.notBefore), level });
   }
 
@@ -73,12 +76,17 @@ export class ChunkPackager {
       certificateId: files.certificateId,
       serialNumber: files.serialNumber,
     });
-    this.certificatesPem += files.certificatePem;
+    if (this.certificatesPem !== undefined) this.certificatesPem += files.certificatePem;
   }
 
   finish(): BuiltChunk {
     const zip = this.zip.finish();
-    return { ...zip, manifest: this.manifest, rows: this.rows, certificatesPem: this.certificatesPem };
+    return {
+      ...zip,
+      manifest: this.manifest,
+      rows: this.rows,
+      ...(this.certificatesPem !== undefined ? { certificatesPem: this.certificatesPem } : {}),
+    };
   }
 }
 
@@ -89,6 +97,7 @@ export async function buildChunk(
   ca: LoadedCa,
   now: Date,
   level: number,
+  keepCertificates = false,
 ): Promise<BuiltChunk> {
   const template = new DeviceCertificateTemplate(ca.issuer, {
     subject: request.subject,
@@ -98,7 +107,7 @@ export async function buildChunk(
     now,
   });
   const chainPem = request.includeCA ? pemBundle(ca.chain) : undefined;
-  const packager = new ChunkPackager(request, level);
+  const packager = new ChunkPackager(request, level, keepCertificates);
   // the chunk's serial numbers from one call to the random generator (one call per certificate cost ~10 µs each)
   const serials = randomSerials(range.count);
   for (let i = range.start; i < range.start + range.count; i++) {

@@ -49,6 +49,8 @@ export interface BuildJob {
   caId: string;
   now: string;
   level: number;
+  /** return the certificates as one PEM bundle too (to register them) */
+  certificates?: boolean;
 }
 
 /** The chunk cannot run now but will later (another attempt holds it, a worker crashed): the workflow retries. */
@@ -92,7 +94,7 @@ export async function loadBatchRequest(objects: ObjectStore, taskId: string): Pr
 export const buildInProcess =
   (caKeys: CaKeyStore) =>
   async (job: BuildJob): Promise<BuiltChunk> =>
-    buildChunk(job.request, job.range, await caKeys.load(job.caId), new Date(job.now), job.level);
+    buildChunk(job.request, job.range, await caKeys.load(job.caId), new Date(job.now), job.level, job.certificates);
 
 /** Reads the rows this module writes (RFC 4180 quoting). */
 export function parseManifest(text: string): ManifestRow[] {
@@ -196,7 +198,7 @@ async function buildExternally(
     if (unsaved > 0) await save(); // the keys exist before any certificate is requested for them
   }
 
-  const packager = new ChunkPackager(request, level);
+  const packager = new ChunkPackager(request, level, registers(request, deps));
   const validityDays = Math.max(
     1,
     Math.round((Date.parse(request.notAfter) - Date.parse(request.notBefore)) / 86_400_000),
@@ -230,6 +232,12 @@ async function buildExternally(
     throw error;
   }
   return packager.finish();
+}
+
+/** The PEM bundle a chunk built to be registered must carry. */
+function certificatesOf(chunk: BuiltChunk): string {
+  if (chunk.certificatesPem === undefined) throw new Error('the chunk was built without its certificates');
+  return chunk.certificatesPem;
 }
 
 /** The certificates of a chunk's PEM bundle, one PEM each. */
@@ -341,7 +349,14 @@ async function signOrFinish(
   let chunk: BuiltChunk;
   if (request.ca.type === 'certflow') {
     const build = deps.build ?? buildInProcess(deps.caKeys);
-    chunk = await build({ request, range, caId: request.ca.caId, now: deps.clock.now().toISOString(), level });
+    chunk = await build({
+      request,
+      range,
+      caId: request.ca.caId,
+      now: deps.clock.now().toISOString(),
+      level,
+      certificates: registers(request, deps),
+    });
   } else {
     if (!deps.externalIssuer) {
       throw new ValidationError('SUPPLIER_CA_UNAVAILABLE', `a ${request.ca.type} CA is not available in this runtime`);
@@ -351,8 +366,9 @@ async function signOrFinish(
 
   // manifest (and certificates to register) first, zip last: the zip's presence means the chunk is signed
   await deps.objects.put(chunkManifestKey(input.taskId, input.index), chunk.manifest, { contentType: 'text/csv' });
-  if (registers(request, deps)) {
-    await deps.objects.put(chunkCertificatesKey(input.taskId, input.index), chunk.certificatesPem, {
+  const toRegister = registers(request, deps) ? certificatesOf(chunk) : undefined;
+  if (toRegister !== undefined) {
+    await deps.objects.put(chunkCertificatesKey(input.taskId, input.index), toRegister, {
       contentType: 'application/x-pem-file',
     });
   }
@@ -365,9 +381,8 @@ async function signOrFinish(
     },
   });
 
-  const registered = registers(request, deps)
-    ? await registerAll(deps, request, input, certificatePems(chunk.certificatesPem))
-    : undefined;
+  const registered =
+    toRegister !== undefined ? await registerAll(deps, request, input, certificatePems(toRegister)) : undefined;
 
   await publishIssued(deps, request, input, chunk.rows);
   await deps.tasks.completeChunk(input.taskId, input.index, registered);

@@ -40,4 +40,19 @@ describe('LocalEventBus', () => {
     await bus.drain();
     expect(delivered).toEqual(['x']);
   });
+
+  it('keeps the latest events, at most historyLimit and within its byte budget, and always the newest', async () => {
+    const bus = new LocalEventBus(3, 100);
+    for (let n = 0; n < 5; n++) await bus.putEvents([{ Source: 'certflow', DetailType: 'x', Detail: { n } }]);
+    expect(bus.history.map((e) => e.detail.n)).toEqual([2, 3, 4]);
+    // {"n":5,"pad":"…"} is 60 bytes of JSON: two no longer fit in 100
+    const pad = 'p'.repeat(42);
+    for (let n = 5; n < 7; n++) await bus.putEvents([{ Source: 'certflow', DetailType: 'x', Detail: { n, pad } }]);
+    expect(bus.history.map((e) => e.detail.n)).toEqual([6]);
+    // one event larger than the whole budget is still kept, as the newest
+    await bus.putEvents([{ Source: 'certflow', DetailType: 'x', Detail: { n: 7, pad: 'p'.repeat(500) } }]);
+    expect(bus.history.map((e) => e.detail.n)).toEqual([7]);
+    await bus.putEvents([{ Source: 'certflow', DetailType: 'x', Detail: { n: 8 } }]);
+    expect(bus.history.map((e) => e.detail.n)).toEqual([8]);
+  });
 });

@@ -1,0 +1,33 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * The only @aws-sdk/client-acm-pca on the registry we install from (3.523.0) depends on the Smithy 1.x/2.x cores;
+ * npm hoisted those, and every newer client then carried its own copy of @smithy/core 3 and @aws-sdk/core (31 and
+ * 25 copies, ~15 MB of heap in the local runtime). package.json names the current cores so they are the hoisted
+ * ones; this keeps a dependency bump from splitting them again.
+ */
+describe('package-lock.json', () => {
+  const packages = (
+    JSON.parse(readFileSync(join(__dirname, '../../package-lock.json'), 'utf8')) as {
+      packages: Record<string, { version?: string }>;
+    }
+  ).packages;
+  const copies = (name: string, current: (major: number, minor: number) => boolean): string[] =>
+    Object.entries(packages)
+      .filter(([path, p]) => {
+        const [major = 0, minor = 0] = (p.version ?? '').split('.').map(Number);
+        return path.endsWith(`node_modules/${name}`) && current(major, minor);
+      })
+      .map(([path]) => path);
+
+  it.each([
+    ['@smithy/core', (major: number) => major >= 3],
+    ['@smithy/types', (major: number) => major >= 4],
+    ['@aws-sdk/core', (major: number, minor: number) => major > 3 || minor >= 900],
+    ['@smithy/node-http-handler', (major: number) => major >= 4],
+  ])('holds one copy of the current %s, hoisted', (name, current) => {
+    const all = copies(name, current);
+    expect(all).toEqual([`node_modules/${name}`]);
+  });
+});
