@@ -25,7 +25,9 @@ serve(async (input) => {
     job.certificates,
   );
   const { zip } = chunk;
-  // hand the zip's memory over instead of copying it, when the Buffer owns its ArrayBuffer
-  const transfer = zip.byteOffset === 0 && zip.byteLength === zip.buffer.byteLength ? [zip.buffer as ArrayBuffer] : [];
+  // hand the zip's memory over instead of copying it: a chunk zip starts its own ArrayBuffer (ZipChunkBuilder), which
+  // it fills but for at most a quarter; anything else (a pooled Buffer) is copied
+  const transfer =
+    zip.byteOffset === 0 && zip.buffer.byteLength <= zip.byteLength * 1.25 + 64 ? [zip.buffer as ArrayBuffer] : [];
   return { value: chunk, transfer };
 });

@@ -177,6 +177,41 @@ describe('ZipChunkBuilder', () => {
     expect(listing).toMatch(/-rw-------.*20240102\.030406 k\.pem/);
   });
 
+  it('addText writes the same bytes as add of the text, stored or deflated, and unzip extracts them', () => {
+    const texts = [pem(300).toString('utf8'), 'é ü — UTF-8 text\n'.repeat(40), ''];
+    for (const level of [0, 6]) {
+      const viaBuffers = new ZipChunkBuilder({ mtime: MTIME, level });
+      const viaText = new ZipChunkBuilder({ mtime: MTIME, level });
+      texts.forEach((t, i) => {
+        viaBuffers.add(`d/${i}.txt`, Buffer.from(t, 'utf8'), { mode: 0o600 });
+        viaText.addText(`d/${i}.txt`, t, { mode: 0o600 });
+      });
+      const zip = viaText.finish().zip;
+      expect(zip.equals(viaBuffers.finish().zip)).toBe(true);
+      const file = save(zip);
+      expect(unzip('-t', file)).toContain('No errors detected');
+      expect(execFileSync('unzip', ['-p', file, 'd/1.txt'], { env, encoding: 'utf8' })).toBe(texts[1]);
+    }
+  });
+
+  it('grows past its first buffer, and a zip already returned by finish stays as it was after more entries', () => {
+    const builder = new ZipChunkBuilder({ mtime: MTIME });
+    // 300 entries of ~1 KB: past the builder's first 64 KB for entries and 16 KB for the central directory
+    for (let i = 0; i < 300; i++) builder.addText(`e/${i}.pem`, pem(1000).toString('utf8'));
+    const first = builder.finish();
+    const copy = Buffer.from(first.zip);
+    builder.addText('e/last.pem', 'later');
+    const second = builder.finish();
+    expect(first.zip.equals(copy)).toBe(true);
+    expect(unzip('-t', save(first.zip))).toContain('No errors detected');
+    expect(first.entryCount).toBe(300);
+    expect(second.entryCount).toBe(301);
+    expect(unzip('-t', save(second.zip))).toContain('No errors detected');
+    // the zip starts its own ArrayBuffer and fills at least four fifths of it (so a worker thread can transfer it)
+    expect(second.zip.byteOffset).toBe(0);
+    expect(second.zip.buffer.byteLength).toBeLessThanOrEqual(second.zip.length * 1.25);
+  });
+
   it.each([
     ['error/absolute path', '/etc/passwd'],
     ['error/parent segment', 'a/../b'],

@@ -59,15 +59,15 @@ export class ChunkPackager {
     let path: string;
     if (request.layout === 'cdf') {
       path = `certs/${files.certificateId}`;
-      this.zip.add(`${path}_cert.pem`, Buffer.from(files.certificatePem));
-      if (files.privateKeyPem) this.zip.add(`${path}_key.pem`, Buffer.from(files.privateKeyPem), { mode: 0o600 });
+      this.zip.addText(`${path}_cert.pem`, files.certificatePem);
+      if (files.privateKeyPem) this.zip.addText(`${path}_key.pem`, files.privateKeyPem, { mode: 0o600 });
     } else {
       const name = safeEntryName(files.commonName);
       path = request.uniqueNames ? name : `${name}-${index}`;
-      this.zip.add(`${path}/certificate.pem`, Buffer.from(files.certificatePem));
-      if (files.privateKeyPem) this.zip.add(`${path}/private.key`, Buffer.from(files.privateKeyPem), { mode: 0o600 });
-      if (files.publicKeyPem) this.zip.add(`${path}/public.key`, Buffer.from(files.publicKeyPem));
-      if (files.chainPem) this.zip.add(`${path}/ca-chain.pem`, Buffer.from(files.chainPem));
+      this.zip.addText(`${path}/certificate.pem`, files.certificatePem);
+      if (files.privateKeyPem) this.zip.addText(`${path}/private.key`, files.privateKeyPem, { mode: 0o600 });
+      if (files.publicKeyPem) this.zip.addText(`${path}/public.key`, files.publicKeyPem);
+      if (files.chainPem) this.zip.addText(`${path}/ca-chain.pem`, files.chainPem);
     }
     this.manifest += `${csvField(files.commonName)},${csvField(path)},${files.certificateId},${files.serialNumber},${request.notAfter}\n`;
     this.rows.push({

@@ -165,63 +165,87 @@ const readU64 = (b: Buffer, at: number): number => {
 
 /** Local file header. With `zip64`, both sizes go to a ZIP64 extra field (as APPNOTE 4.5.3 asks) and read -1. */
 function localHeader(e: EntryRecord, zip64: boolean): Buffer {
-  const extraLength = zip64 ? 20 : 0;
-  const b = Buffer.alloc(LOCAL_HEADER_SIZE + e.name.length + extraLength);
-  b.writeUInt32LE(SIG_LOCAL, 0);
-  b.writeUInt16LE(zip64 ? VERSION_ZIP64 : VERSION_DEFAULT, 4);
-  b.writeUInt16LE(e.flags, 6);
-  b.writeUInt16LE(e.method, 8);
-  b.writeUInt16LE(e.stamp.time, 10);
-  b.writeUInt16LE(e.stamp.date, 12);
-  b.writeUInt32LE(e.crc, 14);
-  b.writeUInt32LE(zip64 ? MAX32 : e.compressedSize, 18);
-  b.writeUInt32LE(zip64 ? MAX32 : e.size, 22);
-  b.writeUInt16LE(e.name.length, 26);
-  b.writeUInt16LE(extraLength, 28);
-  e.name.copy(b, LOCAL_HEADER_SIZE);
-  if (zip64) {
-    const at = LOCAL_HEADER_SIZE + e.name.length;
-    b.writeUInt16LE(ZIP64_EXTRA_ID, at);
-    b.writeUInt16LE(16, at + 2);
-    writeU64(b, e.size, at + 4);
-    writeU64(b, e.compressedSize, at + 12);
-  }
+  const b = Buffer.alloc(localHeaderLength(e, zip64));
+  writeLocalHeader(b, 0, e, zip64);
   return b;
+}
+
+const localHeaderLength = (e: EntryRecord, zip64: boolean): number =>
+  LOCAL_HEADER_SIZE + e.name.length + (zip64 ? 20 : 0);
+
+/** Writes the local header of `e` at `at` of `b` (which has room); returns its length. */
+function writeLocalHeader(b: Buffer, at: number, e: EntryRecord, zip64: boolean): number {
+  const extraLength = zip64 ? 20 : 0;
+  b.writeUInt32LE(SIG_LOCAL, at);
+  b.writeUInt16LE(zip64 ? VERSION_ZIP64 : VERSION_DEFAULT, at + 4);
+  b.writeUInt16LE(e.flags, at + 6);
+  b.writeUInt16LE(e.method, at + 8);
+  b.writeUInt16LE(e.stamp.time, at + 10);
+  b.writeUInt16LE(e.stamp.date, at + 12);
+  b.writeUInt32LE(e.crc, at + 14);
+  b.writeUInt32LE(zip64 ? MAX32 : e.compressedSize, at + 18);
+  b.writeUInt32LE(zip64 ? MAX32 : e.size, at + 22);
+  b.writeUInt16LE(e.name.length, at + 26);
+  b.writeUInt16LE(extraLength, at + 28);
+  e.name.copy(b, at + LOCAL_HEADER_SIZE);
+  if (zip64) {
+    const x = at + LOCAL_HEADER_SIZE + e.name.length;
+    b.writeUInt16LE(ZIP64_EXTRA_ID, x);
+    b.writeUInt16LE(16, x + 2);
+    writeU64(b, e.size, x + 4);
+    writeU64(b, e.compressedSize, x + 12);
+  }
+  return LOCAL_HEADER_SIZE + e.name.length + extraLength;
 }
 
 /** Central directory file header; a ZIP64 extra holds whichever of size, compressed size, offset does not fit. */
 function centralRecord(e: EntryRecord): Buffer {
-  const big = [e.size, e.compressedSize, e.offset].filter((v) => v >= MAX32);
+  const b = Buffer.alloc(centralRecordLength(e));
+  writeCentralRecord(b, 0, e);
+  return b;
+}
+
+/** Values of `e` that need a ZIP64 extra in its central record, in the order APPNOTE gives them. */
+const zip64Values = (e: EntryRecord): number[] => [e.size, e.compressedSize, e.offset].filter((v) => v >= MAX32);
+
+const centralRecordLength = (e: EntryRecord): number => {
+  const big = zip64Values(e).length;
+  return CENTRAL_HEADER_SIZE + e.name.length + (big ? 4 + 8 * big : 0);
+};
+
+/** Writes the central record of `e` at `at` of `b` (which has room); returns its length. */
+function writeCentralRecord(b: Buffer, at: number, e: EntryRecord): number {
+  const big = zip64Values(e);
   const extraLength = big.length ? 4 + 8 * big.length : 0;
   const version = Math.max(e.localVersion, extraLength ? VERSION_ZIP64 : VERSION_DEFAULT);
-  const b = Buffer.alloc(CENTRAL_HEADER_SIZE + e.name.length + extraLength);
-  b.writeUInt32LE(SIG_CENTRAL, 0);
-  b.writeUInt16LE(HOST_UNIX | version, 4);
-  b.writeUInt16LE(version, 6);
-  b.writeUInt16LE(e.flags, 8);
-  b.writeUInt16LE(e.method, 10);
-  b.writeUInt16LE(e.stamp.time, 12);
-  b.writeUInt16LE(e.stamp.date, 14);
-  b.writeUInt32LE(e.crc, 16);
-  b.writeUInt32LE(Math.min(e.compressedSize, MAX32), 20);
-  b.writeUInt32LE(Math.min(e.size, MAX32), 24);
-  b.writeUInt16LE(e.name.length, 28);
-  b.writeUInt16LE(extraLength, 30);
+  b.fill(0, at, at + CENTRAL_HEADER_SIZE);
+  b.writeUInt32LE(SIG_CENTRAL, at);
+  b.writeUInt16LE(HOST_UNIX | version, at + 4);
+  b.writeUInt16LE(version, at + 6);
+  b.writeUInt16LE(e.flags, at + 8);
+  b.writeUInt16LE(e.method, at + 10);
+  b.writeUInt16LE(e.stamp.time, at + 12);
+  b.writeUInt16LE(e.stamp.date, at + 14);
+  b.writeUInt32LE(e.crc, at + 16);
+  b.writeUInt32LE(Math.min(e.compressedSize, MAX32), at + 20);
+  b.writeUInt32LE(Math.min(e.size, MAX32), at + 24);
+  b.writeUInt16LE(e.name.length, at + 28);
+  b.writeUInt16LE(extraLength, at + 30);
   // comment length, disk number start, internal attributes: 0
-  b.writeUInt32LE(((0o100000 | (e.mode & 0o7777)) << 16) >>> 0, 38);
-  b.writeUInt32LE(Math.min(e.offset, MAX32), 42);
-  e.name.copy(b, CENTRAL_HEADER_SIZE);
+  b.writeUInt32LE(((0o100000 | (e.mode & 0o7777)) << 16) >>> 0, at + 38);
+  b.writeUInt32LE(Math.min(e.offset, MAX32), at + 42);
+  e.name.copy(b, at + CENTRAL_HEADER_SIZE);
   if (extraLength) {
-    let at = CENTRAL_HEADER_SIZE + e.name.length;
-    b.writeUInt16LE(ZIP64_EXTRA_ID, at);
-    b.writeUInt16LE(extraLength - 4, at + 2);
-    at += 4;
+    let x = at + CENTRAL_HEADER_SIZE + e.name.length;
+    b.writeUInt16LE(ZIP64_EXTRA_ID, x);
+    b.writeUInt16LE(extraLength - 4, x + 2);
+    x += 4;
     for (const v of big) {
-      writeU64(b, v, at);
-      at += 8;
+      writeU64(b, v, x);
+      x += 8;
     }
   }
-  return b;
+  return CENTRAL_HEADER_SIZE + e.name.length + extraLength;
 }
 
 export interface EndOfCentralDirectoryInput {
@@ -305,19 +329,28 @@ export interface ChunkZip {
 export class ZipChunkBuilder {
   private readonly level: number;
   private readonly stamp: DosStamp;
-  private readonly entries: Buffer[] = [];
-  private readonly central: Buffer[] = [];
+  /**
+   * The local entries, written in place into one buffer that grows by doubling, and the central directory into a
+   * second: a chunk of 1,000 certificates is a few buffers, not 9,000 (headers, records and file data each).
+   */
+  private entries: Buffer;
+  private central: Buffer;
   private readonly names = new Set<string>();
   private offset = 0;
   private centralLength = 0;
+  private count = 0;
+  /** `finish` handed out a view of `entries`: the next `add` writes into a copy. */
+  private shared = false;
 
   constructor(options: ZipChunkBuilderOptions = {}) {
     this.level = checkLevel(options.level ?? DEFAULT_LEVEL);
     this.stamp = dosStamp(options.mtime ?? new Date());
+    this.entries = Buffer.allocUnsafeSlow(INITIAL_CAPACITY);
+    this.central = Buffer.allocUnsafeSlow(INITIAL_CAPACITY / 4);
   }
 
   get entryCount(): number {
-    return this.central.length;
+    return this.count;
   }
 
   /** Bytes of the local-entries section so far. */
@@ -326,8 +359,6 @@ export class ZipChunkBuilder {
   }
 
   add(name: string, data: Uint8Array, options: ZipEntryOptions = {}): this {
-    const nameBytes = encodeEntryPath(name);
-    if (this.names.has(name)) throw new RangeError(`duplicate zip entry name: ${JSON.stringify(name)}`);
     const level = checkLevel(options.level ?? this.level);
     let method = METHOD_STORE;
     let body = data;
@@ -338,44 +369,113 @@ export class ZipChunkBuilder {
         body = deflated;
       }
     }
-    const zip64 = data.length >= MAX32 || body.length >= MAX32;
-    const record: EntryRecord = {
+    const record = this.record(name, method, crc32(data), body.length, data.length, options);
+    const zip64 = record.localVersion === VERSION_ZIP64;
+    const headerLength = localHeaderLength(record, zip64);
+    this.reserve(headerLength + body.length);
+    writeLocalHeader(this.entries, this.offset, record, zip64);
+    this.entries.set(body, this.offset + headerLength);
+    return this.commit(name, record, headerLength + body.length);
+  }
+
+  /**
+   * `add` for text (a PEM): with level 0 the text is written straight into the zip, with no Buffer of its own.
+   */
+  addText(name: string, text: string, options: ZipEntryOptions = {}): this {
+    if (checkLevel(options.level ?? this.level) > 0) return this.add(name, Buffer.from(text, 'utf8'), options);
+    const size = Buffer.byteLength(text, 'utf8');
+    const nameLength = Buffer.byteLength(name, 'utf8');
+    this.reserve(LOCAL_HEADER_SIZE + nameLength + 20 + size);
+    // the data first, after the room its header needs, then the header with the data's CRC
+    const zip64 = size >= MAX32;
+    const dataAt = this.offset + LOCAL_HEADER_SIZE + nameLength + (zip64 ? 20 : 0);
+    this.entries.write(text, dataAt, size, 'utf8');
+    const crc = crc32(this.entries.subarray(dataAt, dataAt + size));
+    const record = this.record(name, METHOD_STORE, crc, size, size, options);
+    const headerLength = writeLocalHeader(this.entries, this.offset, record, zip64);
+    return this.commit(name, record, headerLength + size);
+  }
+
+  private record(
+    name: string,
+    method: number,
+    crc: number,
+    compressedSize: number,
+    size: number,
+    options: ZipEntryOptions,
+  ): EntryRecord {
+    const nameBytes = encodeEntryPath(name);
+    if (this.names.has(name)) throw new RangeError(`duplicate zip entry name: ${JSON.stringify(name)}`);
+    const zip64 = size >= MAX32 || compressedSize >= MAX32;
+    return {
       name: nameBytes,
       flags: FLAG_UTF8,
       method,
       stamp: options.mtime ? dosStamp(options.mtime) : this.stamp,
-      crc: crc32(data),
-      compressedSize: body.length,
-      size: data.length,
+      crc,
+      compressedSize,
+      size,
       offset: this.offset,
       mode: options.mode ?? DEFAULT_MODE,
       localVersion: zip64 ? VERSION_ZIP64 : VERSION_DEFAULT,
     };
-    const header = localHeader(record, zip64);
-    const central = centralRecord(record);
-    this.entries.push(header, asBuffer(body));
-    this.central.push(central);
+  }
+
+  /** Room for `length` more bytes of entries (and a private copy if `finish` handed the buffer out). */
+  private reserve(length: number): void {
+    const need = this.offset + length;
+    if (!this.shared && need <= this.entries.length) return;
+    this.entries = grown(this.entries, this.offset, need);
+    this.shared = false;
+  }
+
+  private commit(name: string, record: EntryRecord, length: number): this {
+    const centralLength = centralRecordLength(record);
+    if (this.centralLength + centralLength > this.central.length) {
+      this.central = grown(this.central, this.centralLength, this.centralLength + centralLength);
+    }
+    writeCentralRecord(this.central, this.centralLength, record);
+    this.centralLength += centralLength;
     this.names.add(name);
-    this.offset += header.length + body.length;
-    this.centralLength += central.length;
+    this.offset += length;
+    this.count++;
     return this;
   }
 
-  /** The zip so far; the builder stays usable (a later `finish` includes later entries). */
+  /**
+   * The zip so far; the builder stays usable (a later `finish` includes later entries). The zip may be a view of
+   * a larger buffer (at most a quarter more), starting at its offset 0, so a worker thread can transfer it.
+   */
   finish(): ChunkZip {
     const end = endOfCentralDirectory({
-      entryCount: this.central.length,
+      entryCount: this.count,
       centralDirectoryOffset: this.offset,
       centralDirectorySize: this.centralLength,
     });
-    const zip = Buffer.concat([...this.entries, ...this.central, end], this.offset + this.centralLength + end.length);
+    const total = this.offset + this.centralLength + end.length;
+    let out = this.entries;
+    if (total > out.length || out.length > total + (total >> 2)) out = grown(out, this.offset, total, total);
+    this.central.copy(out, this.offset, 0, this.centralLength);
+    end.copy(out, this.offset + this.centralLength);
+    this.entries = out;
+    this.shared = true;
     return {
-      zip,
+      zip: out.subarray(0, total),
       entriesLength: this.offset,
       centralDirectoryLength: this.centralLength,
-      entryCount: this.central.length,
+      entryCount: this.count,
     };
   }
+}
+
+/** Bytes a builder starts with (it doubles as it needs). */
+const INITIAL_CAPACITY = 64 * 1024;
+
+/** A copy of `b`'s first `used` bytes in a buffer of at least `need` bytes (doubling, or exactly `exact`). */
+function grown(b: Buffer, used: number, need: number, exact?: number): Buffer {
+  const out = Buffer.allocUnsafeSlow(exact ?? Math.max(need, b.length * 2));
+  b.copy(out, 0, 0, used);
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
