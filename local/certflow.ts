@@ -305,7 +305,11 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       zipLevel: options.zipLevel ?? 0,
       build: async (job) => {
         const chunk = (await pool.run(job)) as BuiltChunk;
-        return { ...chunk, zip: Buffer.from(chunk.zip.buffer, chunk.zip.byteOffset, chunk.zip.byteLength) };
+        const zip = Buffer.from(chunk.zip.buffer, chunk.zip.byteOffset, chunk.zip.byteLength);
+        // once stored, the zip's memory goes back to a worker for a later chunk: otherwise ~1.5 MB per chunk would
+        // wait here for a full collection (it outlives the young generation while the upload runs)
+        const release = (): void => pool.recycle(zip.buffer as ArrayBuffer);
+        return { ...chunk, zip, release };
       },
     });
 

@@ -14,20 +14,26 @@ export interface ChunkWorkerData {
 
 const caKeys = new FileCaKeyStore((workerData as ChunkWorkerData).dataDir);
 
-serve(async (input) => {
-  const job = input as BuildJob;
-  const chunk = await buildChunk(
-    job.request,
-    job.range,
-    await caKeys.load(job.caId),
-    new Date(job.now),
-    job.level,
-    job.certificates,
-  );
-  const { zip } = chunk;
-  // hand the zip's memory over instead of copying it: a chunk zip starts its own ArrayBuffer (ZipChunkBuilder), which
-  // it fills but for at most a quarter; anything else (a pooled Buffer) is copied
-  const transfer =
-    zip.byteOffset === 0 && zip.buffer.byteLength <= zip.byteLength * 1.25 + 64 ? [zip.buffer as ArrayBuffer] : [];
-  return { value: chunk, transfer };
-});
+/** Zip buffers the main thread handed back once it had stored their chunk (WorkerPool.recycle): the next zips' */
+const spare: ArrayBuffer[] = [];
+const MAX_SPARE = 2;
+
+serve(
+  async (input) => {
+    const job = input as BuildJob;
+    const output = spare.pop();
+    const chunk = await buildChunk(job.request, job.range, await caKeys.load(job.caId), new Date(job.now), job.level, {
+      keepCertificates: job.certificates === true,
+      ...(output ? { output: Buffer.from(output) } : {}),
+    });
+    const { zip } = chunk;
+    // hand the zip's memory over instead of copying it: a chunk zip starts its own ArrayBuffer (ZipChunkBuilder),
+    // which it fills but for at most a quarter; anything else (a pooled Buffer) is copied
+    const transfer =
+      zip.byteOffset === 0 && zip.buffer.byteLength <= zip.byteLength * 1.25 + 64 ? [zip.buffer as ArrayBuffer] : [];
+    return { value: chunk, transfer };
+  },
+  (buffer) => {
+    if (spare.length < MAX_SPARE) spare.push(buffer);
+  },
+);

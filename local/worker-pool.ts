@@ -11,6 +11,11 @@ export interface WorkerRequest {
   input: unknown;
 }
 
+/** An ArrayBuffer a result carried, handed back to a worker to reuse. */
+export interface RecycleMessage {
+  recycle: ArrayBuffer;
+}
+
 export type WorkerMessage =
   | { id: number; ok: true; result: unknown }
   | { id: number; ok: false; error: { name: string; message: string; code?: string } };
@@ -44,6 +49,7 @@ export class WorkerPool {
     { resolve: (v: unknown) => void; reject: (e: unknown) => void; slot: Slot }
   >();
   private nextId = 1;
+  private nextRecycle = 0;
   private closed = false;
 
   constructor(
@@ -108,6 +114,16 @@ export class WorkerPool {
       slot.worker.postMessage(job.request);
     }
     for (const s of this.slots) if (!s.busy) s.worker.unref();
+  }
+
+  /**
+   * Moves `buffer` (an ArrayBuffer a result brought from a worker, no longer needed here) back to a worker to reuse,
+   * the next one in turn: its memory leaves this thread at once, instead of waiting here for a full collection.
+   */
+  recycle(buffer: ArrayBuffer): void {
+    if (this.closed || this.slots.length === 0 || buffer.byteLength === 0) return;
+    const slot = this.slots[this.nextRecycle++ % this.slots.length]!;
+    slot.worker.postMessage({ recycle: buffer } satisfies RecycleMessage, [buffer]);
   }
 
   /** Starts every worker now, so the first batch does not pay for loading them. */

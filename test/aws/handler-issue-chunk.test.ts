@@ -52,6 +52,7 @@ import {
 import type { SupplierCa } from '../../lambdas/core/ports';
 import { BulkEnv, readEnv } from '../../lambdas/handlers/env';
 import { createHandler } from '../../lambdas/handlers/sfn-issue-chunk';
+import { buildInProcess } from '../../lambdas/core/bulk/chunk';
 import { unzipList, unzipRead, unzipTest } from '../helpers/zip';
 import { MemoryRateLimiter } from '../../lambdas/adapters/local/memory-rate-limiter';
 import { isThrottlingError } from '../../lambdas/adapters/aws/sdk-errors';
@@ -594,6 +595,24 @@ describe('IssueChunk with a certflow CA (key in SSM, certificate in AWS IoT)', (
   // Regression (was a bug in lambdas/handlers/env.ts): zod 4's `.default('0')` returns the string '0' without running the transform, so
   // without ZIP_LEVEL (the BulkIssuance construct does not set it) zipLevel is '0' and ZipChunkBuilder's checkLevel
   // throws "RangeError: deflate level must be 0-9: 0": every chunk of every batch fails.
+  it("releases a built chunk's zip once it is stored, before the events and the count (a runtime reuses its memory)", async () => {
+    const { taskId } = givenRequest(certflowCa(), BODY);
+    const c = clients();
+    const deps = awsChunkDeps(env, c, awsPace(env, c));
+    let releasedAfter: string[] | undefined;
+    const handler = createHandler({
+      ...deps,
+      build: async (job) => ({
+        ...(await buildInProcess(deps.caKeys)(job)),
+        release: () => void (releasedAfter ??= sequence()),
+      }),
+    });
+    await handler({ taskId, index: 0 });
+    expect(releasedAfter?.at(-1)).toBe('S3.PutObject');
+    expect(putInputs().at(-1)?.Key).toBe(`batches/${taskId}/chunks/000000.zip`);
+    expect(sequence().slice(releasedAfter!.length)).toEqual(['EventBridge.PutEvents', 'DynamoDB.Update']);
+  });
+
   it('signs a chunk with the environment the CDK construct sets (ZIP_LEVEL left to its default)', async () => {
     const { taskId } = givenRequest(certflowCa(), BODY);
     await expect(issue({ taskId, index: 0 }, readEnv(BulkEnv, CDK_ENV))).resolves.toMatchObject({ count: 3 });

@@ -194,6 +194,21 @@ describe('ZipChunkBuilder', () => {
     }
   });
 
+  it('writes into a buffer it is given (old bytes overwritten), or grows past it, with the same bytes', () => {
+    const texts = Array.from({ length: 20 }, () => pem(700).toString('utf8'));
+    const make = (buffer?: Buffer): Buffer => {
+      const b = new ZipChunkBuilder({ mtime: MTIME, ...(buffer ? { buffer } : {}) });
+      texts.forEach((t, i) => b.addText(`e/${i}.pem`, t));
+      return b.finish().zip;
+    };
+    const expected = make();
+    const roomy = Buffer.alloc(expected.length + 100, 0xee);
+    const inRoomy = make(roomy);
+    expect(inRoomy.equals(expected)).toBe(true);
+    expect(inRoomy.buffer).toBe(roomy.buffer);
+    expect(make(Buffer.alloc(10, 0xee)).equals(expected)).toBe(true);
+  });
+
   it('grows past its first buffer, and a zip already returned by finish stays as it was after more entries', () => {
     const builder = new ZipChunkBuilder({ mtime: MTIME });
     // 300 entries of ~1 KB: past the builder's first 64 KB for entries and 16 KB for the central directory

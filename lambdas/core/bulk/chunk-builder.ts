@@ -32,6 +32,18 @@ export interface BuiltChunk {
    * from a worker thread in one copy, where a thousand objects with a PEM each cost a structured clone of every one
    */
   certificatesPem?: string;
+  /**
+   * Set by a runtime whose builder can reuse the zip's memory (the local worker threads): called once the zip is
+   * stored, after which `zip` must not be read.
+   */
+  release?: () => void;
+}
+
+export interface BuildOptions {
+  /** return the certificates as one PEM bundle too (to register them) */
+  keepCertificates?: boolean;
+  /** a buffer for the zip to be written into (see ZipChunkBuilderOptions.buffer) */
+  output?: Buffer;
 }
 
 const csvField = (v: string): string => (/[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
@@ -44,14 +56,17 @@ export class ChunkPackager {
   private certificatesPem: string | undefined;
   private readonly rows: ManifestRow[] = [];
 
-  /** `keepCertificates`: also return the certificates as one PEM bundle (only registration needs them) */
   constructor(
     private readonly request: Pick<BatchRequest, 'layout' | 'uniqueNames' | 'notAfter' | 'notBefore'>,
     level: number,
-    keepCertificates = false,
+    options: BuildOptions = {},
   ) {
-    if (keepCertificates) this.certificatesPem = '';
-    this.zip = new ZipChunkBuilder({ mtime: new Date(request.notBefore), level });
+    if (options.keepCertificates) this.certificatesPem = '';
+    this.zip = new ZipChunkBuilder({
+      mtime: new Date(request.notBefore),
+      level,
+      ...(options.output ? { buffer: options.output } : {}),
+    });
   }
 
   add(index: number, files: DeviceFiles): void {
@@ -97,7 +112,7 @@ export async function buildChunk(
   ca: LoadedCa,
   now: Date,
   level: number,
-  keepCertificates = false,
+  options: BuildOptions = {},
 ): Promise<BuiltChunk> {
   const template = new DeviceCertificateTemplate(ca.issuer, {
     subject: request.subject,
@@ -107,7 +122,7 @@ export async function buildChunk(
     now,
   });
   const chainPem = request.includeCA ? pemBundle(ca.chain) : undefined;
-  const packager = new ChunkPackager(request, level, keepCertificates);
+  const packager = new ChunkPackager(request, level, options);
   // the chunk's serial numbers from one call to the random generator (one call per certificate cost ~10 µs each)
   const serials = randomSerials(range.count);
   for (let i = range.start; i < range.start + range.count; i++) {

@@ -94,7 +94,9 @@ export async function loadBatchRequest(objects: ObjectStore, taskId: string): Pr
 export const buildInProcess =
   (caKeys: CaKeyStore) =>
   async (job: BuildJob): Promise<BuiltChunk> =>
-    buildChunk(job.request, job.range, await caKeys.load(job.caId), new Date(job.now), job.level, job.certificates);
+    buildChunk(job.request, job.range, await caKeys.load(job.caId), new Date(job.now), job.level, {
+      keepCertificates: job.certificates === true,
+    });
 
 /** Reads the rows this module writes (RFC 4180 quoting). */
 export function parseManifest(text: string): ManifestRow[] {
@@ -198,7 +200,7 @@ async function buildExternally(
     if (unsaved > 0) await save(); // the keys exist before any certificate is requested for them
   }
 
-  const packager = new ChunkPackager(request, level, registers(request, deps));
+  const packager = new ChunkPackager(request, level, { keepCertificates: registers(request, deps) });
   const validityDays = Math.max(
     1,
     Math.round((Date.parse(request.notAfter) - Date.parse(request.notBefore)) / 86_400_000),
@@ -380,6 +382,7 @@ async function signOrFinish(
       'entry-count': String(chunk.entryCount),
     },
   });
+  chunk.release?.(); // stored: its memory can serve the next chunk
 
   const registered =
     toRegister !== undefined ? await registerAll(deps, request, input, certificatePems(toRegister)) : undefined;

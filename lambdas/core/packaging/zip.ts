@@ -301,6 +301,11 @@ export interface ZipChunkBuilderOptions {
   level?: number;
   /** Modification time of entries that do not say; default: the time the builder was made. */
   mtime?: Date;
+  /**
+   * A buffer to write the entries into (its bytes are overwritten), e.g. one a previous chunk's zip used: the
+   * builder grows past it when it needs to.
+   */
+  buffer?: Buffer;
 }
 
 export interface ZipEntryOptions {
@@ -345,7 +350,7 @@ export class ZipChunkBuilder {
   constructor(options: ZipChunkBuilderOptions = {}) {
     this.level = checkLevel(options.level ?? DEFAULT_LEVEL);
     this.stamp = dosStamp(options.mtime ?? new Date());
-    this.entries = Buffer.allocUnsafeSlow(INITIAL_CAPACITY);
+    this.entries = options.buffer ?? Buffer.allocUnsafeSlow(INITIAL_CAPACITY);
     this.central = Buffer.allocUnsafeSlow(INITIAL_CAPACITY / 4);
   }
 
