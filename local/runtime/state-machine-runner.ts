@@ -759,8 +759,52 @@ function validateExecutionName(name: string): void {
   }
 }
 
-function toJson(value: unknown): Json {
-  return value === undefined ? null : (JSON.parse(JSON.stringify(value)) as Json);
+/**
+ * `JSON.parse(JSON.stringify(value))` (undefined: null), made without the intermediate string: a 500-certificate
+ * inventory event is a ~150 KB string, allocated straight into V8's old generation, on every copy.
+ * Plain objects and arrays are copied here; anything else (toJSON, class instances, boxed values) goes through JSON.
+ * @internal exported for tests
+ */
+export function toJson(value: unknown): Json {
+  const copy = jsonCopy(value, false);
+  return copy === undefined ? null : copy;
+}
+
+function jsonCopy(value: unknown, inArray: boolean): Json | undefined {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return value;
+    case 'number':
+      return Number.isFinite(value) ? (value === 0 ? 0 : value) : null; // -0 is 0 in JSON
+    case 'undefined':
+    case 'function':
+    case 'symbol':
+      return inArray ? null : undefined;
+    case 'bigint':
+      throw new TypeError('Do not know how to serialize a BigInt');
+  }
+  if (value === null) return null;
+  if (Array.isArray(value) && Object.getPrototypeOf(value) === Array.prototype) {
+    const out: Json[] = new Array<Json>(value.length);
+    for (let i = 0; i < value.length; i++) out[i] = jsonCopy(value[i], true) ?? null;
+    return out;
+  }
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if ((proto === Object.prototype || proto === null) && typeof (value as { toJSON?: unknown }).toJSON !== 'function') {
+    const out: Record<string, Json> = {};
+    const object = value as Record<string, unknown>;
+    for (const key of Object.keys(object)) {
+      const copy = jsonCopy(object[key], false);
+      if (copy === undefined) continue;
+      if (key === '__proto__')
+        Object.defineProperty(out, key, { value: copy, enumerable: true, writable: true, configurable: true });
+      else out[key] = copy;
+    }
+    return out;
+  }
+  const text = JSON.stringify(value) as string | undefined;
+  return text === undefined ? (inArray ? null : undefined) : (JSON.parse(text) as Json);
 }
 
 function stableStringify(value: unknown): string {

@@ -37,6 +37,27 @@ describe('der', () => {
     expect(der.readElement(big).content.length).toBe(300);
   });
 
+  it.each([
+    [0x7f, '307f'],
+    [0x80, '308180'],
+    [0xff, '3081ff'],
+    [0x100, '30820100'],
+    [0xffff, '3082ffff'],
+    [0x10000, '3083010000'],
+    [0x1000000, '308401000000'],
+  ])('writes the length %i as DER wants it, from several parts', (length, header) => {
+    const parts = [
+      Buffer.alloc(Math.floor(length / 3), 1),
+      Buffer.alloc(0),
+      Buffer.alloc(length - Math.floor(length / 3), 2),
+    ];
+    const element = der.tlv(0x30, ...parts);
+    expect(element.subarray(0, header.length / 2).toString('hex')).toBe(header);
+    expect(element.length).toBe(header.length / 2 + length);
+    expect(element.subarray(header.length / 2).equals(Buffer.concat(parts))).toBe(true);
+    expect(der.readElement(element).content.length).toBe(length);
+  });
+
   it('encodes named bits with the unused-bit count (keyUsage keyCertSign+cRLSign = 03 02 01 06)', () => {
     expect(der.namedBits([5, 6]).toString('hex')).toBe('03020106');
     expect(der.namedBits([0]).toString('hex')).toBe('03020780');

@@ -28,10 +28,25 @@ export function lengthBytes(length: number): Buffer {
   return Buffer.from([0x80 | bytes.length, ...bytes]);
 }
 
-/** Tag-length-value with a raw tag byte (universal, context-specific or constructed). */
+/**
+ * Tag-length-value with a raw tag byte (universal, context-specific or constructed). One buffer, written in place:
+ * a certificate is a few dozen of these, on the hot path of bulk issuance.
+ */
 export function tlv(tag: number, ...content: Buffer[]): Buffer {
-  const body = content.length === 1 ? content[0]! : Buffer.concat(content);
-  return Buffer.concat([Buffer.from([tag]), lengthBytes(body.length), body]);
+  let length = 0;
+  for (const c of content) length += c.length;
+  if (length > 0xffffffff) throw new RangeError('DER element longer than 2^32 - 1 bytes');
+  const lengthOfLength = length < 0x80 ? 0 : length < 0x100 ? 1 : length < 0x10000 ? 2 : length < 0x1000000 ? 3 : 4;
+  const out = Buffer.allocUnsafe(2 + lengthOfLength + length);
+  out[0] = tag;
+  if (lengthOfLength === 0) out[1] = length;
+  else {
+    out[1] = 0x80 | lengthOfLength;
+    for (let i = lengthOfLength, n = length; i >= 1; i--, n = Math.floor(n / 256)) out[1 + i] = n & 0xff;
+  }
+  let at = 2 + lengthOfLength;
+  for (const c of content) at += c.copy(out, at);
+  return out;
 }
 
 export const sequence = (...items: Buffer[]): Buffer => tlv(Tag.Sequence, ...items);
@@ -72,7 +87,21 @@ export function integer(n: number | bigint): Buffer {
 
 export const enumerated = (n: number): Buffer => tlv(Tag.Enumerated, Buffer.from([n]));
 
+/** Encoded OIDs by dotted form: a device certificate names the same few on every issue. */
+const oidCache = new Map<string, Buffer>();
+const OID_CACHE_LIMIT = 256;
+
+/** An OBJECT IDENTIFIER (the result may be shared: never modify it). */
 export function oid(dotted: string): Buffer {
+  let encoded = oidCache.get(dotted);
+  if (!encoded) {
+    encoded = encodeOid(dotted);
+    if (oidCache.size < OID_CACHE_LIMIT) oidCache.set(dotted, encoded);
+  }
+  return encoded;
+}
+
+function encodeOid(dotted: string): Buffer {
   const parts = dotted.split('.').map((p) => BigInt(p));
   if (parts.length < 2) throw new RangeError(`bad OID ${dotted}`);
   const out: number[] = [Number(parts[0]! * 40n + parts[1]!)];

@@ -7,7 +7,7 @@
  * parts computed once per batch; only serial, common name, public key and its identifier change per certificate.
  * The output is byte-for-byte what the generic path produces (tests compare them, and openssl checks both).
  */
-import { createECDH, createHash, createPrivateKey, createPublicKey, type ECDH } from 'node:crypto';
+import { createECDH, createPrivateKey, createPublicKey, hash, type ECDH } from 'node:crypto';
 import { checkIssuer, Issuer, randomSerial } from './certificate';
 import * as der from './der';
 import * as ext from './extensions';
@@ -149,7 +149,7 @@ export class DeviceCertificateTemplate {
   /** The TBSCertificate for one device. */
   tbs(commonName: string, spki: Buffer, serial: Buffer): Buffer {
     const bits = der.children(der.readElement(spki))[1]!;
-    const keyId = createHash('sha1').update(bits.content.subarray(1)).digest();
+    const keyId = hash('sha1', bits.content.subarray(1), 'buffer');
     const extensions = der.explicit(
       3,
       der.sequence(this.fixedExtensions, ext.subjectKeyIdentifier(keyId), this.authorityAndMore),
@@ -169,7 +169,7 @@ export class DeviceCertificateTemplate {
     return {
       der: certDer,
       serialNumber: serial.toString('hex'),
-      id: createHash('sha256').update(certDer).digest('hex'),
+      id: hash('sha256', certDer, 'hex'),
     };
   }
 

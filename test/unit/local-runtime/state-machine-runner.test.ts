@@ -21,6 +21,7 @@ import {
   StateMachineRunnerClosedError,
   type ExecutionEvent,
   type StateMachineRunnerOptions,
+  toJson,
 } from '../../../local/runtime/state-machine-runner';
 import type { LocalServer } from '../../../local/runtime/types';
 
@@ -835,5 +836,61 @@ describe('statemachines/*.asl.json', () => {
     expect(
       () => new StateMachineRunner({ definition: join(dir, file), substitutions, resources, sdkIntegrations }),
     ).not.toThrow();
+  });
+});
+
+describe('toJson (the copies of inputs and outputs)', () => {
+  class Point {
+    constructor(
+      readonly x: number,
+      readonly y?: number,
+    ) {}
+  }
+  const cases: [string, unknown][] = [
+    [
+      'a 500-certificate event',
+      { detail: { certificates: Array.from({ length: 500 }, (_, i) => ({ id: `c${i}`, n: i })) } },
+    ],
+    [
+      'undefined, functions and symbols: dropped in objects, null in arrays',
+      { a: undefined, f: () => 1, s: Symbol('s'), l: [undefined, () => 1, Symbol('t'), 2] },
+    ],
+    ['non-finite numbers become null', { n: NaN, i: Infinity, m: -Infinity, z: -0, l: [NaN] }],
+    [
+      'dates and toJSON',
+      { d: new Date('2026-12-02T00:00:00Z'), t: { toJSON: () => ({ seen: true }) }, l: [new Date(0)] },
+    ],
+    [
+      'class instances, Maps, Sets, boxed values, Buffers',
+      {
+        p: new Point(1),
+        m: new Map([[1, 2]]),
+        s: new Set([1]),
+        b: Object(true),
+        str: Object('x'),
+        buf: Buffer.from('ab'),
+      },
+    ],
+    ['a __proto__ key stays a plain property', JSON.parse('{"__proto__":{"polluted":true},"ok":1}')],
+    ['objects without a prototype', Object.assign(Object.create(null) as object, { a: 1, b: [null, { c: 'd' }] })],
+    ['top-level scalars', 'text'],
+    ['null', null],
+    ['nested arrays', [[1, [2, [3, []]]], {}]],
+  ];
+  it.each(cases)('copies %s as JSON.parse(JSON.stringify(value)) does', (_, value) => {
+    const copy = toJson(value);
+    expect(copy).toStrictEqual(JSON.parse(JSON.stringify(value)));
+    expect(JSON.stringify(copy)).toBe(JSON.stringify(value));
+    expect(({} as { polluted?: boolean }).polluted).toBeUndefined();
+  });
+
+  it('gives null for undefined, refuses BigInt as JSON does, and shares nothing with its input', () => {
+    expect(toJson(undefined)).toBeNull();
+    expect(() => toJson({ n: 1n })).toThrow(TypeError);
+    const input = { a: { b: [1, { c: 2 }] } };
+    const copy = toJson(input) as typeof input;
+    copy.a.b.push(3);
+    (copy.a.b[1] as { c: number }).c = 9;
+    expect(input).toEqual({ a: { b: [1, { c: 2 }] } });
   });
 });
