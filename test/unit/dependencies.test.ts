@@ -31,3 +31,22 @@ describe('package-lock.json', () => {
     expect(all).toEqual([`node_modules/${name}`]);
   });
 });
+
+describe('the signing threads', () => {
+  it('load neither @peculiar/x509 nor reflect-metadata (~10 MB per thread): only what signing a chunk needs', async () => {
+    const { build } = await import('esbuild');
+    const result = await build({
+      entryPoints: [join(__dirname, '../../local/chunk-worker.ts')],
+      bundle: true,
+      platform: 'node',
+      packages: 'external',
+      write: false,
+      metafile: true,
+      logLevel: 'silent',
+    });
+    const externals = Object.values(result.metafile.outputs).flatMap((o) =>
+      o.imports.filter((i) => i.external).map((i) => i.path),
+    );
+    expect(externals.filter((p) => !p.startsWith('node:'))).toEqual(['zod']);
+  });
+});

@@ -9,7 +9,11 @@ import {
 import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NotFoundError, ValidationError } from '../../core/errors';
-import { KeyObjectSigner, parseCertificate, ParsedCertificate, decodePemBlocks } from '../../core/pki';
+// the modules themselves, not the core/pki barrel: a signing thread loads this store, and the barrel would load
+// @peculiar/x509 (CSRs) there for nothing, ~10 MB per thread
+import { parseCertificate, type ParsedCertificate } from '../../core/pki/certificate';
+import { KeyObjectSigner } from '../../core/pki/keys';
+import { decodePemBlocks } from '../../core/pki/pem';
 import type { CaKeyStore, LoadedCa } from '../../core/ports';
 
 const CA_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
