@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { KEY_TYPES } from '../pki/keys';
 import { REVOCATION_REASONS } from '../pki/crl';
-import { subjectFieldsShape } from '../pki/name';
+import { subjectFieldsShape } from '../pki/name-schema';
 
 export const SubjectSchema = z.object({ commonName: z.string().min(1).max(64), ...subjectFieldsShape }).strict();
 

@@ -6,6 +6,7 @@ export * from './crl';
 export * from './csr';
 export * from './keys';
 export * from './name';
+export * from './name-schema';
 export * from './pem';
 export type { SubjectAltNames } from './extensions';
 export * from './fast';

@@ -1,4 +1,3 @@
-import { z } from 'zod';
 import { ValidationError } from '../errors';
 import * as der from './der';
 import { OID } from './oids';
@@ -16,20 +15,6 @@ export interface SubjectFields {
 }
 
 type Field = keyof SubjectFields;
-
-/**
- * The subject fields other than the common name, as request schemas declare them (values are checked by
- * checkSubjectField / encodeName, which know RFC 5280's limits).
- */
-export const subjectFieldsShape = {
-  organization: z.string().optional(),
-  organizationalUnit: z.string().optional(),
-  locality: z.string().optional(),
-  stateName: z.string().optional(),
-  country: z.string().optional(),
-  emailAddress: z.string().optional(),
-  distinguishedNameQualifier: z.string().optional(),
-};
 
 interface FieldRule {
   oid: string;

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { InvalidTemplateError, ValidationError } from '../errors';
 import { fromZodError } from '../bulk/request';
 import { KEY_TYPES } from '../pki/keys';
-import { subjectFieldsShape } from '../pki/name';
+import { subjectFieldsShape } from '../pki/name-schema';
 import type { ProvisioningTemplate } from './template';
 
 const isJsonObject = (text: string): boolean => {
