@@ -23,7 +23,7 @@ serve(
     const job = input as BuildJob;
     const output = spare.pop();
     const chunk = await buildChunk(job.request, job.range, await caKeys.load(job.caId), new Date(job.now), job.level, {
-      keepCertificates: job.certificates === true,
+      keepCertificates: job.keepCertificates,
       ...(output ? { output: Buffer.from(output) } : {}),
     });
     const { zip } = chunk;

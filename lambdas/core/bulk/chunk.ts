@@ -50,7 +50,7 @@ export interface BuildJob {
   now: string;
   level: number;
   /** return the certificates as one PEM bundle too (to register them) */
-  certificates?: boolean;
+  keepCertificates?: boolean;
 }
 
 /** The chunk cannot run now but will later (another attempt holds it, a worker crashed): the workflow retries. */
@@ -95,7 +95,7 @@ export const buildInProcess =
   (caKeys: CaKeyStore) =>
   async (job: BuildJob): Promise<BuiltChunk> =>
     buildChunk(job.request, job.range, await caKeys.load(job.caId), new Date(job.now), job.level, {
-      keepCertificates: job.certificates === true,
+      keepCertificates: job.keepCertificates,
     });
 
 /** Reads the rows this module writes (RFC 4180 quoting). */
@@ -334,11 +334,12 @@ async function signOrFinish(
   result: (replayed: boolean) => ChunkResult,
 ): Promise<ChunkResult> {
   const zipKey = chunkZipKey(input.taskId, input.index);
+  const register = registers(request, deps);
   if (await deps.objects.head(zipKey)) {
     // signed before, but the bookkeeping did not finish (e.g. registration throttled): redo only that
     const rows = parseManifest((await deps.objects.get(chunkManifestKey(input.taskId, input.index))).toString('utf8'));
     let registered: number | undefined;
-    if (registers(request, deps)) {
+    if (register) {
       const bundle = (await deps.objects.get(chunkCertificatesKey(input.taskId, input.index))).toString('utf8');
       registered = await registerAll(deps, request, input, certificatePems(bundle));
     }
@@ -357,7 +358,7 @@ async function signOrFinish(
       caId: request.ca.caId,
       now: deps.clock.now().toISOString(),
       level,
-      certificates: registers(request, deps),
+      keepCertificates: register,
     });
   } else {
     if (!deps.externalIssuer) {
@@ -368,7 +369,7 @@ async function signOrFinish(
 
   // manifest (and certificates to register) first, zip last: the zip's presence means the chunk is signed
   await deps.objects.put(chunkManifestKey(input.taskId, input.index), chunk.manifest, { contentType: 'text/csv' });
-  const toRegister = registers(request, deps) ? certificatesOf(chunk) : undefined;
+  const toRegister = register ? certificatesOf(chunk) : undefined;
   if (toRegister !== undefined) {
     await deps.objects.put(chunkCertificatesKey(input.taskId, input.index), toRegister, {
       contentType: 'application/x-pem-file',

@@ -389,15 +389,15 @@ export class ZipChunkBuilder {
   addText(name: string, text: string, options: ZipEntryOptions = {}): this {
     if (checkLevel(options.level ?? this.level) > 0) return this.add(name, Buffer.from(text, 'utf8'), options);
     const size = Buffer.byteLength(text, 'utf8');
-    const nameLength = Buffer.byteLength(name, 'utf8');
-    this.reserve(LOCAL_HEADER_SIZE + nameLength + 20 + size);
+    const record = this.record(name, METHOD_STORE, 0, size, size, options);
+    const zip64 = record.localVersion === VERSION_ZIP64;
+    const headerLength = localHeaderLength(record, zip64);
+    this.reserve(headerLength + size);
     // the data first, after the room its header needs, then the header with the data's CRC
-    const zip64 = size >= MAX32;
-    const dataAt = this.offset + LOCAL_HEADER_SIZE + nameLength + (zip64 ? 20 : 0);
+    const dataAt = this.offset + headerLength;
     this.entries.write(text, dataAt, size, 'utf8');
-    const crc = crc32(this.entries.subarray(dataAt, dataAt + size));
-    const record = this.record(name, METHOD_STORE, crc, size, size, options);
-    const headerLength = writeLocalHeader(this.entries, this.offset, record, zip64);
+    record.crc = crc32(this.entries.subarray(dataAt, dataAt + size));
+    writeLocalHeader(this.entries, this.offset, record, zip64);
     return this.commit(name, record, headerLength + size);
   }
 
