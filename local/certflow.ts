@@ -166,6 +166,12 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
   const dataDir = resolve(options.dataDir ?? process.env.CERTFLOW_DATA_DIR ?? '.certflow');
   await mkdir(dataDir, { recursive: true });
   const clock = options.clock ?? systemClock;
+  // every workflow's runner: certflow's ASL files are validated by asl-validator in the tests, so the engine does not
+  // validate them again at start (its validator's compiled schemas would cost ~24 MB here, and ~1 s of CPU)
+  const runnerOptions = {
+    validate: false,
+    ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+  };
   const dynamo = await startDynamoDb({ dataDir: join(dataDir, 'dynamodb') });
   const s3 = await startS3({ dataDir: join(dataDir, 's3') });
   const closers: (() => Promise<unknown>)[] = [() => s3.close(), () => dynamo.close()];
@@ -219,7 +225,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
         stateMachineName: 'certflow-revoke-issued',
         substitutions: { RevokeIssuedFunctionArn: lambdaArn('certflow-revoke-issued') },
         resources: { [lambdaArn('certflow-revoke-issued')]: createRevokeIssued(caDeps) },
-        ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+        ...runnerOptions,
       }),
     );
 
@@ -235,7 +241,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
         stateData: false,
         substitutions: { RecordInventoryFunctionArn: lambdaArn('certflow-record-inventory') },
         resources: { [lambdaArn('certflow-record-inventory')]: createRecordInventory({ inventory }) },
-        ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+        ...runnerOptions,
       }),
     );
     // (its writes are serialised by LevelInventory: more executions in flight would only hold more events in memory)
@@ -255,7 +261,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
           // or not-registered
           [lambdaArn('certflow-revoke-in-registry')]: createRevokeInRegistry({ registry }),
         },
-        ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+        ...runnerOptions,
       }),
     );
     bus.addRule(
@@ -276,7 +282,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
             options.expiryWindowDays ?? 30,
           ),
         },
-        ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+        ...runnerOptions,
       }),
     );
     const sweepExpiring = async (): Promise<unknown> =>
@@ -391,7 +397,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
           'events:putEvents': (params) =>
             bus.putEvents((params.Entries ?? []) as Parameters<LocalEventBus['putEvents']>[0]),
         },
-        ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+        ...runnerOptions,
       }),
     );
 
@@ -455,7 +461,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
             RollbackFunctionArn: lambdaArn('certflow-rotation-rollback'),
           },
           resources: rotationFunctions,
-          ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+          ...runnerOptions,
         }),
       ),
       ack: track(
@@ -468,7 +474,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
             ReplyFunctionArn: lambdaArn('certflow-rotation-reply'),
           },
           resources: rotationFunctions,
-          ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+          ...runnerOptions,
         }),
       ),
     };
@@ -514,7 +520,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       { objects, registry, caKeys, cas: caDeps.cas, events: bus, clock, csrCaId: boot.issuingCaId },
       STATE_MACHINES_DIR,
       {
-        ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
+        ...runnerOptions,
         ...options.provisioning,
       },
     );

@@ -821,6 +821,24 @@ describe('StateMachineRunner', () => {
   });
 });
 
+describe('validate (the engine\'s own check of the definition)', () => {
+  // a JSONPath the engine's validator refuses, in a definition this module's own checks accept
+  const badPath = { StartAt: 'A', States: { A: { Type: 'Pass', InputPath: 'not a path', End: true } } };
+
+  it('error/by default the engine validates the definition', () => {
+    expect(() => new StateMachineRunner({ definition: badPath })).toThrow(StateMachineDefinitionError);
+    expect(() => new StateMachineRunner({ definition: badPath })).toThrow(/InputPath|path/i);
+  });
+
+  it('ok/validate: false skips the engine\'s check, and this module\'s own checks still run', () => {
+    expect(() => new StateMachineRunner({ definition: badPath, validate: false })).not.toThrow();
+    const unfilled = { StartAt: 'A', States: { A: { Type: 'Task', Resource: '${Missing}', End: true } } };
+    expect(() => new StateMachineRunner({ definition: unfilled, validate: false })).toThrow(
+      StateMachineDefinitionError,
+    );
+  });
+});
+
 describe('statemachines/*.asl.json', () => {
   const dir = join(__dirname, '../../../statemachines');
   const files = readdirSync(dir).filter((f) => f.endsWith('.asl.json'));
