@@ -7,10 +7,8 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { NotFoundError, ValidationError } from '../core/errors';
 import { BatchDeps, createBatch, getDownload, getTask, taskView } from '../core/bulk/service';
-import { awsBatchDeps, defaultClients } from '../adapters/aws/bulk-deps';
 import { lambdaBundle, logger } from './bundle';
 import { ApiEnv } from './env';
-import { awsCaDeps } from '../adapters/aws/ca-deps';
 import { createCaRoutes } from './api-cas';
 import { basePath, errorResult, ErrorLogger, header, json, jsonBody, negotiate } from './http';
 
@@ -89,7 +87,11 @@ export const createHandler =
     }
   };
 
-export const handler = lambdaBundle(ApiEnv, (env) => {
+export const handler = lambdaBundle(ApiEnv, async (env) => {
+  const [{ awsBatchDeps, defaultClients }, { awsCaDeps }] = await Promise.all([
+    import('../adapters/aws/bulk-deps'),
+    import('../adapters/aws/ca-deps'),
+  ]);
   const clients = defaultClients();
   return createHandler(awsBatchDeps(env, clients), logger, [createCaRoutes(awsCaDeps(env, clients))]);
 });

@@ -13,8 +13,6 @@ import { checkTemplateId, getTemplate, listTemplates, provisionThing, putTemplat
 import { ValidationError } from '../core/errors';
 import { unknownRoute } from './api-cas';
 import { basePath, errorResult, json, jsonBody, negotiate, type ErrorLogger } from './http';
-import { awsProvisioningDeps } from '../adapters/aws/provisioning-deps';
-import { defaultClients } from '../adapters/aws/bulk-deps';
 import { lambdaBundle, logger } from './bundle';
 import { ProvisioningApiEnv } from './env';
 
@@ -79,6 +77,10 @@ export const createHandler =
     }
   };
 
-export const handler = lambdaBundle(ProvisioningApiEnv, (env) =>
-  createHandler(awsProvisioningDeps(env, defaultClients()), logger),
-);
+export const handler = lambdaBundle(ProvisioningApiEnv, async (env) => {
+  const [{ awsProvisioningDeps }, { defaultClients }] = await Promise.all([
+    import('../adapters/aws/provisioning-deps'),
+    import('../adapters/aws/bulk-deps'),
+  ]);
+  return createHandler(awsProvisioningDeps(env, defaultClients()), logger);
+});

@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { fromZodError } from '../core/bulk/request';
 import { BatchDeps, deleteChunkFiles } from '../core/bulk/service';
-import { awsBatchDeps, defaultClients } from '../adapters/aws/bulk-deps';
 import { lambdaBundle, logger } from './bundle';
 import { BulkEnv } from './env';
 
@@ -22,4 +21,7 @@ export const createHandler = (deps: Pick<BatchDeps, 'objects'>) => async (input:
   return deleteChunkFiles(deps, parsed.data);
 };
 
-export const handler = lambdaBundle(BulkEnv, (env) => createHandler(awsBatchDeps(env, defaultClients())));
+export const handler = lambdaBundle(BulkEnv, async (env) => {
+  const { awsBatchDeps, defaultClients } = await import('../adapters/aws/bulk-deps');
+  return createHandler(awsBatchDeps(env, defaultClients()));
+});

@@ -1,8 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { z } from 'zod';
 import { DynamoInventory } from '../adapters/aws/dynamo-inventory';
-import { EventBridgePublisher } from '../adapters/aws/eventbridge-publisher';
 import { fromZodError } from '../core/bulk/request';
 import { sweepExpiring } from '../core/ca/expiry';
 import { systemClock, type Clock, type EventPublisher, type Inventory } from '../core/ports';
@@ -30,13 +28,17 @@ export const createHandler =
     return { ...result, nextToken: result.nextToken ?? null };
   };
 
-export const handler = lambdaBundle(ExpiryEnv, (env) =>
-  createHandler(
+export const handler = lambdaBundle(ExpiryEnv, async (env) => {
+  const [{ EventBridgeClient }, { EventBridgePublisher }] = await Promise.all([
+    import('@aws-sdk/client-eventbridge'),
+    import('../adapters/aws/eventbridge-publisher'),
+  ]);
+  return createHandler(
     {
       inventory: new DynamoInventory(new DynamoDBClient({}), env.INVENTORY_TABLE_NAME),
       events: new EventBridgePublisher(new EventBridgeClient({}), env.EVENT_BUS_NAME),
       clock: systemClock,
     },
     env.EXPIRY_WINDOW_DAYS,
-  ),
-);
+  );
+});

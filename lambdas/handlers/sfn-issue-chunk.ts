@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { ChunkDeps, signChunk } from '../core/bulk/chunk';
 import { fromZodError } from '../core/bulk/request';
-import { awsChunkDeps, defaultClients } from '../adapters/aws/bulk-deps';
 import { lambdaBundle, logger } from './bundle';
 import { BulkEnv } from './env';
 
@@ -24,4 +23,7 @@ export const createHandler =
     );
   };
 
-export const handler = lambdaBundle(BulkEnv, (env) => createHandler(awsChunkDeps(env, defaultClients())));
+export const handler = lambdaBundle(BulkEnv, async (env) => {
+  const { awsChunkDeps, defaultClients } = await import('../adapters/aws/bulk-deps');
+  return createHandler(awsChunkDeps(env, defaultClients()));
+});

@@ -1,8 +1,6 @@
 import { z } from 'zod';
 import { fromZodError } from '../core/bulk/request';
 import { provisionChunk, type BulkProvisioningDeps } from '../core/provisioning/bulk';
-import { awsProvisioningDeps } from '../adapters/aws/provisioning-deps';
-import { defaultClients } from '../adapters/aws/bulk-deps';
 import { lambdaBundle, logger } from './bundle';
 import { ProvisioningEnv } from './env';
 
@@ -16,6 +14,10 @@ export const createHandler = (deps: BulkProvisioningDeps) => async (input: unkno
   return provisionChunk(deps, parsed.data);
 };
 
-export const handler = lambdaBundle(ProvisioningEnv, (env) =>
-  createHandler(awsProvisioningDeps(env, defaultClients())),
-);
+export const handler = lambdaBundle(ProvisioningEnv, async (env) => {
+  const [{ awsProvisioningDeps }, { defaultClients }] = await Promise.all([
+    import('../adapters/aws/provisioning-deps'),
+    import('../adapters/aws/bulk-deps'),
+  ]);
+  return createHandler(awsProvisioningDeps(env, defaultClients()));
+});

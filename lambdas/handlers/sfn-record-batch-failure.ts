@@ -1,5 +1,4 @@
 import { BatchDeps, recordBatchFailure } from '../core/bulk/service';
-import { awsBatchDeps, defaultClients } from '../adapters/aws/bulk-deps';
 import { lambdaBundle } from './bundle';
 import { BulkEnv } from './env';
 
@@ -7,4 +6,7 @@ export const createHandler =
   (deps: Pick<BatchDeps, 'tasks' | 'objects' | 'events' | 'clock'>) => (input: { taskId: string; error?: unknown }) =>
     recordBatchFailure(deps, input);
 
-export const handler = lambdaBundle(BulkEnv, (env) => createHandler(awsBatchDeps(env, defaultClients())));
+export const handler = lambdaBundle(BulkEnv, async (env) => {
+  const { awsBatchDeps, defaultClients } = await import('../adapters/aws/bulk-deps');
+  return createHandler(awsBatchDeps(env, defaultClients()));
+});

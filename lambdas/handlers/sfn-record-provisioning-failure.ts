@@ -1,6 +1,4 @@
 import { recordProvisioningFailure, type BulkProvisioningDeps } from '../core/provisioning/bulk';
-import { awsProvisioningDeps } from '../adapters/aws/provisioning-deps';
-import { defaultClients } from '../adapters/aws/bulk-deps';
 import { lambdaBundle } from './bundle';
 import { ProvisioningEnv } from './env';
 
@@ -9,6 +7,10 @@ export const createHandler =
   (deps: Pick<BulkProvisioningDeps, 'objects' | 'clock'>) => (input: { taskId: string; error?: unknown }) =>
     recordProvisioningFailure(deps, input);
 
-export const handler = lambdaBundle(ProvisioningEnv, (env) =>
-  createHandler(awsProvisioningDeps(env, defaultClients())),
-);
+export const handler = lambdaBundle(ProvisioningEnv, async (env) => {
+  const [{ awsProvisioningDeps }, { defaultClients }] = await Promise.all([
+    import('../adapters/aws/provisioning-deps'),
+    import('../adapters/aws/bulk-deps'),
+  ]);
+  return createHandler(awsProvisioningDeps(env, defaultClients()));
+});

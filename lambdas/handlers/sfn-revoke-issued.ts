@@ -1,6 +1,4 @@
 import { z } from 'zod';
-import { awsCaDeps } from '../adapters/aws/ca-deps';
-import { defaultClients } from '../adapters/aws/bulk-deps';
 import { fromZodError } from '../core/bulk/request';
 import { revokeIssuedBy, type CaDeps } from '../core/ca/service';
 import { lambdaBundle } from './bundle';
@@ -18,4 +16,10 @@ export const createHandler = (deps: CaDeps) => async (input: unknown) => {
   return revokeIssuedBy(deps, parsed.data);
 };
 
-export const handler = lambdaBundle(CaEnv, (env) => createHandler(awsCaDeps(env, defaultClients())));
+export const handler = lambdaBundle(CaEnv, async (env) => {
+  const [{ awsCaDeps }, { defaultClients }] = await Promise.all([
+    import('../adapters/aws/ca-deps'),
+    import('../adapters/aws/bulk-deps'),
+  ]);
+  return createHandler(awsCaDeps(env, defaultClients()));
+});

@@ -1,5 +1,3 @@
-import { awsRotationDeps } from '../adapters/aws/rotation-deps';
-import { defaultClients } from '../adapters/aws/bulk-deps';
 import { vendCertificate, type RotationDeps } from '../core/rotation/service';
 import { lambdaBundle, logger } from './bundle';
 import { RotationEnv } from './env';
@@ -18,4 +16,10 @@ export const createHandler = (deps: RotationDeps) => async (input: unknown) => {
   return vended;
 };
 
-export const handler = lambdaBundle(RotationEnv, (env) => createHandler(awsRotationDeps(env, defaultClients())));
+export const handler = lambdaBundle(RotationEnv, async (env) => {
+  const [{ awsRotationDeps }, { defaultClients }] = await Promise.all([
+    import('../adapters/aws/rotation-deps'),
+    import('../adapters/aws/bulk-deps'),
+  ]);
+  return createHandler(awsRotationDeps(env, defaultClients()));
+});

@@ -1,5 +1,7 @@
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 
 /**
  * The only @aws-sdk/client-acm-pca on the registry we install from (3.523.0) depends on the Smithy 1.x/2.x cores;
@@ -49,4 +51,36 @@ describe('the signing threads', () => {
     );
     expect(externals.filter((p) => !p.startsWith('node:'))).toEqual([]);
   });
+});
+
+describe('the local runtime', () => {
+  // a fresh Node (jest's module registry is not Node's): start the runtime, list the packages it has loaded
+  const script = `
+    const { startLocal } = require('./local/certflow');
+    const { mkdtempSync, rmSync } = require('node:fs');
+    const { join } = require('node:path');
+    const { tmpdir } = require('node:os');
+    const dataDir = mkdtempSync(join(tmpdir(), 'certflow-loaded-'));
+    startLocal({ dataDir, port: 0, workers: 1 }).then(async (cf) => {
+      const names = Object.keys(require.cache).map(
+        (f) => /node_modules\\/((?:@[^/]+\\/)?[^/]+)/.exec(f.slice(f.lastIndexOf('node_modules/')))?.[1],
+      );
+      console.log(JSON.stringify([...new Set(names.filter(Boolean))].sort()));
+      await cf.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    });`;
+
+  it('loads the SDK clients it calls and no other (the Lambda entry points load their AWS wiring lazily)', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '-e', script], {
+      cwd: join(__dirname, '../..'),
+    });
+    const loaded = JSON.parse(stdout.trim().split('\n').pop()!) as string[];
+    // DynamoDB and S3 reach dynalite and s3rver; aws-local-stepfunctions loads the Lambda client itself
+    expect(loaded.filter((name) => name.startsWith('@aws-sdk/client-'))).toEqual([
+      '@aws-sdk/client-dynamodb',
+      '@aws-sdk/client-lambda',
+      '@aws-sdk/client-s3',
+    ]);
+    expect(loaded).toContain('dynalite'); // the list is real: the runtime started
+  }, 60_000);
 });
