@@ -21,6 +21,7 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { startLocal, type LocalCertflow } from '../local/certflow';
+import { hasRuntimeSettings, RUNTIME_ENV, RUNTIME_NODE_FLAGS } from '../local/launch';
 import { benchCertificateProvider, runChildScenario } from './certificate-provider';
 
 const EC = Number(process.env.BENCH_EC ?? 10_000);
@@ -240,7 +241,18 @@ const detail = (b: { cpuSeconds: number; inventorySeconds: number }): string =>
 async function main(): Promise<void> {
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   console.log(
-    `certflow bench — Node ${process.version}, ${availableParallelism()} cores (${cpu}), ${WORKERS} signing workers\n`,
+    `certflow bench — Node ${process.version}, ${availableParallelism()} cores (${cpu}), ${WORKERS} signing workers`,
+  );
+  // the runtime's process settings (local/launch.ts), as npm start applies them
+  const settings = `${process.execArgv.join(' ') || 'no Node flags'}, MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? 'unset'}`;
+  console.log(
+    hasRuntimeSettings()
+      ? `process   ${settings} (the local runtime's settings)\n`
+      : `process   ${settings}: NOT the local runtime's settings (${RUNTIME_NODE_FLAGS.join(' ')}, ${Object.entries(
+          RUNTIME_ENV,
+        )
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ')}); npm run bench applies them\n`,
   );
 
   const floorCore = nodeFloorPerCore();

@@ -20,7 +20,7 @@ import type { ObjectHead, ObjectPiece, ObjectStore, PutOptions } from '../../cor
 import { awsErrorName, awsHttpStatus } from './sdk-errors';
 
 /** Multipart part size: compose holds at most one part (and the piece in hand) whatever the object size. */
-export const UPLOAD_PART_SIZE = 8 * 1024 * 1024;
+export const UPLOAD_PART_SIZE = Number(process.env.PARTMB ?? 8) * 1024 * 1024;
 /** S3's smallest part but the last (5 MiB): a range shorter than this cannot be an UploadPartCopy part on AWS. */
 export const S3_MIN_PART_SIZE = 5 * 1024 * 1024;
 /** S3's largest part number. */
