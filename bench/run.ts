@@ -255,9 +255,16 @@ async function main(): Promise<void> {
           .join(' ')}); npm run bench applies them\n`,
   );
 
-  const floorCore = nodeFloorPerCore();
+  // the floor loops run in a process of their own: their keys and threads would otherwise stay in this process's
+  // memory, which is the runtime's (peak RSS)
+  const floors = JSON.parse(
+    execFileSync(process.execPath, [...process.execArgv, process.argv[1]!], {
+      env: { ...process.env, [FLOOR_CHILD_ENV]: '1' },
+      encoding: 'utf8',
+    }),
+  ) as { floorCore: number; floorAll: number };
+  const { floorCore, floorAll } = floors;
   const floor = floorCore * WORKERS;
-  const floorAll = await nodeFloorParallel(WORKERS);
   const opensslEc = opensslLoop('ec', 40);
   const opensslRsa = opensslLoop('rsa', 10);
   console.log(
@@ -274,7 +281,9 @@ async function main(): Promise<void> {
   try {
     // warm the worker threads and the JIT of every step with one smaller batch (the floor warms up too)
     await batch(cf, Math.min(EC, 2000), 'ec-p256');
-    console.log(`runtime   started and warmed in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+    console.log(
+      `runtime   started and warmed in ${((Date.now() - t0) / 1000).toFixed(1)} s; peak RSS so far ${rssMb().toFixed(0)} MB\n`,
+    );
 
     const runs: Awaited<ReturnType<typeof batch>>[] = [];
     for (let run = 0; run < RUNS; run++) runs.push(await batch(cf, EC, 'ec-p256'));
@@ -310,7 +319,13 @@ async function main(): Promise<void> {
   await benchCertificateProvider();
 }
 
-if (!runChildScenario()) {
+/** Set in the child process that measures the floors (and prints them as JSON). */
+const FLOOR_CHILD_ENV = 'CERTFLOW_BENCH_FLOOR_CHILD';
+
+if (process.env[FLOOR_CHILD_ENV]) {
+  const floorCore = nodeFloorPerCore();
+  void nodeFloorParallel(WORKERS).then((floorAll) => console.log(JSON.stringify({ floorCore, floorAll })));
+} else if (!runChildScenario()) {
   main().catch((e) => {
     console.error(e);
     process.exit(1);
