@@ -73,6 +73,8 @@ import { StateMachineRunner } from './runtime/state-machine-runner';
 import { WorkerPool } from './worker-pool';
 import { localProvisioning, type LocalProvisioningOptions } from './provisioning';
 
+/** compose()'s part size on s3rver (S3 itself: 8 MiB, see S3ObjectStore) */
+const LOCAL_PART_SIZE = 1024 * 1024;
 export const STATE_MACHINES_DIR = resolve(__dirname, '..', 'statemachines');
 export const LOCAL_BUCKET = 'certflow-local';
 export { INVENTORY_RULE_PATTERN };
@@ -187,7 +189,9 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     const runners: StateMachineRunner[] = [];
     const track = (runner: StateMachineRunner): StateMachineRunner => (runners.push(runner), runner);
     const caKeys = new FileCaKeyStore(dataDir);
-    const bus = new LocalEventBus();
+    // the console's recent events: at most 200, and 1 MB of details (two of a batch's 500-certificate Certificate
+    // Issued events are ~150 KB; every event kept is heap the runtime holds through a large batch)
+    const bus = new LocalEventBus(200, 1024 * 1024);
     // the inventory is on LevelDB, not dynalite: see level-inventory.ts (a data directory made before is imported)
     const inventory = await LevelInventory.open(join(dataDir, 'inventory'));
     closers.push(() => inventory.close());
@@ -200,7 +204,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
     });
     const tasks = new DynamoTaskStore(dynamoClient, TASK_TABLE.tableName, clock);
     // s3rver takes parts of any size: compose() copies every chunk's entries server-side (UploadPartCopy)
-    const objects = new S3ObjectStore(s3Client, LOCAL_BUCKET, { minPartSize: 0 });
+    // s3rver takes parts of any size: 1 MiB parts keep the batch zip's assembly to a few MB in flight
+    const objects = new S3ObjectStore(s3Client, LOCAL_BUCKET, { minPartSize: 0, partSize: LOCAL_PART_SIZE });
     const caDeps: CaDeps = {
       cas: new DynamoCaStore(dynamoClient),
       caKeys,
@@ -234,9 +239,9 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       new StateMachineRunner({
         definition: join(STATE_MACHINES_DIR, 'inventory.asl.json'),
         stateMachineName: 'certflow-inventory',
-        // one execution per event (500 certificates each): keep the recent ones for the console, not every one since
-        // the start
-        keepFinished: 20,
+        // one execution per event (500 certificates each, its input): keep the last few for the console, not every one
+        // since the start (20 of them held ~3 MB through a large batch)
+        keepFinished: 5,
         // and without copies of each state's input and output (the event is the execution's input, kept)
         stateData: false,
         substitutions: { RecordInventoryFunctionArn: lambdaArn('certflow-record-inventory') },

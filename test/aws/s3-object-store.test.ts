@@ -227,6 +227,29 @@ describe('S3ObjectStore.compose of a byte stream', () => {
     expect(s3Mock).not.toHaveReceivedCommand(cmd(PutObjectCommand));
   });
 
+  it('sends parts of the size the store is given (a local server: 1 MiB), and refuses one below minPartSize', async () => {
+    s3Mock.on(cmd(CreateMultipartUploadCommand)).resolves({ UploadId: 'up-2' });
+    s3Mock
+      .on(cmd(UploadPartCommand))
+      .callsFake((input: { PartNumber: number }) => ({ ETag: `"etag-${input.PartNumber}"` }));
+    s3Mock.on(cmd(CompleteMultipartUploadCommand)).resolves({ Location: 'x' });
+    const local = new S3ObjectStore(client, BUCKET, { minPartSize: 0, partSize: MiB });
+
+    expect(await local.compose('batches/t2/all.zip', chunks(5, 700 * 1024))).toEqual({ size: 3500 * 1024 });
+
+    const sizes = s3Mock
+      .commandCalls(cmd(UploadPartCommand))
+      .map((c) => [c.args[0].input.PartNumber, (c.args[0].input.Body as Buffer).length]);
+    expect(sizes.sort((a, b) => a[0]! - b[0]!)).toEqual([
+      [1, MiB],
+      [2, MiB],
+      [3, MiB],
+      [4, 3500 * 1024 - 3 * MiB],
+    ]);
+    expect(() => new S3ObjectStore(client, BUCKET, { partSize: 4 * MiB })).toThrow(/at least minPartSize/);
+    expect(() => new S3ObjectStore(client, BUCKET, { minPartSize: 0, partSize: 0 })).toThrow(RangeError);
+  });
+
   it('aborts the multipart upload when a part fails, and never completes it', async () => {
     s3Mock.on(cmd(CreateMultipartUploadCommand)).resolves({ UploadId: 'up-2' });
     s3Mock.on(cmd(UploadPartCommand)).callsFake((input: { PartNumber: number }) => {

@@ -19,8 +19,8 @@ import { NotFoundError, ValidationError } from '../../core/errors';
 import type { ObjectHead, ObjectPiece, ObjectStore, PutOptions } from '../../core/ports';
 import { awsErrorName, awsHttpStatus } from './sdk-errors';
 
-/** Multipart part size: compose holds at most one part (and the piece in hand) whatever the object size. */
-export const UPLOAD_PART_SIZE = Number(process.env.PARTMB ?? 8) * 1024 * 1024;
+/** Multipart part size (default): compose holds at most one part (and the piece in hand) whatever the object size. */
+export const UPLOAD_PART_SIZE = 8 * 1024 * 1024;
 /** S3's smallest part but the last (5 MiB): a range shorter than this cannot be an UploadPartCopy part on AWS. */
 export const S3_MIN_PART_SIZE = 5 * 1024 * 1024;
 /** S3's largest part number. */
@@ -65,10 +65,17 @@ export interface S3ObjectStoreOptions {
    * S3_MIN_PART_SIZE on AWS (the default); 0 for a local server that has no minimum (s3rver).
    */
   minPartSize?: number;
+  /**
+   * Size of the parts compose() sends as bytes (default UPLOAD_PART_SIZE, 8 MiB); at least minPartSize. A local
+   * server, with no minimum, takes smaller parts: less memory in flight at the end of a batch (each part is one
+   * buffer here, and again in the server).
+   */
+  partSize?: number;
 }
 
 export class S3ObjectStore implements ObjectStore {
   private readonly minPartSize: number;
+  private readonly partSize: number;
 
   constructor(
     private readonly s3: S3Client,
@@ -76,6 +83,12 @@ export class S3ObjectStore implements ObjectStore {
     options: S3ObjectStoreOptions = {},
   ) {
     this.minPartSize = options.minPartSize ?? S3_MIN_PART_SIZE;
+    this.partSize = options.partSize ?? UPLOAD_PART_SIZE;
+    if (!Number.isSafeInteger(this.partSize) || this.partSize < Math.max(1, this.minPartSize)) {
+      throw new RangeError(
+        `partSize must be an integer of at least minPartSize (${this.minPartSize}): ${this.partSize}`,
+      );
+    }
   }
 
   async put(key: string, body: Buffer | string, options: PutOptions = {}): Promise<void> {
@@ -134,7 +147,7 @@ export class S3ObjectStore implements ObjectStore {
   /**
    * A multipart upload of the pieces: a range of at least minPartSize is an UploadPartCopy part (S3 copies it, no
    * bytes pass through here) when the bytes before it make a valid part (none, or at least minPartSize); every other
-   * piece is sent as bytes, in parts of UPLOAD_PART_SIZE (smaller ranges are read with a range GET). Parts are sent
+   * piece is sent as bytes, in parts of partSize (smaller ranges are read with a range GET). Parts are sent
    * one at a time, so memory holds one part. An object that fits in one part and copies nothing is one PutObject.
    * A failure aborts the upload: nothing appears under `key`.
    */
@@ -184,7 +197,7 @@ export class S3ObjectStore implements ObjectStore {
       pending.push(bytes);
       pendingLength += bytes.length;
       size += bytes.length;
-      while (pendingLength >= UPLOAD_PART_SIZE) await flush(UPLOAD_PART_SIZE);
+      while (pendingLength >= this.partSize) await flush(this.partSize);
     };
     try {
       for await (const piece of pieces) {
