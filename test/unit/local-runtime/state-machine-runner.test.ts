@@ -821,7 +821,7 @@ describe('StateMachineRunner', () => {
   });
 });
 
-describe('validate (the engine\'s own check of the definition)', () => {
+describe("validate (the engine's own check of the definition)", () => {
   // a JSONPath the engine's validator refuses, in a definition this module's own checks accept
   const badPath = { StartAt: 'A', States: { A: { Type: 'Pass', InputPath: 'not a path', End: true } } };
 
@@ -830,7 +830,7 @@ describe('validate (the engine\'s own check of the definition)', () => {
     expect(() => new StateMachineRunner({ definition: badPath })).toThrow(/InputPath|path/i);
   });
 
-  it('ok/validate: false skips the engine\'s check, and this module\'s own checks still run', () => {
+  it("ok/validate: false skips the engine's check, and this module's own checks still run", () => {
     expect(() => new StateMachineRunner({ definition: badPath, validate: false })).not.toThrow();
     const unfilled = { StartAt: 'A', States: { A: { Type: 'Task', Resource: '${Missing}', End: true } } };
     expect(() => new StateMachineRunner({ definition: unfilled, validate: false })).toThrow(
