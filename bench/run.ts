@@ -8,7 +8,9 @@
  *                batch's Batch Completed event on the bus, then one GET /task, as a consumer of the events would)
  *
  * Per batch it also prints the CPU of every thread (steadier than wall time on a shared machine) and how long
- * after the download the inventory had caught up. Peak RSS counts the whole runtime (see rssMb).
+ * after the download the inventory had caught up. Peak RSS counts the whole runtime (see rssMb): this process,
+ * which `npm run bench` starts with the runtime's process settings (local/launch.ts), as `npm start` does; the floor
+ * loops run in a child process of their own, before the runtime starts, so that their memory is not counted.
  *
  * Environment: BENCH_EC (default 10000), BENCH_RSA (200), BENCH_LARGE (100000; 0 skips), BENCH_WORKERS (cores),
  * BENCH_RUNS (3: EC batches after a 2,000-certificate warm-up; the best is compared with the best-of-three floor).
