@@ -203,8 +203,8 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCertf
       ...(options.rotation?.thingGroupName ? { rotationGroupName: options.rotation.thingGroupName } : {}),
     });
     const tasks = new DynamoTaskStore(dynamoClient, TASK_TABLE.tableName, clock);
-    // s3rver takes parts of any size: compose() copies every chunk's entries server-side (UploadPartCopy)
-    // s3rver takes parts of any size: 1 MiB parts keep the batch zip's assembly to a few MB in flight
+    // s3rver takes parts of any size: compose() copies every chunk's entries server-side (UploadPartCopy), and 1 MiB
+    // parts keep the batch zip's assembly to a few MB in flight
     const objects = new S3ObjectStore(s3Client, LOCAL_BUCKET, { minPartSize: 0, partSize: LOCAL_PART_SIZE });
     const caDeps: CaDeps = {
       cas: new DynamoCaStore(dynamoClient),

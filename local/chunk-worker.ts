@@ -6,6 +6,7 @@ import { workerData } from 'node:worker_threads';
 import { FileCaKeyStore } from '../lambdas/adapters/local/file-ca-key-store';
 import type { BuildJob } from '../lambdas/core/bulk/chunk';
 import { buildChunk } from '../lambdas/core/bulk/chunk-builder';
+import { zipBufferSlack } from '../lambdas/core/packaging/zip';
 import { serve } from './worker-side';
 
 export interface ChunkWorkerData {
@@ -28,9 +29,11 @@ serve(
     });
     const { zip } = chunk;
     // hand the zip's memory over instead of copying it: a chunk zip starts its own ArrayBuffer (ZipChunkBuilder),
-    // which it fills but for at most a quarter; anything else (a pooled Buffer) is copied
+    // which it fills but for at most zipBufferSlack; anything else (a pooled Buffer) is copied
     const transfer =
-      zip.byteOffset === 0 && zip.buffer.byteLength <= zip.byteLength * 1.25 + 64 ? [zip.buffer as ArrayBuffer] : [];
+      zip.byteOffset === 0 && zip.buffer.byteLength <= zip.byteLength + zipBufferSlack(zip.byteLength)
+        ? [zip.buffer as ArrayBuffer]
+        : [];
     return { value: chunk, transfer };
   },
   (buffer) => {

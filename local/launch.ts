@@ -19,6 +19,9 @@ export const RUNTIME_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4']
 export const RUNTIME_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
 
 const flagName = (flag: string): string => flag.split('=')[0]!;
+/** Whether `execArgv` sets `flag` (to any value). */
+const gives = (execArgv: readonly string[], flag: string): boolean =>
+  execArgv.some((a) => flagName(a) === flagName(flag));
 
 /** Whether this process runs with the runtime's settings (or with values of its own for them). */
 export function hasRuntimeSettings(
@@ -26,7 +29,7 @@ export function hasRuntimeSettings(
   env: NodeJS.ProcessEnv = process.env,
 ): boolean {
   return (
-    RUNTIME_NODE_FLAGS.every((f) => execArgv.some((a) => flagName(a) === flagName(f))) &&
+    RUNTIME_NODE_FLAGS.every((f) => gives(execArgv, f)) &&
     Object.keys(RUNTIME_ENV).every((name) => env[name] !== undefined)
   );
 }
@@ -38,8 +41,7 @@ export function launchCommand(
   execArgv: readonly string[] = process.execArgv,
   env: NodeJS.ProcessEnv = process.env,
 ): { argv: string[]; env: NodeJS.ProcessEnv } {
-  const given = (flag: string) => execArgv.some((a) => flagName(a) === flagName(flag));
-  const flags = [...execArgv, ...RUNTIME_NODE_FLAGS.filter((f) => !given(f))];
+  const flags = [...execArgv, ...RUNTIME_NODE_FLAGS.filter((f) => !gives(execArgv, f))];
   const filled = Object.fromEntries(Object.entries(RUNTIME_ENV).filter(([name]) => env[name] === undefined));
   return { argv: [...flags, script, ...args], env: { ...env, ...filled } };
 }

@@ -29,6 +29,8 @@ const lambdaArn = (name: string): string => `arn:aws:lambda:us-east-1:0000000000
 export interface LocalProvisioningOptions {
   bulk?: Partial<BulkProvisioningConfig>;
   retryIntervalMs?: number;
+  /** false: the engine does not validate the ASL file again (StateMachineRunnerOptions.validate) */
+  validate?: boolean;
   /** called before each chunk is provisioned; throwing fails that chunk (fault injection in tests) */
   beforeChunk?: (input: { taskId: string; index: number }) => void | Promise<void>;
 }
@@ -73,8 +75,7 @@ export function localProvisioning(
       ) => Promise<unknown>,
     },
     ...(options.retryIntervalMs !== undefined ? { retryIntervalMs: options.retryIntervalMs } : {}),
-    // validated by asl-validator in the tests, not again at start (see startLocal)
-    validate: false,
+    ...(options.validate !== undefined ? { validate: options.validate } : {}),
   });
   const handler = createProvisioningApi(deps, { error: (message, ...extra) => console.error(message, ...extra) });
   // a task still pending or in progress lost its execution when the runtime stopped: run it again (chunks with

@@ -459,7 +459,7 @@ export class ZipChunkBuilder {
     });
     const total = this.offset + this.centralLength + end.length;
     let out = this.entries;
-    if (total > out.length || out.length > total + (total >> 2)) out = grown(out, this.offset, total, total);
+    if (total > out.length || out.length > total + zipBufferSlack(total)) out = grown(out, this.offset, total, total);
     this.central.copy(out, this.offset, 0, this.centralLength);
     end.copy(out, this.offset + this.centralLength);
     this.entries = out;
@@ -472,6 +472,12 @@ export class ZipChunkBuilder {
     };
   }
 }
+
+/**
+ * The most bytes a chunk zip's buffer may hold past the zip (a quarter of it): finish() copies the zip into a buffer
+ * of its own size when there would be more, so a worker thread can hand the buffer over instead of copying it.
+ */
+export const zipBufferSlack = (zipLength: number): number => zipLength >> 2;
 
 /** Bytes a builder starts with (it doubles as it needs). */
 const INITIAL_CAPACITY = 64 * 1024;

@@ -21,13 +21,6 @@ export const enum Tag {
   Set = 0x31,
 }
 
-export function lengthBytes(length: number): Buffer {
-  if (length < 0x80) return Buffer.from([length]);
-  const bytes: number[] = [];
-  for (let n = length; n > 0; n = Math.floor(n / 256)) bytes.unshift(n & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-
 /**
  * Tag-length-value with a raw tag byte (universal, context-specific or constructed). One buffer, written in place:
  * a certificate is a few dozen of these, on the hot path of bulk issuance.
