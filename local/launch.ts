@@ -3,10 +3,11 @@
  * and the `certflow` CLI start their script through it (`node dist/launcher.js dist/main.js …`; local/launcher.ts).
  *
  * Both settings are read once, when a process starts, so they cannot be set from inside the runtime:
- * - `--max-semi-space-size=4` (MB; V8's default is 16 on 64-bit): the young generation of the main thread and of
- *   the signing threads. The main thread's short-lived objects (SDK requests, events, inventory records) are
- *   collected in a young generation a quarter the size; a 100,000 batch peaks ~45 MB lower, at the same throughput
- *   (docs/benchmarks.md).
+ * - `--max-semi-space-size=1` (MB; V8's default is 16 on 64-bit): the young generation of the main thread and of
+ *   each signing thread (two semi-spaces: 2 MB instead of 32). The short-lived objects of a batch (SDK requests,
+ *   events, inventory records; a chunk's certificates in the signing threads) are collected in small young
+ *   generations: a 100,000 batch peaks ~45 MB lower with 4 than with 16, and ~20–35 MB lower again with 1, at the
+ *   same throughput within this host's noise (docs/benchmarks.md).
  * - `MALLOC_ARENA_MAX=2` (glibc; other C libraries ignore it): glibc gives each thread that allocates its own malloc
  *   arena, up to 8 per core, and an arena keeps what it once held. The runtime has a dozen threads (the main thread,
  *   the signing threads, libuv's pool for files and LevelDB, V8's helpers): two shared arenas hold ~30 MB less.
@@ -15,7 +16,7 @@
  */
 import { spawn } from 'node:child_process';
 
-export const RUNTIME_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4'];
+export const RUNTIME_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
 export const RUNTIME_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
 
 const flagName = (flag: string): string => flag.split('=')[0]!;

@@ -7,9 +7,9 @@ import { hasRuntimeSettings, launchCommand, RUNTIME_ENV, RUNTIME_NODE_FLAGS } fr
 describe('the runtime process settings (local/launch.ts)', () => {
   it('ok/adds the semi-space flag and MALLOC_ARENA_MAX, after the flags given and before the script', () => {
     const { argv, env } = launchCommand('dist/main.js', ['--x'], ['--enable-source-maps'], { PATH: '/bin' });
-    expect(argv).toEqual(['--enable-source-maps', '--max-semi-space-size=4', 'dist/main.js', '--x']);
+    expect(argv).toEqual(['--enable-source-maps', '--max-semi-space-size=1', 'dist/main.js', '--x']);
     expect(env).toEqual({ PATH: '/bin', MALLOC_ARENA_MAX: '2' });
-    expect(RUNTIME_NODE_FLAGS).toEqual(['--max-semi-space-size=4']);
+    expect(RUNTIME_NODE_FLAGS).toEqual(['--max-semi-space-size=1']);
     expect(RUNTIME_ENV).toEqual({ MALLOC_ARENA_MAX: '2' });
   });
 
@@ -56,7 +56,7 @@ describe('the runtime process settings (local/launch.ts)', () => {
       expect(await exited).toBe(3);
       const report = JSON.parse(out().trim()) as { args: string[]; execArgv: string[]; arena: string };
       expect(report.args).toEqual(['3', 'b']);
-      expect(report.execArgv).toContain('--max-semi-space-size=4');
+      expect(report.execArgv).toContain('--max-semi-space-size=1');
       expect(report.arena).toBe('2');
     }, 30_000);
 
