@@ -18,7 +18,12 @@ import {
 } from '@aws-sdk/client-s3';
 import { sdkStreamMixin } from '@smithy/util-stream';
 import { NotFoundError, ValidationError } from '../../lambdas/core/errors';
-import { contentDisposition, ObjectDeleteError, S3ObjectStore } from '../../lambdas/adapters/aws/s3-object-store';
+import {
+  contentDisposition,
+  COPY_CONCURRENCY,
+  ObjectDeleteError,
+  S3ObjectStore,
+} from '../../lambdas/adapters/aws/s3-object-store';
 import { cmd, mockSdk } from './sdk-mock';
 
 const BUCKET = 'certflow-objects';
@@ -502,6 +507,58 @@ describe('S3ObjectStore.compose', () => {
       'UploadPartCopy',
       'CompleteMultipartUpload',
     ]);
+  });
+
+  it('keeps up to COPY_CONCURRENCY copies in flight, and completes with the parts in order once all are answered', async () => {
+    const local = new S3ObjectStore(client, BUCKET, { minPartSize: 0 });
+    let inFlight = 0;
+    let most = 0;
+    const answers: (() => void)[] = [];
+    s3Mock.on(cmd(UploadPartCopyCommand)).callsFake((input: { PartNumber: number }) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      return new Promise((resolve) =>
+        answers.push(() => {
+          inFlight--;
+          resolve({ CopyPartResult: { ETag: `"c${input.PartNumber}"` } });
+        }),
+      );
+    });
+    // answer the copies newest first, whenever the store waits
+    const answering = setInterval(() => answers.pop()?.(), 2);
+    try {
+      const pieces = Array.from({ length: 7 }, (_, i) => copy(`c/${i}`, 0, 10));
+      await expect(local.compose('z', of(...pieces))).resolves.toEqual({ size: 70 });
+    } finally {
+      clearInterval(answering);
+    }
+    expect(most).toBe(COPY_CONCURRENCY);
+    const complete = s3Mock.commandCalls(cmd(CompleteMultipartUploadCommand));
+    expect(complete).toHaveLength(1);
+    expect(complete[0]!.args[0].input.MultipartUpload!.Parts).toEqual(
+      [1, 2, 3, 4, 5, 6, 7].map((n) => ({ PartNumber: n, ETag: `"c${n}"` })),
+    );
+  });
+
+  it('aborts only once the copies in flight are answered when one of them fails', async () => {
+    const local = new S3ObjectStore(client, BUCKET, { minPartSize: 0 });
+    const order: string[] = [];
+    s3Mock.on(cmd(UploadPartCopyCommand)).callsFake(async (input: { PartNumber: number }) => {
+      // the first copy fails while the two after it are still being copied
+      await new Promise((r) => setTimeout(r, input.PartNumber === 1 ? 5 : 30));
+      if (input.PartNumber === 1) throw noSuchKey();
+      order.push(`copied ${input.PartNumber}`);
+      return { CopyPartResult: { ETag: `"c${input.PartNumber}"` } };
+    });
+    s3Mock.on(cmd(AbortMultipartUploadCommand)).callsFake(async () => {
+      order.push('abort');
+      return {};
+    });
+    await expect(
+      local.compose('z', of(copy('c/0', 0, 10), copy('c/1', 0, 10), copy('c/2', 0, 10))),
+    ).rejects.toMatchObject({ name: 'NoSuchKey' });
+    expect(order).toEqual(['copied 2', 'copied 3', 'abort']);
+    expect(s3Mock).not.toHaveReceivedCommand(cmd(CompleteMultipartUploadCommand));
   });
 
   it('aborts the upload when a copy fails, and refuses an invalid range before sending anything', async () => {

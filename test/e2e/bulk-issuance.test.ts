@@ -185,7 +185,12 @@ describe('bulk issuance on the local runtime', () => {
     expect(urlsRes.status).toBe(200);
     const urls = (await urlsRes.json()) as string[];
     expect(urls).toHaveLength(1); // the batch zip: the chunk zips (private keys) are deleted once it is complete
-    // nothing of the chunks is left under the batch prefix, only the request and the batch zip
+    // nothing of the chunks is left under the batch prefix once the workflow has ended (it deletes them after it
+    // has marked the task complete and announced the batch), only the request and the batch zip
+    for (let i = 0; i < 100 && cf.runner.describe(body.taskId)?.status === 'RUNNING'; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(cf.runner.describe(body.taskId)?.status).toBe('SUCCEEDED');
     const left = await cf.batchDeps.objects.list(`batches/${body.taskId}/`);
     expect(left.sort()).toEqual([`batches/${body.taskId}/certificates.zip`, `batches/${body.taskId}/request.json`]);
     let total = 0;

@@ -64,9 +64,10 @@ describe('the bulk-issuance ASL file', () => {
     expectEveryTaskRetries(allStates(definition), 7);
   });
 
-  it("deletes the chunks' files after MarkTaskComplete, and a cleanup that keeps failing still completes the batch", () => {
+  it("announces the batch, then deletes the chunks' files; a cleanup that keeps failing still completes the batch", () => {
     const states = definition.States;
-    expect(states.MarkTaskComplete!.Next).toBe('DeleteChunkFiles');
+    expect(states.MarkTaskComplete!.Next).toBe('EmitBatchCompleted');
+    expect(states.EmitBatchCompleted!.Next).toBe('DeleteChunkFiles');
     expect(states.DeleteChunkFiles).toMatchObject({
       Type: 'Task',
       Parameters: {
@@ -74,8 +75,8 @@ describe('the bulk-issuance ASL file', () => {
         Payload: { 'taskId.$': '$.zip.taskId', 'chunksTotal.$': '$.zip.chunksTotal' },
       },
       ResultPath: null,
-      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: null, Next: 'EmitBatchCompleted' }],
-      Next: 'EmitBatchCompleted',
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: null, Next: 'BatchComplete' }],
+      Next: 'BatchComplete',
     });
   });
 

@@ -25,6 +25,8 @@ export const UPLOAD_PART_SIZE = 8 * 1024 * 1024;
 export const S3_MIN_PART_SIZE = 5 * 1024 * 1024;
 /** S3's largest part number. */
 export const S3_MAX_PARTS = 10_000;
+/** UploadPartCopy requests compose() keeps in flight at once. */
+export const COPY_CONCURRENCY = 4;
 /** DeleteObjects accepts at most 1000 keys per request. */
 export const DELETE_BATCH_SIZE = 1000;
 /** SigV4 presigned URLs live at most 7 days. */
@@ -147,9 +149,10 @@ export class S3ObjectStore implements ObjectStore {
   /**
    * A multipart upload of the pieces: a range of at least minPartSize is an UploadPartCopy part (S3 copies it, no
    * bytes pass through here) when the bytes before it make a valid part (none, or at least minPartSize); every other
-   * piece is sent as bytes, in parts of partSize (smaller ranges are read with a range GET). Parts are sent
-   * one at a time, so memory holds one part. An object that fits in one part and copies nothing is one PutObject.
-   * A failure aborts the upload: nothing appears under `key`.
+   * piece is sent as bytes, in parts of partSize (smaller ranges are read with a range GET). Parts sent as bytes go
+   * one at a time, so memory holds one part; up to COPY_CONCURRENCY copied parts are in flight beside them (they hold
+   * no bytes here, and S3 copies them in parallel). An object that fits in one part and copies nothing is one
+   * PutObject. A failure aborts the upload once no part of it is in flight: nothing appears under `key`.
    */
   async compose(key: string, pieces: AsyncIterable<ObjectPiece>, options: PutOptions = {}): Promise<{ size: number }> {
     const objectParams = {
@@ -160,6 +163,12 @@ export class S3ObjectStore implements ObjectStore {
     };
     let uploadId: string | undefined;
     const parts: CompletedPart[] = [];
+    /** the copied parts in flight; they never reject: the first failure is kept, and thrown by the loop */
+    const copying = new Set<Promise<void>>();
+    let copyFailure: { error: unknown } | undefined;
+    const throwIfCopyFailed = (): void => {
+      if (copyFailure) throw copyFailure.error;
+    };
     let pending: Uint8Array[] = [];
     let pendingLength = 0;
     let size = 0;
@@ -217,23 +226,42 @@ export class S3ObjectStore implements ObjectStore {
         }
         await flush();
         const part = await nextPart();
-        const { CopyPartResult } = await this.s3.send(
-          new UploadPartCopyCommand({
-            Bucket: this.bucket,
-            Key: key,
-            ...part,
-            CopySource: `${this.bucket}/${encodeURIComponent(source).replace(/%2F/g, '/')}`,
-            CopySourceRange: `bytes=${start}-${end - 1}`,
-          }),
-        );
-        parts.push({ PartNumber: part.PartNumber, ETag: CopyPartResult?.ETag });
+        parts.push({ PartNumber: part.PartNumber }); // its number is taken; the ETag comes with the copy's answer
+        const slot = parts[parts.length - 1]!;
+        while (copying.size >= COPY_CONCURRENCY) await Promise.race(copying);
+        throwIfCopyFailed();
+        const copy = Promise.resolve()
+          .then(() =>
+            this.s3.send(
+              new UploadPartCopyCommand({
+                Bucket: this.bucket,
+                Key: key,
+                ...part,
+                CopySource: `${this.bucket}/${encodeURIComponent(source).replace(/%2F/g, '/')}`,
+                CopySourceRange: `bytes=${start}-${end - 1}`,
+              }),
+            ),
+          )
+          .then(
+            ({ CopyPartResult }) => {
+              slot.ETag = CopyPartResult?.ETag;
+            },
+            (error: unknown) => {
+              copyFailure ??= { error };
+            },
+          )
+          .finally(() => copying.delete(copy));
+        copying.add(copy);
         size += length;
+        throwIfCopyFailed();
       }
       if (uploadId === undefined) {
         await this.s3.send(new PutObjectCommand({ ...objectParams, Body: takePending() }));
         return { size };
       }
       await flush();
+      await Promise.all(copying);
+      throwIfCopyFailed();
       await this.s3.send(
         new CompleteMultipartUploadCommand({
           Bucket: this.bucket,
@@ -243,6 +271,7 @@ export class S3ObjectStore implements ObjectStore {
         }),
       );
     } catch (error) {
+      await Promise.allSettled(copying); // no part may land after the abort
       if (uploadId !== undefined) {
         await this.s3
           .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: uploadId }))

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -229,14 +230,41 @@ describe('startS3', () => {
     });
     await s3.send(new AbortMultipartUploadCommand({ Bucket: BUCKET, Key: 'out/x', UploadId }));
 
-    // a copy source removed before the completion fails it (S3 would have copied the bytes already)
+    // a copy source removed after its part was copied, before the completion, fails the completion (S3 would have
+    // copied the bytes already)
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'src/gone.bin', Body: a }));
-    async function* fromGone() {
-      yield { copyFrom: { key: 'src/gone.bin', start: 0, end: 1000 } };
-      await s3.send(new DeleteObjectsCommand({ Bucket: BUCKET, Delete: { Objects: [{ Key: 'src/gone.bin' }] } }));
-    }
-    await expect(store.compose('out/gone.bin', fromGone())).rejects.toMatchObject({ name: 'InvalidPart' });
+    const gone = await s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key: 'out/gone.bin' }));
+    const part = await s3.send(
+      new UploadPartCopyCommand({
+        Bucket: BUCKET,
+        Key: 'out/gone.bin',
+        UploadId: gone.UploadId,
+        PartNumber: 1,
+        CopySource: `${BUCKET}/src/gone.bin`,
+        CopySourceRange: 'bytes=0-999',
+      }),
+    );
+    await s3.send(new DeleteObjectsCommand({ Bucket: BUCKET, Delete: { Objects: [{ Key: 'src/gone.bin' }] } }));
+    await expect(
+      s3.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: BUCKET,
+          Key: 'out/gone.bin',
+          UploadId: gone.UploadId,
+          MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.CopyPartResult?.ETag }] },
+        }),
+      ),
+    ).rejects.toMatchObject({ name: 'InvalidPart' });
     await expect(s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'out/gone.bin' }))).rejects.toMatchObject({
+      name: 'NotFound',
+    });
+    // compose aborts the upload when a copy fails (here, a source that is gone before its copy)
+    async function* fromMissing() {
+      yield { copyFrom: { key: 'src/missing.bin', start: 0, end: 1000 } };
+      yield Buffer.from('tail');
+    }
+    await expect(store.compose('out/missing.bin', fromMissing())).rejects.toMatchObject({ name: 'NoSuchKey' });
+    await expect(s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: 'out/missing.bin' }))).rejects.toMatchObject({
       name: 'NotFound',
     });
   });
