@@ -19,6 +19,7 @@ import { awsCaDeps } from '../../lambdas/adapters/aws/ca-deps';
 import { DynamoInventory, EXPIRY_SHARDS, inventoryItem } from '../../lambdas/adapters/aws/dynamo-inventory';
 import { EventBridgePublisher } from '../../lambdas/adapters/aws/eventbridge-publisher';
 import { ValidationError } from '../../lambdas/core/errors';
+import { CertificateIssuedDetail } from '../../lambdas/core/events';
 import { type CreatedCa, createRootCa, createIntermediateCa, privateKeyToPem } from '../../lambdas/core/pki';
 import { x509 } from '../../lambdas/core/pki/setup';
 import type { Clock, InventoryRecord } from '../../lambdas/core/ports';
@@ -297,6 +298,44 @@ describe('sfn-record-inventory', () => {
     expect(dynamoInputs(GetCommand)).toEqual([
       { TableName: INVENTORY_TABLE, Key: { certificateId: id(3) }, ConsistentRead: true },
     ]);
+  });
+
+  it("records exactly the Certificate Issued details that the event's schema accepts (the fast check and zod agree)", async () => {
+    const detail = issued.detail as Record<string, unknown>;
+    const cert = certificates[0]!;
+    const withCert = (c: unknown) => ({ ...detail, certificates: [c, certificates[1]] });
+    const variants: [string, unknown][] = [
+      ['as sent', detail],
+      ['no optional fields', { issuerId: ISSUER, kind: 'root', origin: 'api', certificates }],
+      ['an optional field undefined', { ...detail, thingName: undefined }],
+      ['an unknown field', { ...detail, extra: 1 }],
+      ['no issuerId', { ...detail, issuerId: undefined }],
+      ['a kind outside the enum', { ...detail, kind: 'leaf' }],
+      ['an origin outside the enum', { ...detail, origin: 'import' }],
+      ['a fractional chunk', { ...detail, chunk: 1.5 }],
+      ['a chunk as text', { ...detail, chunk: '0' }],
+      ['a taskId that is a number', { ...detail, taskId: 7 }],
+      ['no certificates', { ...detail, certificates: [] }],
+      ['certificates that are not a list', { ...detail, certificates: {} }],
+      ['a certificate with an unknown field', withCert({ ...cert, extra: 'x' })],
+      ['a certificate without its common name', withCert({ ...cert, commonName: undefined })],
+      ['an upper-case certificate id', withCert({ ...cert, certificateId: cert.certificateId.toUpperCase() })],
+      ['a short certificate id', withCert({ ...cert, certificateId: cert.certificateId.slice(1) })],
+      ['a serial that is not hex', withCert({ ...cert, serialNumber: 'xyz' })],
+      ['an empty serial', withCert({ ...cert, serialNumber: '' })],
+      ['a notAfter that is a number', withCert({ ...cert, notAfter: 1 })],
+      ['a certificate that is null', withCert(null)],
+      ['a detail that is a list', [detail]],
+      ['a detail without a prototype', Object.assign(Object.create(null) as object, detail)],
+    ];
+    for (const [name, variant] of variants) {
+      const accepted = CertificateIssuedDetail.safeParse(variant).success;
+      const outcome = await recorder()(envelope('Certificate Issued', variant)).then(
+        () => 'recorded',
+        () => 'refused',
+      );
+      expect([name, outcome]).toEqual([name, accepted ? 'recorded' : 'refused']);
+    }
   });
 
   it('refuses an event that is not an inventory event (INVALID_EVENT) without writing', async () => {
