@@ -10,7 +10,8 @@ import type { InventoryPage, InventoryQuery, InventoryRecord } from '../../lambd
 import { DynamoInventory, expiryShard } from '../../lambdas/adapters/aws/dynamo-inventory';
 import { INVENTORY_TABLE } from '../../lambdas/adapters/aws/tables';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
-import { LevelInventory } from '../../lambdas/adapters/local/level-inventory';
+import { ClassicLevel } from 'classic-level';
+import { IdFilter, LevelInventory } from '../../lambdas/adapters/local/level-inventory';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -380,6 +381,99 @@ describe('LevelInventory on disk', () => {
     } finally {
       await level.close();
       await table.close();
+    }
+  });
+});
+
+describe('LevelInventory presence reads (the id filter)', () => {
+  /** the keys putIssued reads (ClassicLevel.getMany), while `fn` runs */
+  async function keysRead(fn: () => Promise<unknown>): Promise<number> {
+    const spy = jest.spyOn(ClassicLevel.prototype, 'getMany');
+    try {
+      await fn();
+      return spy.mock.calls.reduce((n, [keys]) => n + (keys as unknown[]).length, 0);
+    } finally {
+      spy.mockRestore();
+    }
+  }
+  const revokedAt = '2026-03-01T00:00:00.000Z';
+
+  it('holds every id added, and few others (~1 % at its capacity)', () => {
+    const filter = new IdFilter(20_000);
+    const added = Array.from({ length: 20_000 }, (_, n) => id(n));
+    for (const one of added) filter.add(one);
+    expect(added.filter((one) => !filter.mayHold(one))).toEqual([]);
+    const others = Array.from({ length: 20_000 }, (_, n) => id(100_000 + n));
+    expect(others.filter((one) => filter.mayHold(one)).length).toBeLessThan(400);
+    expect(filter.withinCapacity).toBe(true);
+    filter.add(id(-1));
+    expect(filter.withinCapacity).toBe(false);
+  });
+
+  it('reads only the ids it may hold: a fresh event reads (almost) none, a replay reads all and writes none', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'certflow-level-inventory-'));
+    try {
+      const first = await LevelInventory.open(dir);
+      await first.putIssued(records.slice(0, 100));
+      await first.markRevoked(records[3]!.certificateId, revokedAt, 'superseded');
+      await first.close();
+
+      // reopened: the filter is filled from the stored keys
+      const again = await LevelInventory.open(dir);
+      try {
+        await expect(again.idsReady()).resolves.toBe(true);
+        expect(await keysRead(() => again.putIssued(records.slice(100, 250)))).toBeLessThan(5);
+        expect(await keysRead(() => again.putIssued(records.slice(0, 250)))).toBeGreaterThanOrEqual(250);
+        await expect(again.get(records[3]!.certificateId)).resolves.toMatchObject({ status: 'revoked', revokedAt });
+        const page = await again.listByIssuer(ISSUER_A, { limit: 1000 });
+        expect(page.items.map((r) => r.certificateId)).toEqual(ofIssuer(ISSUER_A).map((r) => r.certificateId));
+      } finally {
+        await again.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('misses no id written while the filter is being filled', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'certflow-level-inventory-'));
+    try {
+      const first = await LevelInventory.open(dir);
+      await first.putIssued(records.slice(0, 200));
+      await first.close();
+
+      const again = await LevelInventory.open(dir);
+      try {
+        // written at once, before the filter is ready: every presence is read, and the ids are kept for the filter
+        const writing = again.putIssued(records.slice(200, 250));
+        await expect(again.idsReady()).resolves.toBe(true);
+        await writing;
+        for (const record of [records[10]!, records[220]!]) {
+          await again.markRevoked(record.certificateId, revokedAt, 'superseded');
+        }
+        expect(await keysRead(() => again.putIssued(records.slice(0, 250)))).toBeGreaterThanOrEqual(250);
+        for (const record of [records[10]!, records[220]!]) {
+          await expect(again.get(record.certificateId)).resolves.toMatchObject({ status: 'revoked' });
+        }
+      } finally {
+        await again.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('closes while the filter is being filled', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'certflow-level-inventory-'));
+    try {
+      const first = await LevelInventory.open(dir);
+      await first.putIssued(records);
+      await first.close();
+      const again = await LevelInventory.open(dir);
+      await again.close();
+      await expect(again.idsReady()).resolves.toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -17,7 +17,11 @@
  * next page starts after it, so nothing is skipped or repeated when records change between pages.
  *
  * This process is the store's only writer (LevelDB locks the directory): writes run one at a time, and putIssued's
- * "create, never overwrite" is a presence read (getMany) then one atomic batch of the absent records.
+ * "create, never overwrite" is a presence read (getMany) then one atomic batch of the absent records. The presence
+ * read asks only for the ids that an in-memory Bloom filter of the store's ids may hold (IdFilter): a fresh bulk
+ * event's 500 ids skip it, where it cost ~10 % of a batch's CPU. The filter is filled from the store's keys in the
+ * background after open (every read is made until then) and takes every id written; it is never wrong about an id
+ * that is stored, only sometimes (~1 %) unsure about one that is not.
  */
 import { ClassicLevel } from 'classic-level';
 import { ValidationError } from '../../core/errors';
@@ -45,6 +49,68 @@ const prefixEnd = (prefix: string): string => `${prefix.slice(0, -1)}\u0001`;
 
 /** Records per presence read and write batch in putIssued. */
 const PUT_BATCH = 1000;
+/** Ids the filter is sized for at least; a store that outgrows it (4 × its size at open) reads every presence again. */
+const FILTER_MIN_CAPACITY = 1 << 19;
+/** Keys read per step while the filter is filled after open. */
+const FILL_STEP = 1000;
+
+/**
+ * A Bloom filter of strings: 10 bits and 7 probes per id for the capacity it is made for (~1 % false positives
+ * there), two 32-bit FNV-1a hashes combined (Kirsch–Mitzenmacher). `mayHold` is false only for an id never added.
+ * @internal exported for tests
+ */
+export class IdFilter {
+  private readonly bits: Uint32Array;
+  private readonly mask: number;
+  private count = 0;
+
+  constructor(readonly capacity: number) {
+    let size = 32;
+    while (size < capacity * 10) size *= 2; // a power of two: the probes are masked, not divided
+    this.bits = new Uint32Array(size / 32);
+    this.mask = size - 1;
+  }
+
+  /** Whether the filter still gives ~1 % false positives or better. */
+  get withinCapacity(): boolean {
+    return this.count <= this.capacity;
+  }
+
+  add(id: string): void {
+    const [first, step] = hashes(id);
+    let h1 = first;
+    for (let i = 0; i < PROBES; i++) {
+      const bit = h1 & this.mask;
+      this.bits[bit >>> 5]! |= 1 << (bit & 31);
+      h1 = (h1 + step) >>> 0;
+    }
+    this.count++;
+  }
+
+  mayHold(id: string): boolean {
+    const [first, step] = hashes(id);
+    let h1 = first;
+    for (let i = 0; i < PROBES; i++) {
+      const bit = h1 & this.mask;
+      if ((this.bits[bit >>> 5]! & (1 << (bit & 31))) === 0) return false;
+      h1 = (h1 + step) >>> 0;
+    }
+    return true;
+  }
+}
+const PROBES = 7;
+
+function hashes(id: string): [number, number] {
+  let a = 0x811c9dc5;
+  let b = 0x01000193 ^ id.length;
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x5bd1e995);
+    b ^= b >>> 15;
+  }
+  return [a >>> 0, (b | 1) >>> 0]; // an odd step visits distinct bits of a power-of-two table
+}
 /** Index keys read per step of a listing (at least; a page reads one more than its limit). */
 const SCAN_STEP = 100;
 
@@ -56,8 +122,16 @@ interface Range {
 
 export class LevelInventory implements Inventory {
   private tail: Promise<unknown> = Promise.resolve();
+  /** the ids stored (see the file header); undefined until it holds every id stored before it was made */
+  private ids: IdFilter | undefined;
+  /** ids written while the filter is filled */
+  private readonly pendingIds = new Set<string>();
+  private readonly filling: Promise<void>;
+  private closing = false;
 
-  private constructor(private readonly db: ClassicLevel<string, string>) {}
+  private constructor(private readonly db: ClassicLevel<string, string>) {
+    this.filling = this.fillIds().catch(() => undefined); // a filter that cannot be filled is not used
+  }
 
   /** Opens (or creates) the store in `location`, a directory. */
   static async open(location: string): Promise<LevelInventory> {
@@ -68,8 +142,46 @@ export class LevelInventory implements Inventory {
 
   /** Waits for the writes started before, then closes the store. */
   async close(): Promise<void> {
+    this.closing = true;
+    await this.filling;
     await this.tail;
     await this.db.close();
+  }
+
+  /** Resolves once the id filter is in use (tests; putIssued reads every presence until then). */
+  async idsReady(): Promise<boolean> {
+    await this.filling;
+    return this.ids !== undefined;
+  }
+
+  /**
+   * Makes the filter from the record keys. Ids written meanwhile are added by the writes themselves, into the filter
+   * being filled (`pendingIds`), so none is missed whether the scan's snapshot saw them or not.
+   */
+  private async fillIds(): Promise<void> {
+    const prefix = recordKey('');
+    const keys = this.db.keys({ gte: prefix, lt: prefixEnd(prefix) });
+    const found: string[] = [];
+    try {
+      for (;;) {
+        if (this.closing) return;
+        const step = await keys.nextv(FILL_STEP);
+        if (step.length === 0) break;
+        for (const key of step) found.push(key.slice(prefix.length));
+      }
+    } finally {
+      await keys.close();
+    }
+    const filter = new IdFilter(Math.max(FILTER_MIN_CAPACITY, 4 * found.length));
+    for (const id of found) filter.add(id);
+    for (const id of this.pendingIds) filter.add(id);
+    this.pendingIds.clear();
+    this.ids = filter;
+  }
+  /** Notes ids about to be written (before the write: a reader that trusts the filter must never miss one). */
+  private noteIds(items: Stored[]): void {
+    if (this.ids) for (const item of items) this.ids.add(item.record.certificateId);
+    else for (const item of items) this.pendingIds.add(item.record.certificateId);
   }
 
   /** Creates the records that do not exist yet; an existing record (revoked or not) is left as it is. */
@@ -82,13 +194,21 @@ export class LevelInventory implements Inventory {
       const unique = [...byId.values()];
       for (let off = 0; off < unique.length; off += PUT_BATCH) {
         const slice = unique.slice(off, off + PUT_BATCH);
-        const existing = await this.db.getMany(slice.map((item) => recordKey(item.record.certificateId)));
-        await writeRecords(
-          this.db,
-          slice.filter((_, n) => existing[n] === undefined),
-        );
+        const absent = await this.absent(slice);
+        this.noteIds(absent);
+        await writeRecords(this.db, absent);
       }
     });
+  }
+
+  /** The items whose record is not stored: those the filter may hold are read, the others are absent for sure. */
+  private async absent(items: Stored[]): Promise<Stored[]> {
+    const ids = this.ids?.withinCapacity ? this.ids : undefined;
+    const unsure = ids ? items.filter((item) => ids.mayHold(item.record.certificateId)) : items;
+    if (unsure.length === 0) return items;
+    const existing = await this.db.getMany(unsure.map((item) => recordKey(item.record.certificateId)));
+    const stored = new Set(unsure.filter((_, n) => existing[n] !== undefined));
+    return stored.size === 0 ? items : items.filter((item) => !stored.has(item));
   }
 
   /**
@@ -99,7 +219,9 @@ export class LevelInventory implements Inventory {
     const all = items.map((item) => stored(toRecordWithWindows(item)));
     return this.exclusive(async () => {
       for (let off = 0; off < all.length; off += PUT_BATCH) {
-        await writeRecords(this.db, all.slice(off, off + PUT_BATCH));
+        const slice = all.slice(off, off + PUT_BATCH);
+        this.noteIds(slice);
+        await writeRecords(this.db, slice);
       }
     });
   }

@@ -31,13 +31,14 @@ describe('the runtime process settings (local/launch.ts)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'certflow-launch-'));
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
     const script = join(dir, 'child.js');
-    // the child reports its arguments, Node flags and environment
+    // the child reports its arguments, Node flags and environment (with 'wait', once its SIGTERM handler is in place:
+    // the test signals as soon as it reads the report)
     writeFileSync(
       script,
-      `console.log(JSON.stringify({ args: process.argv.slice(2), execArgv: process.execArgv,
+      `if (process.argv[2] === 'wait') { process.on('SIGTERM', () => { console.log('got SIGTERM'); process.exit(7); }); setInterval(() => {}, 1000); }
+       console.log(JSON.stringify({ args: process.argv.slice(2), execArgv: process.execArgv,
          arena: process.env.MALLOC_ARENA_MAX ?? null }));
-       if (process.argv[2] === 'wait') { process.on('SIGTERM', () => { console.log('got SIGTERM'); process.exit(7); }); setInterval(() => {}, 1000); }
-       else process.exit(Number(process.argv[2] ?? 0));`,
+       if (process.argv[2] !== 'wait') process.exit(Number(process.argv[2] ?? 0));`,
     );
     const run = (args: string[], env: NodeJS.ProcessEnv = {}) => {
       const child = spawn(
