@@ -159,24 +159,37 @@ export class LevelInventory implements Inventory {
    * being filled (`pendingIds`), so none is missed whether the scan's snapshot saw them or not.
    */
   private async fillIds(): Promise<void> {
+    // ids go straight into a filter (never a list of every id: a store of millions would hold them all at once);
+    // a store of more than a quarter of the filter's capacity is scanned again into one four times the size
+    for (let capacity = FILTER_MIN_CAPACITY; ; capacity *= 4) {
+      const filter = new IdFilter(capacity);
+      const scanned = await this.scanIdsInto(filter, capacity / 4);
+      if (scanned === 'closing') return;
+      if (scanned === 'too many') continue;
+      for (const id of this.pendingIds) filter.add(id);
+      this.pendingIds.clear();
+      this.ids = filter;
+      return;
+    }
+  }
+
+  /** Adds the stored record ids to `filter`, unless there are more than `limit` of them. */
+  private async scanIdsInto(filter: IdFilter, limit: number): Promise<'done' | 'too many' | 'closing'> {
     const prefix = recordKey('');
     const keys = this.db.keys({ gte: prefix, lt: prefixEnd(prefix) });
-    const found: string[] = [];
+    let count = 0;
     try {
       for (;;) {
-        if (this.closing) return;
+        if (this.closing) return 'closing';
         const step = await keys.nextv(FILL_STEP);
-        if (step.length === 0) break;
-        for (const key of step) found.push(key.slice(prefix.length));
+        if (step.length === 0) return 'done';
+        count += step.length;
+        if (count > limit) return 'too many';
+        for (const key of step) filter.add(key.slice(prefix.length));
       }
     } finally {
       await keys.close();
     }
-    const filter = new IdFilter(Math.max(FILTER_MIN_CAPACITY, 4 * found.length));
-    for (const id of found) filter.add(id);
-    for (const id of this.pendingIds) filter.add(id);
-    this.pendingIds.clear();
-    this.ids = filter;
   }
   /** Notes ids about to be written (before the write: a reader that trusts the filter must never miss one). */
   private noteIds(items: Stored[]): void {
