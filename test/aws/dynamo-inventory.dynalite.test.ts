@@ -386,6 +386,26 @@ describe('LevelInventory on disk', () => {
 });
 
 describe('LevelInventory presence reads (the id filter)', () => {
+  /** A store seeded by `seed`, closed, then reopened for `test`; the directory is removed after. */
+  async function reopened(
+    seed: (inventory: LevelInventory) => Promise<unknown>,
+    test: (inventory: LevelInventory) => Promise<void>,
+  ): Promise<void> {
+    const dir = mkdtempSync(join(tmpdir(), 'certflow-level-inventory-'));
+    try {
+      const first = await LevelInventory.open(dir);
+      await seed(first);
+      await first.close();
+      const again = await LevelInventory.open(dir);
+      try {
+        await test(again);
+      } finally {
+        await again.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
   /** the keys putIssued reads (ClassicLevel.getMany), while `fn` runs */
   async function keysRead(fn: () => Promise<unknown>): Promise<number> {
     const spy = jest.spyOn(ClassicLevel.prototype, 'getMany');
@@ -411,39 +431,27 @@ describe('LevelInventory presence reads (the id filter)', () => {
   });
 
   it('reads only the ids it may hold: a fresh event reads (almost) none, a replay reads all and writes none', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'certflow-level-inventory-'));
-    try {
-      const first = await LevelInventory.open(dir);
-      await first.putIssued(records.slice(0, 100));
-      await first.markRevoked(records[3]!.certificateId, revokedAt, 'superseded');
-      await first.close();
-
+    await reopened(
+      async (first) => {
+        await first.putIssued(records.slice(0, 100));
+        await first.markRevoked(records[3]!.certificateId, revokedAt, 'superseded');
+      },
       // reopened: the filter is filled from the stored keys
-      const again = await LevelInventory.open(dir);
-      try {
+      async (again) => {
         await expect(again.idsReady()).resolves.toBe(true);
         expect(await keysRead(() => again.putIssued(records.slice(100, 250)))).toBeLessThan(5);
         expect(await keysRead(() => again.putIssued(records.slice(0, 250)))).toBeGreaterThanOrEqual(250);
         await expect(again.get(records[3]!.certificateId)).resolves.toMatchObject({ status: 'revoked', revokedAt });
         const page = await again.listByIssuer(ISSUER_A, { limit: 1000 });
         expect(page.items.map((r) => r.certificateId)).toEqual(ofIssuer(ISSUER_A).map((r) => r.certificateId));
-      } finally {
-        await again.close();
-      }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+      },
+    );
   });
 
   it('misses no id written while the filter is being filled', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'certflow-level-inventory-'));
-    try {
-      const first = await LevelInventory.open(dir);
-      await first.putIssued(records.slice(0, 200));
-      await first.close();
-
-      const again = await LevelInventory.open(dir);
-      try {
+    await reopened(
+      (first) => first.putIssued(records.slice(0, 200)),
+      async (again) => {
         // written at once, before the filter is ready: every presence is read, and the ids are kept for the filter
         const writing = again.putIssued(records.slice(200, 250));
         await expect(again.idsReady()).resolves.toBe(true);
@@ -455,25 +463,18 @@ describe('LevelInventory presence reads (the id filter)', () => {
         for (const record of [records[10]!, records[220]!]) {
           await expect(again.get(record.certificateId)).resolves.toMatchObject({ status: 'revoked' });
         }
-      } finally {
-        await again.close();
-      }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+      },
+    );
   });
 
   it('closes while the filter is being filled', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'certflow-level-inventory-'));
-    try {
-      const first = await LevelInventory.open(dir);
-      await first.putIssued(records);
-      await first.close();
-      const again = await LevelInventory.open(dir);
-      await again.close();
-      await expect(again.idsReady()).resolves.toBe(false);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    let reopenedStore: LevelInventory | undefined;
+    await reopened(
+      (first) => first.putIssued(records),
+      async (again) => {
+        reopenedStore = again;
+      },
+    );
+    await expect(reopenedStore!.idsReady()).resolves.toBe(false);
   });
 });
